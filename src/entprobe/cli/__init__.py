@@ -1,0 +1,71 @@
+"""The ``entprobe`` command line: it only parses options and calls the library.
+
+Each command group lives in its own module and is imported lazily, so that
+``entprobe --help`` starts without importing torch or transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# command name -> "module:attribute" of a click.Command, imported on first use.
+_COMMANDS: dict[str, str] = {
+    "validate": "entprobe.cli.estimator_cmds:validate",
+    "bench": "entprobe.cli.estimator_cmds:bench",
+    "probe": "entprobe.cli.probe_cmds:probe",
+    "demo": "entprobe.cli.demo_cmds:demo",
+    "merge": "entprobe.cli.store_cmds:merge",
+    "export": "entprobe.cli.store_cmds:export",
+    "reestimate": "entprobe.cli.store_cmds:reestimate",
+    "models": "entprobe.cli.probe_cmds:models",
+    "datasets": "entprobe.cli.data_cmds:datasets",
+    "report": "entprobe.cli.report_cmds:report",
+    "correlate": "entprobe.cli.report_cmds:correlate",
+}
+
+# One-line help shown by `entprobe --help` without importing the command modules.
+_SHORT_HELP: dict[str, str] = {
+    "validate": "Re-run the paper's synthetic validations of the estimators.",
+    "bench": "Time the estimators against a naive per-layer reference.",
+    "probe": "Probe a model layer by layer on prompt sets into a results store.",
+    "demo": "Run the whole pipeline on tiny built-in models and sample prompts.",
+    "merge": "Combine the stores of sharded runs into one.",
+    "export": "Export a results store to Parquet or CSV.",
+    "reestimate": "Recompute metrics from saved Gram matrices, without the model.",
+    "models": "List the model adapters and what each supports.",
+    "datasets": "List prompt-set formats, or inspect one prompt set.",
+    "report": "Write the HTML report, figures and tables from results stores.",
+    "correlate": "Spearman correlation of per-model probes with benchmark scores.",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _SHORT_HELP.get(name, "")) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="entprobe")
+def main() -> None:
+    """entprobe: layer-by-layer entropy probing of unified multimodal models.
+
+    Prompt level: matrix-based Renyi entropy of a prompt's token states per layer.
+    Response level: the conditional entropy proxy H(prompt+response) - H(prompt).
+    """
+
+
+__all__ = ["main"]
