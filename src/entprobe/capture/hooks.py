@@ -1,0 +1,143 @@
+"""Record per-layer hidden states of any ``torch.nn.Module`` with forward hooks.
+
+Layer 0 is the hidden state *entering* the first decoder layer (a forward pre-hook),
+layer ``i`` the output of decoder layer ``i`` before any final norm. This differs from
+``output_hidden_states`` in transformers, whose last entry has the final norm applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from ..errors import ProbeInputError
+
+__all__ = ["Recorder", "capture", "resolve_layers"]
+
+
+def resolve_layers(model: nn.Module, layers: str | Sequence[nn.Module]) -> list[nn.Module]:
+    """The decoder layers of ``model``: a dotted path such as
+    ``"model.language_model.layers"`` (an ``nn.ModuleList``) or the modules themselves."""
+    if isinstance(layers, str):
+        try:
+            found = model.get_submodule(layers)
+        except AttributeError as exc:
+            raise ProbeInputError(
+                f"layers={layers!r} does not name a submodule of {type(model).__name__}: {exc}"
+            ) from None
+        mods = list(found) if isinstance(found, (nn.ModuleList, nn.Sequential)) else [found]
+    else:
+        mods = list(layers)
+    if not mods:
+        raise ProbeInputError(f"layers={layers!r} resolved to no modules; need at least one")
+    return mods
+
+
+def _hidden(output: object) -> torch.Tensor:
+    # Decoder layers return a tensor (transformers >= 5) or a tuple led by it.
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise TypeError(f"cannot find the hidden states in a layer output of type {type(output).__name__}")
+
+
+class Recorder:
+    """Collects, per forward call of the model, the states of every layer.
+
+    One *call* starts each time the first decoder layer runs (the prefill of a
+    generation is call 0, each decoding step one more call).
+
+    Args:
+        n_layers: number of hooked decoder layers.
+        to_cpu: move each captured tensor to the CPU as it arrives.
+    """
+
+    def __init__(self, n_layers: int, *, to_cpu: bool = False) -> None:
+        self.n_layers = n_layers
+        self.to_cpu = to_cpu
+        self._calls: list[list[torch.Tensor | None]] = []
+
+    def _keep(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.detach()
+        return t.to("cpu") if self.to_cpu else t
+
+    def _on_input(self, hidden: torch.Tensor) -> None:
+        self._calls.append([self._keep(hidden)] + [None] * self.n_layers)
+
+    def _on_output(self, index: int, hidden: torch.Tensor) -> None:
+        if not self._calls:
+            raise RuntimeError("a decoder layer ran before the first one; hooks are out of order")
+        self._calls[-1][index + 1] = self._keep(hidden)
+
+    @property
+    def n_calls(self) -> int:
+        """Number of forward calls recorded."""
+        return len(self._calls)
+
+    def clear(self) -> None:
+        """Forget everything recorded so far."""
+        self._calls.clear()
+
+    def states(self, call: int = 0) -> torch.Tensor:
+        """States of one call, ``(n_layers + 1, batch, n_tokens, d_model)``."""
+        if not self._calls:
+            raise ProbeInputError("nothing was recorded: the model did not run the hooked layers")
+        parts = self._calls[call]
+        missing = [i for i, p in enumerate(parts) if p is None]
+        if missing:
+            raise RuntimeError(f"call {call} is missing layers {missing}: the forward pass stopped early")
+        return torch.stack(parts)  # type: ignore[arg-type]
+
+    def stacked(self) -> torch.Tensor:
+        """Every call concatenated along the token axis,
+        ``(n_layers + 1, batch, total_tokens, d_model)`` (prefill then each step)."""
+        return torch.cat([self.states(i) for i in range(self.n_calls)], dim=2)
+
+
+@contextmanager
+def capture(
+    model: nn.Module, layers: str | Sequence[nn.Module], *, to_cpu: bool = False
+) -> Iterator[Recorder]:
+    """Record layer-wise hidden states while the block runs.
+
+    Args:
+        model: any ``torch.nn.Module``.
+        layers: dotted path of its decoder-layer list, or the layer modules.
+        to_cpu: move captured states to the CPU as they arrive.
+
+    Yields:
+        A :class:`Recorder`; ``rec.states(0)`` is ``(n_layers + 1, batch, n_tokens, d_model)``.
+
+    Example:
+        >>> with capture(model, "model.layers") as rec:  # doctest: +SKIP
+        ...     model(input_ids)
+        >>> rec.states(0).shape  # doctest: +SKIP
+    """
+    mods = resolve_layers(model, layers)
+    rec = Recorder(len(mods), to_cpu=to_cpu)
+    handles = []
+
+    def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        hidden = kwargs.get("hidden_states", args[0] if args else None)
+        if not isinstance(hidden, torch.Tensor):
+            raise TypeError("the first decoder layer received no hidden_states tensor")
+        rec._on_input(hidden)
+
+    def make_hook(index: int):
+        def hook(module: nn.Module, args: tuple, output: object) -> None:
+            rec._on_output(index, _hidden(output))
+
+        return hook
+
+    try:
+        handles.append(mods[0].register_forward_pre_hook(pre_hook, with_kwargs=True))
+        for i, mod in enumerate(mods):
+            handles.append(mod.register_forward_hook(make_hook(i)))
+        yield rec
+    finally:
+        for h in handles:
+            h.remove()

@@ -1,0 +1,9 @@
+"""Model adapters: one file per family, a registry, and tiny offline models.
+
+Heavy backends (transformers) are imported inside the adapters, not here, so the
+CLI starts fast.
+"""
+
+from .base import Encoded, Generation, GenerationSettings, ModelAdapter
+
+__all__ = ["Encoded", "Generation", "GenerationSettings", "ModelAdapter"]
