@@ -5,5 +5,14 @@ CLI starts fast.
 """
 
 from .base import Encoded, Generation, GenerationSettings, ModelAdapter
+from .registry import detect_adapter, get_adapter, list_adapters
 
-__all__ = ["Encoded", "Generation", "GenerationSettings", "ModelAdapter"]
+__all__ = [
+    "Encoded",
+    "Generation",
+    "GenerationSettings",
+    "ModelAdapter",
+    "detect_adapter",
+    "get_adapter",
+    "list_adapters",
+]

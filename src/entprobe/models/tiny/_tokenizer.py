@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["build_tokenizer"]
+__all__ = ["TINY_CONTEXT", "build_tokenizer"]
+
+#: Context of the tiny multimodal models: long enough for the longest bundled prompt
+#: (~1,500 characters is ~800 byte-level tokens) plus a generated response.
+TINY_CONTEXT = 2048
 
 # A few sentences are enough for a byte-level BPE to cover any input (bytes are the
 # alphabet); the merges only shorten common words.
@@ -26,7 +30,7 @@ def build_tokenizer(
     pad_token: str = "<|pad|>",
     extra_special_tokens: Mapping[str, str] | None = None,
     corpus: Iterable[str] = _CORPUS,
-    model_max_length: int = 512,
+    model_max_length: int = TINY_CONTEXT,
 ):
     """Train a byte-level BPE on ``corpus`` and wrap it as a ``PreTrainedTokenizerFast``.
 

@@ -1,0 +1,92 @@
+"""``entprobe merge``, ``entprobe export`` and ``entprobe reestimate``: work on
+results stores (and saved Grams) without the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from entprobe.cli.probe_cmds import estimator_options, estimator_overrides
+from entprobe.errors import EntprobeError
+
+__all__ = ["export", "merge", "reestimate"]
+
+
+@click.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "target", required=True, type=click.Path(dir_okay=False),
+              help="Store to merge into (created if missing; may already hold rows).")
+@click.option("--on-conflict", type=click.Choice(["error", "keep"]), default="error", show_default=True,
+              help="A sample that is ok in both stores with different values: stop with an "
+                   "error (nothing merged from that source), or keep the target's row.")
+def merge(sources: tuple[str, ...], target: str, on_conflict: str) -> None:
+    """Combine the stores of sharded runs into one.
+
+    Rows the target lacks are copied, failed rows are replaced by ok ones, identical
+    rows are skipped. Example:
+
+    \b
+        entprobe merge --out results.duckdb shard-*.duckdb
+    """
+    from entprobe.store import ResultStore
+
+    try:
+        with ResultStore(target) as store:
+            summary = store.merge_from(sources, on_conflict=on_conflict)
+    except EntprobeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(summary.report(), err=True)
+
+
+@click.command()
+@click.option("--store", required=True, type=click.Path(exists=True, dir_okay=False), help="Results store.")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for runs.FMT, samples.FMT and layer_metrics.FMT.")
+def export(store: str, fmt: str, out: str) -> None:
+    """Export a results store to Parquet or CSV (one file per table)."""
+    from entprobe.store import ResultStore
+
+    try:
+        with ResultStore(store, read_only=True) as results:
+            paths = results.export(out, fmt)
+    except EntprobeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in paths:
+        click.echo(str(path))
+
+
+@click.command()
+@click.option("--grams", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The --save-grams folder of a probe run.")
+@click.option("--store", required=True, type=click.Path(dir_okay=False),
+              help="Store to write into (a new run per changed configuration; resumable).")
+@estimator_options(inherit=True)
+@click.option("--device", default="cpu", show_default=True, help="Where to estimate: cpu, cuda ...")
+@click.option("--retry-failed", is_flag=True, help="Recompute samples recorded as failed.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def reestimate(grams: str, store: str, device: str, retry_failed: bool, progress: bool, **kwargs: Any) -> None:
+    """Recompute metrics from saved Gram matrices, without the model.
+
+    Options left out keep the values of the run that saved the Grams, so with none
+    the original numbers are reproduced (under the original run id). Example, a
+    sweep of alpha:
+
+    \b
+        for a in 0.5 2 4; do entprobe reestimate --grams grams/ --store sweep.duckdb --alpha $a; done
+    """
+    from entprobe.pipeline import reestimate as run_reestimate
+    from entprobe.store import ResultStore
+
+    overrides = estimator_overrides(kwargs)
+    try:
+        with ResultStore(store) as results:
+            summaries = run_reestimate(
+                grams, results, estimator=overrides, device=device,
+                retry_failed=retry_failed, progress=progress,
+            )
+    except EntprobeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for summary in summaries:
+        click.echo(summary.report(), err=True)

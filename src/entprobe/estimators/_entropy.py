@@ -1,0 +1,346 @@
+"""Matrix-based Rényi entropy of token states (the prompt-level probe).
+
+The state-level function forms the linear Gram matrix and goes through the same code
+path as the Gram-level one, so results from stored Grams (``--save-grams``) and from
+states agree to round-off.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from ..errors import DegenerateGeometryWarning
+from ._geometry import (
+    centre_gram,
+    cosine_kernel,
+    gaussian_kernel,
+    median_bandwidth,
+    pca_gram,
+    squared_distances,
+    zero_tolerance,
+)
+from ._spectrum import renyi_of_kernel
+from ._validation import (
+    ArrayKind,
+    as_gram,
+    as_states,
+    check_alpha,
+    check_base,
+    check_eps,
+    check_kernel,
+    check_pca_dim,
+    check_sigma,
+    format_indices,
+    wrap_result,
+)
+
+__all__ = [
+    "centred_state_gram",
+    "empty_result",
+    "entropy_nats",
+    "linear_gram",
+    "matrix_entropy",
+    "matrix_entropy_from_gram",
+    "warn_degenerate_median",
+]
+
+
+def warn_degenerate_median(mask: torch.Tensor, what: str, *, stacklevel: int) -> None:
+    """Warn once per call for the items whose median distance was 0.
+
+    ``stacklevel`` counts from this function to the public entry point's caller.
+    """
+    if bool(mask.any()):
+        warnings.warn(
+            f"the median pairwise distance of {what} is 0{format_indices(mask)} (more than "
+            "half of the token pairs coincide); the bandwidth uses the median of the "
+            "positive distances instead",
+            DegenerateGeometryWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def centred_state_gram(states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Gram ``Xc Xcᵀ`` of float64 states centred over the token axis and rescaled.
+
+    Centring before the product (not only ``H G H`` after it) keeps float64 round-off
+    relative to the token spread rather than to the states' mean, which in transformer
+    layers can be orders of magnitude larger. Each item is then multiplied by a power
+    of two (exact in floating point) that brings its largest centred entry into
+    ``[0.5, 1)``, so the Gram can neither overflow nor underflow; every estimator
+    option except a fixed bandwidth is invariant to that scale.
+
+    Args:
+        states: ``(..., n, d)`` float64.
+
+    Returns:
+        The Gram ``(..., n, n)`` and the factor ``(...)`` the states were multiplied
+        by (a fixed bandwidth must be multiplied by it too).
+    """
+    xc = states - states.mean(dim=-2, keepdim=True)
+    _, exponent = torch.frexp(xc.abs().amax(dim=(-2, -1)))
+    factor = torch.ldexp(torch.ones_like(exponent, dtype=xc.dtype), -exponent)
+    xc = xc * factor[..., None, None]
+    g = xc @ xc.mT
+    return 0.5 * (g + g.mT), factor
+
+
+def entropy_nats(
+    gram: torch.Tensor,
+    *,
+    rank_bound: int,
+    alpha: float,
+    kernel: str,
+    sigma: torch.Tensor | None,
+    sigma_scale: float,
+    pca_dim: int | None,
+    eps: float,
+    what: str,
+) -> torch.Tensor:
+    """The one code path behind :func:`matrix_entropy` and :func:`matrix_entropy_from_gram`.
+
+    Args:
+        gram: ``(..., n, n)`` float64 linear Gram (centred or not).
+        rank_bound: upper bound on the states' dimension, for skipping PCA.
+        sigma: ``(...)`` fixed bandwidths in the Gram's units, or None for the median.
+        what: how to name the input in warnings.
+
+    Returns:
+        ``(...)`` entropies in nats; exactly 0 where all tokens coincide.
+    """
+    tol = zero_tolerance(gram)
+    proj = pca_gram(centre_gram(gram), pca_dim, rank_bound=rank_bound)
+    if kernel == "gaussian":
+        d2 = squared_distances(proj)
+        bw = median_bandwidth(d2, tol, sigma=sigma, sigma_scale=sigma_scale)
+        warn_degenerate_median(bw.degenerate, what, stacklevel=4)
+        h = renyi_of_kernel(gaussian_kernel(d2, bw.sigma), alpha=alpha, eps=eps)
+        identical = bw.identical
+    else:
+        k, zero_rows = cosine_kernel(proj, tol)
+        identical = zero_rows.all(dim=-1)
+        partial = zero_rows.any(dim=-1) & ~identical
+        if bool(partial.any()):
+            warnings.warn(
+                f"{what} has tokens at the centroid{format_indices(partial)} (zero after "
+                "centring), which have no direction for the cosine kernel; they enter "
+                "through the ridge eps only",
+                DegenerateGeometryWarning,
+                stacklevel=3,
+            )
+        h = renyi_of_kernel(k, alpha=alpha, eps=eps)
+    return torch.where(identical, torch.zeros_like(h), h)
+
+
+def empty_result(shape: torch.Size, kind: ArrayKind) -> np.ndarray | torch.Tensor:
+    """The result for a batch with no items: zeros of shape ``(0, ...)`` like the input."""
+    out = torch.zeros(shape, dtype=torch.float64, device=kind.device)
+    return out.numpy() if kind.is_numpy else out
+
+
+def linear_gram(states: np.ndarray | torch.Tensor, *, centre: bool = False) -> np.ndarray | torch.Tensor:
+    r"""The linear Gram matrix of token states, in float64.
+
+    .. math:: G = X X^\top
+
+    This is all the estimators need from the states (see
+    :func:`matrix_entropy_from_gram`), and what ``--save-grams`` stores.
+
+    Args:
+        states: ``(n_tokens, d_model)`` or ``(..., n_tokens, d_model)``, any float dtype.
+        centre: subtract the token mean (in float64) before the product. Every
+            estimator is translation invariant, so the results are the same, but
+            round-off then scales with the tokens' spread rather than with their mean,
+            which in transformer layers can be orders of magnitude larger.
+
+    Returns:
+        ``(..., n_tokens, n_tokens)`` float64: a NumPy array for NumPy input, a torch
+        tensor on the input's device for torch input.
+
+    Raises:
+        ProbeInputError: not a float array/tensor, rank < 2, fewer than 2 tokens, or
+            NaN/Inf values.
+
+    Example:
+        >>> import numpy as np
+        >>> linear_gram(np.eye(3, 4)).shape
+        (3, 3)
+    """
+    x, kind = as_states(states, "states")
+    if centre:
+        x = x - x.mean(dim=-2, keepdim=True)
+    g = x @ x.mT
+    g = 0.5 * (g + g.mT)
+    return g.numpy() if kind.is_numpy else g.to(kind.device)
+
+
+def matrix_entropy(
+    states: np.ndarray | torch.Tensor,
+    *,
+    alpha: float = 1.01,
+    kernel: str = "gaussian",
+    sigma: str | float = "median",
+    sigma_scale: float = 1.0,
+    pca_dim: int | None = 64,
+    eps: float = 1e-6,
+    base: float | str = 2,
+) -> float | np.ndarray | torch.Tensor:
+    r"""Matrix-based Rényi entropy of a set of token states.
+
+    With the Gaussian kernel: centre the states, project them on their top
+    ``min(pca_dim, n, d)`` principal axes, and with ``σ`` the median pairwise distance
+    (times ``sigma_scale``) form
+
+    .. math:: K_{ij} = e^{-\|z_i - z_j\|^2 / 2\sigma^2}, \quad
+              A = \frac{K + \varepsilon I}{\operatorname{tr}(K + \varepsilon I)}, \quad
+              H_\alpha = \frac{1}{1-\alpha} \log_b \sum_i \lambda_i(A)^\alpha
+
+    (``alpha == 1``: the von Neumann limit ``-Σ λ log λ``; ``alpha == 2``: ``‖A‖_F²``,
+    without an eigendecomposition). The value lies in ``[0, log_b n]``.
+
+    With ``kernel="linear"``, ``K`` is the cosine Gram of the centred (and, unless
+    ``pca_dim=None``, PCA-projected) states, the prompt entropy of the Layer-by-Layer
+    paper (Skean et al., 2025). That paper used no PCA: pass ``pca_dim=None`` to
+    compare with it. A token equal to the mean of the set has no direction; it gets a
+    zero row and column, so only ``εI`` represents it (with a
+    :class:`~entprobe.errors.DegenerateGeometryWarning`).
+
+    Degenerate geometry: if all tokens coincide (every squared distance at most
+    ``1e-12`` of the largest squared norm in the Gram, i.e. float64 round-off), the
+    entropy is exactly 0 -- the ridge ``εI`` would otherwise add a spurious spread
+    of order ``ε``. If the median distance is 0 but some distances are positive, the
+    median of the positive distances is used and a
+    :class:`~entprobe.errors.DegenerateGeometryWarning` is emitted.
+
+    The computation runs in float64 on the input's device whatever the input dtype,
+    through the linear Gram ``X Xᵀ`` (see :func:`matrix_entropy_from_gram`); all
+    leading axes are handled by single batched eigen-solver calls.
+
+    Args:
+        states: ``(n_tokens, d_model)`` or ``(..., n_tokens, d_model)`` (e.g.
+            ``(n_layers + 1, n_tokens, d_model)``), NumPy or torch, any float dtype.
+        alpha: Rényi order, > 0.
+        kernel: ``"gaussian"`` or ``"linear"`` (cosine).
+        sigma: ``"median"``, or a fixed positive bandwidth in the PCA-projected space.
+        sigma_scale: factor on the median bandwidth (only with ``sigma="median"``).
+        pca_dim: principal components kept, or None for no projection.
+        eps: ridge added to the kernel diagonal, >= 0.
+        base: logarithm base: 2 (bits), ``"e"`` (nats) or any positive number != 1.
+
+    Returns:
+        A Python float for ``(n_tokens, d_model)`` input; otherwise the entropies of
+        shape ``(...)`` in float64, as a NumPy array for NumPy input or a torch tensor
+        on the input's device for torch input.
+
+    Raises:
+        ProbeInputError: ``states`` is not a float array/tensor, has rank < 2, fewer
+            than 2 tokens, no features or NaN/Inf values (naming the layer); or an
+            option is out of range (``alpha <= 0``, ``eps < 0``, ``sigma`` or
+            ``sigma_scale`` not positive and finite, unknown ``kernel`` or ``sigma``
+            string, ``pca_dim < 1``, a bad ``base``).
+
+    Example:
+        >>> import numpy as np
+        >>> x = 10.0 * np.eye(8)
+        >>> round(matrix_entropy(x, sigma=1.0, eps=0.0), 6)  # far-apart tokens: log2(8)
+        3.0
+    """
+    kernel = check_kernel(kernel)
+    alpha = check_alpha(alpha)
+    fixed_sigma, sigma_scale = check_sigma(sigma, sigma_scale, kernel=kernel)
+    pca_dim = check_pca_dim(pca_dim)
+    eps = check_eps(eps)
+    log_base = check_base(base)
+    x, kind = as_states(states, "states")
+    if x.numel() == 0:
+        return empty_result(x.shape[:-2], kind)
+    gram, factor = centred_state_gram(x)
+    h = entropy_nats(
+        gram,
+        rank_bound=x.shape[-1],
+        alpha=alpha,
+        kernel=kernel,
+        sigma=None if fixed_sigma is None else fixed_sigma * factor,
+        sigma_scale=sigma_scale,
+        pca_dim=pca_dim,
+        eps=eps,
+        what="states",
+    )
+    return wrap_result(h / log_base, kind)
+
+
+def matrix_entropy_from_gram(
+    gram: np.ndarray | torch.Tensor,
+    *,
+    alpha: float = 1.01,
+    kernel: str = "gaussian",
+    sigma: str | float = "median",
+    sigma_scale: float = 1.0,
+    pca_dim: int | None = 64,
+    eps: float = 1e-6,
+    base: float | str = 2,
+) -> float | np.ndarray | torch.Tensor:
+    r""":func:`matrix_entropy` from the uncentred linear Gram ``G = X Xᵀ`` of the states.
+
+    Centring is ``H G H``; PCA keeps the top-``pca_dim`` eigenpairs of the centred
+    Gram (skipped when ``pca_dim >= n - 1``, where it is only a rotation); distances
+    come from
+
+    .. math:: D_{ij} = \max(G_{ii} + G_{jj} - 2 G_{ij}, 0).
+
+    ``matrix_entropy_from_gram(linear_gram(x))`` equals ``matrix_entropy(x)`` up to
+    float64 round-off (relative to the states' mean rather than their spread, since
+    the state-level path centres before forming the Gram).
+
+    Precision: distances from a Gram carry an absolute error of about ``1e-16`` times
+    the largest squared norm, so a tight cluster ``R/s`` times further from the rest
+    than its own spread ``s`` has its small distances known to a relative
+    ``1e-16 (R/s)²``. This matters only when the bandwidth is set by such a cluster
+    and ``R/s`` exceeds about ``1e4``; it holds for the state-level functions too,
+    which share this code path.
+
+    Args:
+        gram: ``(n, n)`` or ``(..., n, n)`` uncentred Gram, symmetric (to a relative
+            ``1e-5``), NumPy or torch, any float dtype.
+        alpha, kernel, sigma, sigma_scale, pca_dim, eps, base: as in
+            :func:`matrix_entropy`.
+
+    Returns:
+        As :func:`matrix_entropy`: a float for ``(n, n)``, else shape ``(...)``.
+
+    Raises:
+        ProbeInputError: ``gram`` is not a float array/tensor, not square, covers fewer
+            than 2 tokens, has NaN/Inf, is not symmetric or has a negative diagonal
+            (naming the layer); or an option is out of range as in
+            :func:`matrix_entropy`.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.random.default_rng(0).normal(size=(16, 32))
+        >>> abs(matrix_entropy_from_gram(linear_gram(x)) - matrix_entropy(x)) < 1e-9
+        True
+    """
+    kernel = check_kernel(kernel)
+    alpha = check_alpha(alpha)
+    fixed_sigma, sigma_scale = check_sigma(sigma, sigma_scale, kernel=kernel)
+    pca_dim = check_pca_dim(pca_dim)
+    eps = check_eps(eps)
+    log_base = check_base(base)
+    g, kind = as_gram(gram, "gram")
+    if g.numel() == 0:
+        return empty_result(g.shape[:-2], kind)
+    h = entropy_nats(
+        g,
+        rank_bound=g.shape[-1],
+        alpha=alpha,
+        kernel=kernel,
+        sigma=None if fixed_sigma is None else torch.tensor(fixed_sigma, dtype=g.dtype, device=g.device),
+        sigma_scale=sigma_scale,
+        pca_dim=pca_dim,
+        eps=eps,
+        what="gram",
+    )
+    return wrap_result(h / log_base, kind)

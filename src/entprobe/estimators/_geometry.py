@@ -1,0 +1,212 @@
+"""Token geometry from a linear Gram matrix: centring, PCA, distances, bandwidth.
+
+Everything the estimators need from the states is a function of ``G = X Xᵀ``:
+
+- centring is ``H G H`` with ``H = I - 11ᵀ/n``;
+- PCA to ``k`` components keeps the top-``k`` eigenpairs of the centred Gram,
+  ``U_k Λ_k U_kᵀ`` (the Gram of the projected, centred states);
+- squared distances are ``D_ij = G_ii + G_jj - 2 G_ij``.
+
+All functions are batched over leading axes and run on the tensors' device.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._linalg import eigh
+
+__all__ = [
+    "ZERO_RTOL",
+    "BandwidthResult",
+    "centre_gram",
+    "cosine_kernel",
+    "gaussian_kernel",
+    "median_bandwidth",
+    "pca_gram",
+    "squared_distances",
+    "zero_tolerance",
+]
+
+# Squared distances (and squared norms) at or below ZERO_RTOL times the largest
+# squared norm of the Gram as given are treated as 0: float64 round-off in
+# G_ii + G_jj - 2 G_ij and in centring is about 1e-16 of that scale, so this leaves
+# four orders of magnitude of head-room while staying far below any real spread.
+ZERO_RTOL = 1e-12
+
+
+def zero_tolerance(gram: torch.Tensor) -> torch.Tensor:
+    """Per-item threshold ``(...)`` below which a squared distance counts as 0."""
+    return ZERO_RTOL * torch.diagonal(gram, dim1=-2, dim2=-1).amax(dim=-1).clamp_min(0)
+
+
+def centre_gram(gram: torch.Tensor) -> torch.Tensor:
+    r"""The Gram of the centred states, ``H G H``.
+
+    .. math:: (HGH)_{ij} = G_{ij} - \bar G_{i\cdot} - \bar G_{\cdot j} + \bar G_{\cdot\cdot}
+
+    Args:
+        gram: ``(..., n, n)`` symmetric.
+
+    Returns:
+        ``(..., n, n)``, exactly symmetric.
+    """
+    row = gram.mean(dim=-1, keepdim=True)
+    col = gram.mean(dim=-2, keepdim=True)
+    tot = row.mean(dim=-2, keepdim=True)
+    gc = gram - row - col + tot
+    return 0.5 * (gc + gc.mT)
+
+
+def pca_gram(gc: torch.Tensor, pca_dim: int | None, *, rank_bound: int) -> torch.Tensor:
+    r"""Gram of the centred states projected on their top ``pca_dim`` principal axes.
+
+    .. math:: G_k = U_k \max(\Lambda_k, 0)\, U_k^\top
+
+    where ``U_k, Λ_k`` are the top-``k`` eigenpairs of the centred Gram. The centred
+    states span at most ``min(n - 1, rank_bound)`` dimensions, so when ``pca_dim`` is at
+    least that the projection is only a rotation and ``gc`` is returned unchanged (no
+    eigendecomposition). With equal eigenvalues at the cut the kept subspace is not
+    unique; the result then depends on the solver, as it does for any PCA.
+
+    Args:
+        gc: ``(..., n, n)`` centred Gram.
+        pca_dim: components to keep, or None for no projection.
+        rank_bound: an upper bound on the states' dimension (``d_model``; ``n`` when
+            only the Gram is known).
+
+    Returns:
+        ``(..., n, n)``.
+    """
+    n = gc.shape[-1]
+    if pca_dim is None or pca_dim >= min(n - 1, rank_bound):
+        return gc
+    vals, vecs = eigh(gc)
+    top_vals = vals[..., -pca_dim:].clamp_min(0)
+    top_vecs = vecs[..., -pca_dim:]
+    proj = (top_vecs * top_vals[..., None, :]) @ top_vecs.mT
+    return 0.5 * (proj + proj.mT)
+
+
+def squared_distances(gram: torch.Tensor) -> torch.Tensor:
+    r"""Pairwise squared Euclidean distances from a Gram, clamped at 0.
+
+    .. math:: D_{ij} = \max(G_{ii} + G_{jj} - 2 G_{ij},\ 0), \qquad D_{ii} = 0
+
+    Args:
+        gram: ``(..., n, n)``.
+
+    Returns:
+        ``(..., n, n)`` symmetric with a zero diagonal.
+    """
+    diag = torch.diagonal(gram, dim1=-2, dim2=-1)
+    d2 = (diag[..., :, None] + diag[..., None, :] - 2.0 * gram).clamp_min(0)
+    torch.diagonal(d2, dim1=-2, dim2=-1).zero_()
+    return d2
+
+
+def _upper_pairs(d2: torch.Tensor) -> torch.Tensor:
+    n = d2.shape[-1]
+    iu = torch.triu_indices(n, n, offset=1, device=d2.device)
+    return d2[..., iu[0], iu[1]]
+
+
+def _masked_median_distance(pairs_sq: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Median of ``sqrt(pairs_sq)`` over ``mask`` along the last axis (NumPy convention:
+    the mean of the two middle values for an even count). Empty selections give +inf."""
+    vals = pairs_sq if mask is None else pairs_sq.masked_fill(~mask, float("inf"))
+    srt, _ = torch.sort(vals, dim=-1)
+    count = torch.full(vals.shape[:-1], vals.shape[-1], device=vals.device) if mask is None else mask.sum(dim=-1)
+    lo = ((count - 1) // 2).clamp_min(0)
+    hi = (count // 2).clamp_max(vals.shape[-1] - 1)
+    # sqrt is monotone, so the middle squared distances are the middle distances.
+    a = torch.gather(srt, -1, lo[..., None]).squeeze(-1).sqrt()
+    b = torch.gather(srt, -1, hi[..., None]).squeeze(-1).sqrt()
+    med = 0.5 * (a + b)
+    return torch.where(count > 0, med, torch.full_like(med, float("inf")))
+
+
+class BandwidthResult:
+    """The bandwidth per item and the degenerate cases met on the way.
+
+    Attributes:
+        sigma: ``(...)`` bandwidth; 1.0 where ``identical`` (unused there).
+        identical: ``(...)`` all tokens coincide (every squared distance <= tolerance).
+        degenerate: ``(...)`` the median distance was 0 and the median of the positive
+            distances was used instead.
+    """
+
+    __slots__ = ("sigma", "identical", "degenerate")
+
+    def __init__(self, sigma: torch.Tensor, identical: torch.Tensor, degenerate: torch.Tensor) -> None:
+        self.sigma = sigma
+        self.identical = identical
+        self.degenerate = degenerate
+
+
+def median_bandwidth(
+    d2: torch.Tensor, tol: torch.Tensor, *, sigma: torch.Tensor | None, sigma_scale: float
+) -> BandwidthResult:
+    r"""The Gaussian bandwidth: ``sigma`` if given, else the median heuristic.
+
+    .. math:: \sigma = s \cdot \operatorname{median}_{i<j} \sqrt{D_{ij}}
+
+    If that median is 0 (more than half of the pairs coincide) but some distances are
+    positive, the median of the positive distances is used instead (the caller warns).
+
+    Args:
+        d2: ``(..., n, n)`` squared distances.
+        tol: ``(...)`` squared distances at or below it count as 0.
+        sigma: ``(...)`` fixed bandwidths, or None for the median.
+        sigma_scale: factor ``s`` on the median.
+
+    Returns:
+        A :class:`BandwidthResult`.
+    """
+    pairs = _upper_pairs(d2)
+    positive = pairs > tol[..., None]
+    identical = ~positive.any(dim=-1)
+    if sigma is not None:
+        sig = sigma.to(dtype=d2.dtype, device=d2.device).expand(pairs.shape[:-1])
+        degenerate = torch.zeros_like(identical)
+    else:
+        med = _masked_median_distance(pairs, None)
+        degenerate = (med <= tol.sqrt()) & ~identical
+        if bool(degenerate.any()):
+            med = torch.where(degenerate, _masked_median_distance(pairs, positive), med)
+        sig = med * sigma_scale
+    sig = torch.where(identical, torch.ones_like(sig), sig)
+    return BandwidthResult(sig, identical, degenerate)
+
+
+def gaussian_kernel(d2: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    r"""``K_ij = exp(-D_ij / (2 σ²))`` with one ``σ`` per item.
+
+    Args:
+        d2: ``(..., n, n)`` squared distances.
+        sigma: ``(...)`` bandwidths.
+    """
+    return torch.exp(-d2 / (2.0 * sigma[..., None, None] ** 2))
+
+
+def cosine_kernel(gc: torch.Tensor, tol: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Cosine similarities of the (centred) states from their Gram.
+
+    .. math:: K_{ij} = \frac{G_{ij}}{\sqrt{G_{ii} G_{jj}}}
+
+    A row whose squared norm is at or below ``tol`` has no direction; it gets a zero
+    row and column (so only the ridge ``εI`` represents it later).
+
+    Args:
+        gc: ``(..., n, n)`` centred (and possibly projected) Gram.
+        tol: ``(...)`` squared norms at or below it count as 0.
+
+    Returns:
+        ``K`` of shape ``(..., n, n)`` and the zero-row mask ``(..., n)``.
+    """
+    diag = torch.diagonal(gc, dim1=-2, dim2=-1)
+    zero = diag <= tol[..., None]
+    inv = torch.where(zero, torch.zeros_like(diag), diag.clamp_min(torch.finfo(diag.dtype).tiny).rsqrt())
+    k = gc * inv[..., :, None] * inv[..., None, :]
+    torch.diagonal(k, dim1=-2, dim2=-1).copy_((~zero).to(k.dtype))
+    return k, zero

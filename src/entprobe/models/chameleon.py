@@ -1,0 +1,133 @@
+"""``chameleon``: Meta's Chameleon through ``ChameleonForConditionalGeneration``.
+
+Understanding only: text and image prompts, and text generation from either. In
+transformers Chameleon cannot generate images (image-token logits are masked and its
+VQ model has no decoder), so :meth:`ChameleonAdapter.generate_image` refuses at once.
+
+Prompt format: the processor's chat mode, ``<s> prompt <sep>``, where an image prompt
+is ``<image>`` followed by the question (the image first, so its tokens' states do not
+depend on the question). The processor expands ``<image>`` into
+``<racm3:break> <image> x image_seq_length <eoss>``. Roles: the image placeholders ->
+IMAGE (their embeddings are replaced by the VQ tokens of the image), BOS, the
+separator and the image start/end markers -> SPECIAL, the rest TEXT; generated tokens
+as in :mod:`~entprobe.models.hf_causal_lm`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from ..errors import ModelLoadError, UnsupportedError
+from .base import Encoded, Generation, GenerationSettings, roles_from_ids
+from .hf_causal_lm import (
+    HFCausalLMAdapter,
+    from_pretrained,
+    pretrained_kwargs,
+    resolve_dtype,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+    from ..capture import Role
+
+__all__ = ["ChameleonAdapter"]
+
+_NO_IMAGE_GEN = (
+    "chameleon in transformers is understanding-only: image-token logits are masked and its "
+    "VQ model has no decoder"
+)
+
+
+@dataclass
+class ChameleonAdapter(HFCausalLMAdapter):
+    """Chameleon: text and image prompts, text generation."""
+
+    name: ClassVar[str] = "chameleon"
+    description: ClassVar[str] = (
+        "Chameleon (ChameleonForConditionalGeneration): text and image prompts, text generation; "
+        "no image generation in transformers"
+    )
+    model_types: ClassVar[tuple[str, ...]] = ("chameleon",)
+    capabilities: ClassVar[frozenset[str]] = frozenset({"text-prompt", "image-prompt", "text-gen"})
+
+    layers_path: str = field(default="model.layers", kw_only=True)
+
+    @classmethod
+    def load(
+        cls,
+        source: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+    ) -> ChameleonAdapter:
+        """Load ``ChameleonForConditionalGeneration`` and its ``ChameleonProcessor``.
+
+        Raises:
+            ModelLoadError: the checkpoint cannot be loaded or is not a Chameleon.
+        """
+        from transformers import AutoConfig, AutoProcessor, ChameleonForConditionalGeneration
+
+        kwargs = pretrained_kwargs(trust_remote_code=trust_remote_code, revision=revision)
+        config = from_pretrained(AutoConfig, source, what="config", adapter=cls.name, **kwargs)
+        if config.model_type != "chameleon":
+            raise ModelLoadError(
+                f"{source!r} is a {config.model_type!r} model, not chameleon; "
+                "pick its adapter with --adapter (see `entprobe models`)"
+            )
+        processor = from_pretrained(AutoProcessor, source, what="processor", adapter=cls.name, **kwargs)
+        model = from_pretrained(
+            ChameleonForConditionalGeneration, source, what="model", adapter=cls.name,
+            dtype=resolve_dtype(dtype), **kwargs,
+        )
+        model.to(device).eval()
+        return cls(model=model, processor=processor, source=str(source))
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor.tokenizer
+
+    def _special_ids(self) -> set[int]:
+        p = self.processor
+        ids = super()._special_ids()
+        ids.update(
+            i for i in (p.image_start_token_id, p.image_end_token_id, self.tokenizer.sep_token_id)
+            if i is not None
+        )
+        return ids
+
+    def _prompt(
+        self, text: str, image: Image.Image | None = None
+    ) -> tuple[dict[str, torch.Tensor], list[Role]]:
+        p = self.processor
+        if image is None:
+            enc = p(text=text, return_tensors="pt")
+        else:
+            enc = p(text=p.image_token + text, images=image.convert("RGB"), return_tensors="pt")
+        inputs = {k: v.to(self.device) for k, v in enc.items()}
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        roles = roles_from_ids(
+            enc["input_ids"][0], image_token_ids=(p.image_token_id,), special_token_ids=self._special_ids()
+        )
+        return inputs, roles
+
+    def encode_image(self, image: Image.Image, question: str = "") -> Encoded:
+        """One forward pass over ``<s> <image> question <sep>``."""
+        self.require("image-prompt")
+        return self._encode(*self._prompt(question, image))
+
+    def generate_image(
+        self,
+        text: str,
+        *,
+        settings: GenerationSettings = GenerationSettings(),
+        keep_generation_states: bool = False,
+    ) -> Generation:
+        """Always raises :class:`UnsupportedError`: Chameleon cannot generate images here."""
+        raise UnsupportedError(_NO_IMAGE_GEN)

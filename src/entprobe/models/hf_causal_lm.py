@@ -1,0 +1,446 @@
+"""``hf-causal-lm``: any ``AutoModelForCausalLM`` (Llama, Qwen, Mistral, GPT-2, ...).
+
+Prompt level: one forward pass over the prompt. Text generation: ``generate`` with
+:class:`~entprobe.models.base.GenerationSettings`, then one teacher-forced forward pass
+over ``[prompt; response]`` with the hooks on, so prompt and response states come from
+the same pass.
+
+Prompt format: by default the plain text, with whatever special tokens the tokenizer
+adds itself (BOS for Llama-style tokenizers, nothing for GPT-2), because base LMs have
+no chat template. ``load(..., use_chat_template=True)`` wraps the text as one user turn
+of the tokenizer's chat template (with the generation prompt); template tokens are
+then labelled SPECIAL and only the tokens that overlap the user's text are TEXT.
+
+Roles: BOS and any other special token -> SPECIAL (except UNK, which stands for
+content), prompt text -> TEXT, generated tokens -> GENERATED_TEXT except generated
+special tokens (EOS, end-of-turn, pad) -> SPECIAL, so they are left out of the
+response states. ``keep_generation_states=True`` also returns the states hooked
+*during* generation at the GENERATED_TEXT positions that went through a forward pass
+(all generated tokens but the last): ``generation_states`` equals
+``response_states()[:, :k]``.
+
+This module also holds the small loading helpers the other transformers adapters
+share (:func:`pretrained_kwargs`, :func:`from_pretrained`, :func:`resolve_dtype`,
+:func:`find_layers_path`, :func:`special_token_ids`, :func:`forward_states`,
+:func:`check_prompt_length`). transformers is imported inside functions only, so the
+registry can read the class attributes without loading it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..capture import Role, capture
+from ..errors import ModelLoadError, ProbeInputError
+from .base import Encoded, Generation, GenerationSettings, ModelAdapter, roles_from_ids
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+__all__ = [
+    "HFCausalLMAdapter",
+    "check_prompt_length",
+    "find_layers_path",
+    "forward_states",
+    "from_pretrained",
+    "pretrained_kwargs",
+    "resolve_dtype",
+    "special_token_ids",
+]
+
+#: Where causal LMs keep their decoder layers, most common first.
+CAUSAL_LAYER_PATHS = (
+    "model.layers",  # Llama, Qwen, Mistral, Gemma, Phi, OLMo, ...
+    "transformer.h",  # GPT-2, GPT-J, Falcon, BLOOM, GPTBigCode
+    "model.decoder.layers",  # OPT
+    "gpt_neox.layers",  # GPT-NeoX, Pythia
+    "transformer.blocks",  # MPT
+    "model.language_model.layers",  # multimodal wrappers
+    "transformer.layers",
+    "backbone.layers",
+)
+
+# Stands in for the user's text to find where a chat template puts it.
+_SENTINEL = "ENTPROBE0SENTINEL0TEXT"
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+
+
+# --- helpers shared by the transformers adapters ---------------------------------------
+def resolve_dtype(dtype: str | torch.dtype) -> str | torch.dtype:
+    """``"auto"`` (the checkpoint's dtype) or a torch dtype from a name such as ``"bfloat16"``.
+
+    Raises:
+        ModelLoadError: an unknown dtype name.
+    """
+    if isinstance(dtype, torch.dtype) or dtype == "auto":
+        return dtype
+    try:
+        return _DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise ModelLoadError(
+            f"dtype={dtype!r} is not supported; use 'auto' or one of {', '.join(sorted(_DTYPES))}"
+        ) from None
+
+
+def pretrained_kwargs(*, trust_remote_code: bool = False, revision: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``from_pretrained``: ``trust_remote_code`` only when the user
+    asked for it, ``revision`` only when given."""
+    kwargs: dict[str, Any] = {}
+    if trust_remote_code:
+        kwargs["trust_remote_code"] = True
+    if revision is not None:
+        kwargs["revision"] = revision
+    return kwargs
+
+
+def from_pretrained(factory: Any, source: str, *, what: str, adapter: str, **kwargs: Any) -> Any:
+    """``factory.from_pretrained(source, **kwargs)`` with failures as :class:`ModelLoadError`."""
+    try:
+        return factory.from_pretrained(source, **kwargs)
+    except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
+        raise ModelLoadError(
+            f"adapter {adapter!r} cannot load the {what} of {source!r}: {exc}. A hub id must be in "
+            "the local Hugging Face cache when offline (HF_HUB_OFFLINE=1); a model with custom code "
+            "needs --trust-remote-code"
+        ) from exc
+
+
+def _n_hidden_layers(model: nn.Module) -> int | None:
+    cfg = getattr(model, "config", None)
+    if cfg is None:
+        return None
+    text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    n = getattr(text_cfg, "num_hidden_layers", None)
+    return n if isinstance(n, int) else None
+
+
+def find_layers_path(model: nn.Module, candidates: Sequence[str] = CAUSAL_LAYER_PATHS) -> str:
+    """Dotted path of ``model``'s decoder-layer list.
+
+    Tries ``candidates`` in order, then falls back to the first ``nn.ModuleList`` whose
+    length equals ``config.num_hidden_layers``.
+
+    Raises:
+        ModelLoadError: no such list exists.
+    """
+    modules = dict(model.named_modules())
+    n_layers = _n_hidden_layers(model)
+
+    def fits(mod: nn.Module | None) -> bool:
+        return (
+            isinstance(mod, nn.ModuleList)
+            and len(mod) > 0
+            and (n_layers is None or len(mod) == n_layers)
+        )
+
+    for path in candidates:
+        if fits(modules.get(path)):
+            return path
+    if n_layers is not None:
+        for path, mod in modules.items():
+            if path and fits(mod):
+                return path
+    raise ModelLoadError(
+        f"cannot find the decoder layers of {type(model).__name__}: none of "
+        f"{', '.join(candidates)} is a ModuleList of {n_layers} layers, and no other ModuleList "
+        "has that length"
+    )
+
+
+def special_token_ids(tokenizer: Any) -> set[int]:
+    """Ids of the tokenizer's special tokens (named ones and added tokens marked special),
+    without UNK, which stands in for content."""
+    ids = set(getattr(tokenizer, "all_special_ids", ()) or ())
+    for idx, added in (getattr(tokenizer, "added_tokens_decoder", None) or {}).items():
+        if getattr(added, "special", False):
+            ids.add(int(idx))
+    ids.discard(getattr(tokenizer, "unk_token_id", None))
+    return {int(i) for i in ids if i is not None}
+
+
+def forward_states(
+    model: nn.Module, layers_path: str, inputs: dict[str, Any], **kwargs: Any
+) -> torch.Tensor:
+    """One forward pass of a batch of one with hooks: ``(n_layers + 1, n_tokens, d_model)``."""
+    with torch.no_grad(), capture(model, layers_path) as rec:
+        model(**inputs, **kwargs)
+    return rec.states(0)[:, 0]
+
+
+def check_prompt_length(n_tokens: int, max_context: int | None) -> None:
+    """Raise :class:`ProbeInputError` when a prompt does not fit the model's context."""
+    if max_context is not None and n_tokens > max_context:
+        raise ProbeInputError(
+            f"the prompt has {n_tokens} tokens; the model accepts at most {max_context}"
+        )
+
+
+@dataclass
+class HFCausalLMAdapter(ModelAdapter):
+    """Any ``AutoModelForCausalLM``: text prompts and text generation.
+
+    Attributes:
+        layers_path: dotted path of the decoder layers, found at load time
+            (``model.layers`` for Llama/Qwen/Mistral, ``transformer.h`` for GPT-2, ...).
+        use_chat_template: wrap prompts in the tokenizer's chat template.
+    """
+
+    name: ClassVar[str] = "hf-causal-lm"
+    description: ClassVar[str] = (
+        "Any transformers AutoModelForCausalLM (Llama, Qwen, Mistral, GPT-2, ...): text prompts "
+        "and greedy/sampled text generation; the fallback for causal-LM model types"
+    )
+    model_types: ClassVar[tuple[str, ...]] = ()  # fallback: see registry.detect_adapter
+    capabilities: ClassVar[frozenset[str]] = frozenset({"text-prompt", "text-gen"})
+
+    # Keyword-only: the base class declares layers_path (as a ClassVar) before its fields.
+    layers_path: str = field(default="model.layers", kw_only=True)
+    use_chat_template: bool = field(default=False, kw_only=True)
+
+    # --- loading -------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        source: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        use_chat_template: bool = False,
+    ) -> HFCausalLMAdapter:
+        """Load an ``AutoModelForCausalLM`` and its tokenizer.
+
+        Args:
+            use_chat_template: wrap prompts as one user turn of the tokenizer's chat
+                template (default: plain text, as base LMs expect).
+
+        Raises:
+            ModelLoadError: the checkpoint cannot be loaded, its decoder layers cannot
+                be found, or a chat template is asked for and the tokenizer has none.
+        """
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        kwargs = pretrained_kwargs(trust_remote_code=trust_remote_code, revision=revision)
+        tok = from_pretrained(AutoTokenizer, source, what="tokenizer", adapter=cls.name, **kwargs)
+        if use_chat_template and not getattr(tok, "chat_template", None):
+            raise ModelLoadError(
+                f"use_chat_template=True but the tokenizer of {source!r} has no chat template"
+            )
+        model = from_pretrained(
+            AutoModelForCausalLM, source, what="model", adapter=cls.name,
+            dtype=resolve_dtype(dtype), **kwargs,
+        )
+        model.to(device).eval()
+        return cls(
+            model=model,
+            processor=tok,
+            source=str(source),
+            layers_path=find_layers_path(model),
+            use_chat_template=use_chat_template,
+            extra_identity={"use_chat_template": use_chat_template},
+        )
+
+    # --- introspection -------------------------------------------------------------------
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor
+
+    @property
+    def max_context(self) -> int | None:
+        cfg = self.model.config
+        cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+        n = getattr(cfg, "max_position_embeddings", None)
+        return n if isinstance(n, int) and n > 0 else None
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # --- prompts -------------------------------------------------------------------------
+    def _special_ids(self) -> set[int]:
+        ids = special_token_ids(self.tokenizer)
+        eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids.update([eos] if isinstance(eos, int) else (eos or ()))
+        return ids
+
+    def _text_prompt(self, text: str) -> tuple[dict[str, torch.Tensor], list[Role]]:
+        """Model inputs (batch of one) and one role per position for a text prompt."""
+        tok = self.tokenizer
+        if not self.use_chat_template:
+            ids = tok(text)["input_ids"]
+            roles = roles_from_ids(ids, special_token_ids=self._special_ids())
+        else:
+            ids, roles = self._chat_prompt(text)
+        input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
+        return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}, roles
+
+    def _chat_prompt(self, text: str) -> tuple[list[int], list[Role]]:
+        tok = self.tokenizer
+
+        def render(content: str) -> str:
+            return tok.apply_chat_template(
+                [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+            )
+
+        rendered = render(text)
+        # Look for the user's text only after the template's own prefix (a system prompt
+        # may contain the same words); templates may strip it, hence the strip.
+        core = text.strip()
+        prefix_end = max(render(_SENTINEL).find(_SENTINEL), 0)
+        start = rendered.find(core, prefix_end) if core else -1
+        end = start + len(core)
+        # The template already spells out BOS and friends as text.
+        enc = tok(rendered, add_special_tokens=False, return_offsets_mapping=True)
+        special = self._special_ids()
+        roles = []
+        for tid, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]):
+            inside = start >= 0 and a < end and b > start
+            roles.append(Role.TEXT if inside and tid not in special else Role.SPECIAL)
+        return list(enc["input_ids"]), roles
+
+    def _prompt(
+        self, text: str, image: Image.Image | None = None
+    ) -> tuple[dict[str, torch.Tensor], list[Role]]:
+        """Inputs and roles of a prompt; subclasses with image prompts extend this."""
+        return self._text_prompt(text)
+
+    # --- prompt level --------------------------------------------------------------------
+    def _encode(self, inputs: dict[str, torch.Tensor], roles: list[Role]) -> Encoded:
+        check_prompt_length(int(inputs["input_ids"].shape[1]), self.max_context)
+        states = forward_states(self.model, self.layers_path, inputs, use_cache=False)
+        return Encoded(states=states, roles=roles, input_ids=inputs["input_ids"][0].detach().cpu())
+
+    def encode_text(self, text: str) -> Encoded:
+        self.require("text-prompt")
+        return self._encode(*self._prompt(text))
+
+    # --- response level ------------------------------------------------------------------
+    def _generation_config(self, settings: GenerationSettings, max_new_tokens: int) -> Any:
+        from transformers import GenerationConfig
+
+        base = getattr(self.model, "generation_config", None)
+        cfg = copy.deepcopy(base) if base is not None else GenerationConfig()
+        tok = self.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        update: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens,
+            "min_new_tokens": None,
+            "do_sample": settings.do_sample,
+            "num_beams": 1,
+            "pad_token_id": pad if cfg.pad_token_id is None else cfg.pad_token_id,
+        }
+        if settings.do_sample:
+            update.update(temperature=settings.temperature, top_p=settings.top_p, top_k=None)
+        else:
+            # Checkpoints often ship sampling defaults; clear them for greedy decoding.
+            update.update(temperature=None, top_p=None, top_k=None)
+        cfg.update(**update)
+        return cfg
+
+    def _response_roles(self, response_ids: Iterable[int]) -> list[Role]:
+        special = self._special_ids()
+        return [Role.SPECIAL if t in special else Role.GENERATED_TEXT for t in response_ids]
+
+    def _generate(
+        self,
+        inputs: dict[str, torch.Tensor],
+        roles: list[Role],
+        settings: GenerationSettings,
+        keep_generation_states: bool,
+    ) -> Generation:
+        """``generate`` from prepared inputs, then the teacher-forced pass with hooks."""
+        n_prompt = int(inputs["input_ids"].shape[1])
+        check_prompt_length(n_prompt, self.max_context)
+        max_new = settings.max_new_tokens
+        if self.max_context is not None:
+            max_new = min(max_new, self.max_context - n_prompt)
+        if max_new < 1:
+            raise ProbeInputError(
+                f"the prompt has {n_prompt} tokens and fills the model's context of "
+                f"{self.max_context}; no room to generate"
+            )
+        gen_cfg = self._generation_config(settings, max_new)
+        fork = [] if self.device.type == "cpu" else [self.device]
+        with torch.no_grad(), torch.random.fork_rng(devices=fork, device_type=self.device.type):
+            torch.manual_seed(settings.seed)
+            if keep_generation_states:
+                with capture(self.model, self.layers_path) as rec:
+                    out = self.model.generate(**inputs, generation_config=gen_cfg)
+            else:
+                out = self.model.generate(**inputs, generation_config=gen_cfg)
+        sequence = out[0] if isinstance(out, torch.Tensor) else out.sequences[0]
+        response_ids = sequence[n_prompt:].detach()
+
+        full_ids = sequence[None].to(self.device)
+        tf_inputs = {**inputs, "input_ids": full_ids, "attention_mask": torch.ones_like(full_ids)}
+        states = forward_states(self.model, self.layers_path, tf_inputs, use_cache=False)
+        response = response_ids.tolist()
+        encoded = Encoded(
+            states=states, roles=list(roles) + self._response_roles(response), input_ids=sequence.cpu()
+        )
+
+        generation_states = None
+        if keep_generation_states:
+            hooked = rec.stacked()[:, 0]
+            expected = n_prompt + max(len(response) - 1, 0)
+            if hooked.shape[1] != expected:
+                raise RuntimeError(
+                    f"generation hooked {hooked.shape[1]} positions; expected {expected} "
+                    f"({n_prompt} prompt + {len(response)} generated - 1)"
+                )
+            # Same convention as the other adapters: generated content positions only,
+            # so generation_states == response_states()[:, :k].
+            stepped = encoded.roles[n_prompt : hooked.shape[1]]
+            keep = torch.tensor([r == Role.GENERATED_TEXT for r in stepped], dtype=torch.bool)
+            generation_states = hooked[:, n_prompt:][:, keep.to(hooked.device)]
+        return Generation(
+            encoded=encoded,
+            n_prompt_tokens=n_prompt,
+            response_ids=response_ids.cpu(),
+            text=self.tokenizer.decode(response, skip_special_tokens=True),
+            generation_states=generation_states,
+        )
+
+    def generate_text(
+        self,
+        text: str,
+        *,
+        image: Image.Image | None = None,
+        settings: GenerationSettings = GenerationSettings(),
+        keep_generation_states: bool = False,
+    ) -> Generation:
+        """Generate text; see :meth:`ModelAdapter.generate_text`.
+
+        ``generation_states`` (when kept) are the states hooked during ``generate`` at
+        the generated positions that went through a forward pass (every generated
+        token but the last) and are GENERATED_TEXT, so that
+        ``generation_states == response_states()[:, :k]`` up to KV-cache noise.
+
+        ``settings.max_new_tokens`` is capped so that prompt and response fit in
+        :attr:`max_context`; the seed is applied in a forked RNG, so the caller's
+        global RNG state is left as it was.
+
+        Raises:
+            UnsupportedError: an image is given and the adapter has no image prompts.
+            ProbeInputError: the prompt alone fills the model's context.
+        """
+        self.require("text-gen")
+        if image is not None:
+            self.require("image-prompt")
+        inputs, roles = self._prompt(text, image)
+        return self._generate(inputs, roles, settings, keep_generation_states)

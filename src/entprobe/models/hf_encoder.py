@@ -1,0 +1,129 @@
+"""``hf-encoder``: BERT-like encoders loaded with ``AutoModel`` (prompt level only).
+
+The prompt is the tokenizer's usual encoding, ``[CLS] text [SEP]`` for BERT. Roles:
+[CLS], [SEP] and any other special token -> SPECIAL (UNK stands for content and stays
+TEXT), the rest TEXT. Encoders have no final norm after the last layer, so the
+captured layer ``N`` equals ``output_hidden_states[N]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .base import Encoded, ModelAdapter, roles_from_ids
+from .hf_causal_lm import (
+    check_prompt_length,
+    find_layers_path,
+    forward_states,
+    from_pretrained,
+    pretrained_kwargs,
+    resolve_dtype,
+    special_token_ids,
+)
+
+__all__ = ["HFEncoderAdapter"]
+
+#: Where ``AutoModel`` encoders keep their layer list.
+ENCODER_LAYER_PATHS = (
+    "encoder.layer",  # BERT, RoBERTa, XLM-R, ELECTRA, MPNet, DeBERTa
+    "transformer.layer",  # DistilBERT
+    "encoder.layers",
+    "layers",  # ModernBERT
+)
+
+
+@dataclass
+class HFEncoderAdapter(ModelAdapter):
+    """A BERT-like encoder: text prompts only.
+
+    Attributes:
+        layers_path: dotted path of the layer list, found at load time
+            (``encoder.layer`` for BERT/RoBERTa, ``transformer.layer`` for DistilBERT).
+    """
+
+    name: ClassVar[str] = "hf-encoder"
+    description: ClassVar[str] = (
+        "BERT-like text encoders loaded with AutoModel (BERT, RoBERTa, DistilBERT, MiniLM, ...): "
+        "prompt level only"
+    )
+    model_types: ClassVar[tuple[str, ...]] = (
+        "bert",
+        "roberta",
+        "xlm-roberta",
+        "distilbert",
+        "electra",
+        "camembert",
+        "mpnet",
+        "deberta",
+        "deberta-v2",
+        "modernbert",
+    )
+    capabilities: ClassVar[frozenset[str]] = frozenset({"text-prompt"})
+
+    # Keyword-only: the base class declares layers_path (as a ClassVar) before its fields.
+    layers_path: str = field(default="encoder.layer", kw_only=True)
+
+    @classmethod
+    def load(
+        cls,
+        source: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+    ) -> HFEncoderAdapter:
+        """Load an ``AutoModel`` encoder and its tokenizer.
+
+        Raises:
+            ModelLoadError: the checkpoint cannot be loaded, is a decoder, or its
+                layer list cannot be found.
+        """
+        from transformers import AutoModel, AutoTokenizer
+
+        kwargs = pretrained_kwargs(trust_remote_code=trust_remote_code, revision=revision)
+        tok = from_pretrained(AutoTokenizer, source, what="tokenizer", adapter=cls.name, **kwargs)
+        model = from_pretrained(
+            AutoModel, source, what="model", adapter=cls.name, dtype=resolve_dtype(dtype), **kwargs
+        )
+        model.to(device).eval()
+        return cls(
+            model=model,
+            processor=tok,
+            source=str(source),
+            layers_path=find_layers_path(model, ENCODER_LAYER_PATHS),
+        )
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor
+
+    @property
+    def max_context(self) -> int | None:
+        """``config.max_position_embeddings``, capped by the tokenizer's
+        ``model_max_length`` (RoBERTa reserves two positions for padding offsets)."""
+        n = getattr(self.model.config, "max_position_embeddings", None)
+        n = n if isinstance(n, int) and n > 0 else None
+        tok_max = getattr(self.tokenizer, "model_max_length", None)
+        if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
+            n = tok_max if n is None else min(n, tok_max)
+        return n
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode_text(self, text: str) -> Encoded:
+        """One forward pass over ``[CLS] text [SEP]`` (the tokenizer's own template).
+
+        Raises:
+            ProbeInputError: the prompt is longer than :attr:`max_context`.
+        """
+        self.require("text-prompt")
+        enc = self.tokenizer(text, return_tensors="pt")
+        input_ids = enc["input_ids"]
+        check_prompt_length(int(input_ids.shape[1]), self.max_context)
+        inputs = {k: v.to(self.device) for k, v in enc.items()}
+        states = forward_states(self.model, self.layers_path, inputs)
+        roles = roles_from_ids(input_ids[0], special_token_ids=special_token_ids(self.tokenizer))
+        return Encoded(states=states, roles=roles, input_ids=input_ids[0])

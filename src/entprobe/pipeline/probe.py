@@ -1,0 +1,717 @@
+"""The probe loop: prompt records x levels -> adapter -> estimators -> store.
+
+:func:`run_probe` takes an adapter that is already loaded (tests pass fakes or tiny
+models); :func:`probe_from_cli` checks everything it can (levels against the
+adapter's capabilities, prompt sets, estimator options, the store's lock) before it
+loads the model, then calls :func:`run_probe`.
+
+Per record, the model runs once per mode it needs: for a text prompt, one text
+generation (prefill, generation, one teacher-forced pass over ``[prompt; response]``)
+whose prompt part also serves the prompt level, and one image generation; without
+``text-gen``, one forward pass over the prompt. Each level is estimated for all
+layers in one batched call, from the float64 linear Gram of the states (the same
+numbers ``entprobe reestimate`` recomputes from saved Grams), and written with its
+rows in one transaction, so a killed run loses at most the sample in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..capture import Role
+from ..errors import ProbeInputError, StoreError, UnsupportedError
+from ..models.base import Encoded, Generation, GenerationSettings, ModelAdapter
+from ..store import ResultStore
+from ..store.grams import safe_name, save_gram
+from ..store.schema import LEVEL_METRIC, LEVELS
+from .options import (
+    MODALITY_LEVELS,
+    EstimatorOptions,
+    ProbeOptions,
+    config_hash,
+    in_shard,
+    package_versions,
+    parse_levels,
+    parse_shard,
+    parse_thresholds,
+    run_id_for,
+)
+
+__all__ = ["RunSummary", "probe_from_cli", "required_capabilities", "run_probe"]
+
+#: Longest error message kept in the store.
+_MAX_ERROR = 2000
+
+
+@dataclass
+class RunSummary:
+    """What a probe (or re-estimation) run did.
+
+    Attributes:
+        run_id: the run's id in the store.
+        store: the store's path.
+        n_records: prompt records in this process's shard.
+        n_pending: records that had at least one level left to do.
+        n_skipped: (sample, level) pairs already in the store, not redone.
+        n_ok, n_failed: (sample, level) pairs written in this session.
+        failures: ``(dataset, sample_id, level, error)`` of this session's failures.
+        model_seconds: time in the model (loading excluded).
+        estimate_seconds: time in the estimators (Gram and entropies).
+        wall_seconds: the whole loop, store writes and image loading included.
+    """
+
+    run_id: str
+    store: str
+    n_records: int = 0
+    n_pending: int = 0
+    n_skipped: int = 0
+    n_ok: int = 0
+    n_failed: int = 0
+    failures: list[tuple[str, str, str, str]] = field(default_factory=list)
+    model_seconds: float = 0.0
+    estimate_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    def report(self, max_failures: int = 5) -> str:
+        """A few lines for the end of a run: counts, failures, the time split."""
+        lines = [
+            f"run {self.run_id} -> {self.store}",
+            f"  {self.n_records} sample(s) in this shard; {self.n_ok} (sample, level) ok, "
+            f"{self.n_failed} failed, {self.n_skipped} already done",
+        ]
+        for dataset, sample_id, level, error in self.failures[:max_failures]:
+            lines.append(f"  failed {dataset}/{sample_id} [{level}]: {error.splitlines()[0][:200]}")
+        if len(self.failures) > max_failures:
+            lines.append(f"  ... and {len(self.failures) - max_failures} more failure(s) (see the samples table)")
+        other = max(self.wall_seconds - self.model_seconds - self.estimate_seconds, 0.0)
+        total = max(self.wall_seconds, 1e-9)
+        lines.append(
+            f"  time: model {self.model_seconds:.1f} s ({100 * self.model_seconds / total:.0f}%), "
+            f"estimation {self.estimate_seconds:.1f} s ({100 * self.estimate_seconds / total:.0f}%), "
+            f"other {other:.1f} s; total {self.wall_seconds:.1f} s"
+        )
+        return "\n".join(lines)
+
+
+class SampleFailure(Exception):
+    """A sample that cannot be probed; the message is recorded as its error."""
+
+
+# --- planning ------------------------------------------------------------------------
+
+
+def required_capabilities(levels: Iterable[str], modalities: Iterable[str]) -> dict[str, str]:
+    """Adapter capabilities needed for ``levels`` over records of ``modalities``,
+    each with the reason (for the error message)."""
+    levels, modalities = set(levels), set(modalities)
+    need: dict[str, str] = {}
+    if "text" in modalities:
+        if "prompt" in levels:
+            need.setdefault("text-prompt", "prompt level of text prompts")
+        if "text-gen" in levels:
+            need.setdefault("text-gen", "text-gen level of text prompts")
+        if "image-gen" in levels:
+            need.setdefault("image-gen", "image-gen level of text prompts")
+    if "image" in modalities and levels & {"prompt", "text-gen"}:
+        need.setdefault("image-prompt", "image prompts")
+        if "text-gen" in levels:
+            need.setdefault("text-gen", "text-gen level of image prompts")
+    return need
+
+
+def check_plan(
+    capabilities: Iterable[str], adapter_name: str, levels: Sequence[str], modalities: Iterable[str]
+) -> None:
+    """Raise before any work when the levels cannot be probed.
+
+    Raises:
+        ProbeInputError: a level that no given prompt set takes part in.
+        UnsupportedError: a capability the adapter lacks.
+    """
+    modalities = set(modalities)
+    for level in levels:
+        if not any(level in MODALITY_LEVELS[m] for m in modalities):
+            wanted = "text prompts (--text-prompts)" if level == "image-gen" else "prompts"
+            raise ProbeInputError(f"level {level!r} needs {wanted}; got only {sorted(modalities)} prompts")
+    capabilities = set(capabilities)
+    missing = {c: why for c, why in required_capabilities(levels, modalities).items() if c not in capabilities}
+    if missing:
+        have = ", ".join(sorted(capabilities)) or "nothing"
+        need = "; ".join(f"{c!r} (for the {why})" for c, why in missing.items())
+        raise UnsupportedError(f"adapter {adapter_name!r} does not support {need}; it supports: {have}")
+
+
+def _normalized_source(source: str) -> str:
+    path = Path(source).expanduser()
+    return str(path.resolve()) if source and path.exists() else source
+
+
+def _gram_config(
+    adapter: ModelAdapter, levels: Sequence[str], options: ProbeOptions, datasets: Sequence[str]
+) -> dict[str, Any]:
+    """What determines the states (and so the Grams): model identity, adapter,
+    levels, generation settings (when a response level runs), special tokens,
+    prompt sets. Not the shard, limit, device or output folders."""
+    identity = dict(adapter.identity())
+    identity["source"] = _normalized_source(str(identity.get("source") or adapter.source))
+    identity["revision"] = options.revision
+    config: dict[str, Any] = {
+        "model": identity,
+        "adapter": adapter.name,
+        "levels": list(levels),
+        "include_special": bool(options.include_special),
+        "datasets": list(datasets),
+    }
+    if set(levels) & {"text-gen", "image-gen"}:
+        config["generation"] = options.generation.to_dict()
+    return config
+
+
+def _lengths(adapter: ModelAdapter, records: Sequence[Any]) -> dict[str, int]:
+    lengths = {}
+    for rec in records:
+        if rec.modality != "text" or not rec.text.strip():
+            continue
+        try:
+            lengths[rec.id] = int(adapter.count_tokens(rec.text))
+        except Exception:  # a prompt the tokenizer rejects fails later, with its reason
+            continue
+    return lengths
+
+
+# --- the loop ------------------------------------------------------------------------
+
+
+def run_probe(
+    adapter: ModelAdapter,
+    prompt_sets: Sequence[Any],
+    *,
+    levels: str | Sequence[str],
+    store: ResultStore,
+    options: ProbeOptions = ProbeOptions(),
+    progress: bool = True,
+) -> RunSummary:
+    """Probe ``adapter`` on the records of ``prompt_sets`` and write the results.
+
+    Running it again with the same configuration resumes the run: (sample, level)
+    pairs already in the store are skipped (failed ones too, unless
+    ``options.retry_failed``).
+
+    Args:
+        adapter: a loaded model adapter.
+        prompt_sets: :class:`~entprobe.datasets.PromptSet` objects (``records``,
+            ``name``, ``spec``).
+        levels: ``"prompt,text-gen,image-gen"`` or a sequence of them.
+        store: a store open for writing.
+        options: see :class:`ProbeOptions`.
+        progress: show a tqdm progress bar on stderr.
+
+    Returns:
+        A :class:`RunSummary`.
+
+    Raises:
+        ProbeInputError: an unknown level, a level none of the records takes part
+            in, or two records with the same (dataset, id).
+        UnsupportedError: a capability the adapter lacks.
+        StoreError: the store cannot be written.
+    """
+    from tqdm.auto import tqdm
+
+    levels = parse_levels(levels)
+    records_all = [rec for ps in prompt_sets for rec in ps.records]
+    modalities = {rec.modality for rec in records_all}
+    if not records_all:
+        raise ProbeInputError("no prompt records to probe")
+    check_plan(adapter.capabilities, adapter.name, levels, modalities)
+    seen: dict[tuple[str, str], str] = {}
+    for rec in records_all:
+        key = (rec.dataset, rec.id)
+        if key in seen:
+            raise ProbeInputError(
+                f"two prompt records share dataset {rec.dataset!r} and id {rec.id!r} "
+                f"({seen[key]} and {rec.source or rec.modality}); sample ids must be unique per dataset"
+            )
+        seen[key] = rec.source or rec.modality
+
+    datasets = list(options.datasets) if options.datasets is not None else [
+        str(getattr(ps, "spec", None) or ps.name) for ps in prompt_sets
+    ]
+    gram_config = _gram_config(adapter, levels, options, datasets)
+    gram_id = config_hash(gram_config)
+    run_id = run_id_for(gram_config, options.estimator)
+    model_name = options.model or adapter.source or gram_config["model"]["source"]
+    config = {
+        **gram_config,
+        "estimator": options.estimator.to_dict(),
+        "run_id": run_id,
+        "gram_id": gram_id,
+        "model_name": model_name,
+        "device": str(adapter.device),
+        "versions": package_versions(),
+        "session": {
+            "shard": None if options.shard is None else f"{options.shard[0]}/{options.shard[1]}",
+            "retry_failed": options.retry_failed,
+            "length_thresholds": options.length_thresholds,
+            "save_grams": None if options.save_grams is None else str(options.save_grams),
+            "save_images": None if options.save_images is None else str(options.save_images),
+            **options.extra,
+        },
+    }
+
+    # Length buckets over each whole prompt set (before sharding), so that shards agree.
+    buckets: dict[tuple[str, str], str] = {}
+    lengths: dict[tuple[str, str], int] = {}
+    from ..datasets import length_buckets
+
+    for ps in prompt_sets:
+        set_lengths = _lengths(adapter, ps.records)
+        by_dataset: dict[str, dict[str, int]] = {}
+        for rec in ps.records:
+            if rec.id in set_lengths:
+                by_dataset.setdefault(rec.dataset, {})[rec.id] = set_lengths[rec.id]
+        for dataset, ds_lengths in by_dataset.items():
+            for sid, bucket in length_buckets(ds_lengths, options.length_thresholds).items():
+                buckets[(dataset, sid)] = bucket
+            lengths.update({(dataset, sid): n for sid, n in ds_lengths.items()})
+
+    store.start_run(run_id, model_name, adapter.name, config)
+    done = store.done_keys(run_id, status="ok" if options.retry_failed else None)
+    summary = RunSummary(run_id=run_id, store=str(store.path))
+    work: list[tuple[Any, list[str]]] = []
+    for rec in records_all:
+        if not in_shard(rec.dataset, rec.id, options.shard):
+            continue
+        summary.n_records += 1
+        applicable = [lv for lv in levels if lv in MODALITY_LEVELS[rec.modality]]
+        pending = [lv for lv in applicable if (rec.dataset, rec.id, lv) not in done]
+        summary.n_skipped += len(applicable) - len(pending)
+        if pending:
+            work.append((rec, pending))
+    summary.n_pending = len(work)
+
+    runner = _Runner(
+        adapter=adapter,
+        store=store,
+        options=options,
+        summary=summary,
+        run_id=run_id,
+        gram_id=gram_id,
+        model_name=model_name,
+        config=config,
+        gram_config=gram_config,
+        buckets=buckets,
+        lengths=lengths,
+    )
+    start = time.perf_counter()
+    bar = tqdm(
+        total=len(work), unit="sample", desc="probe", disable=not progress,
+        file=sys.stderr, dynamic_ncols=True, smoothing=0.1,
+    )
+    try:
+        for rec, pending in work:
+            runner.process(rec, pending)
+            bar.update(1)
+            bar.set_postfix(ok=summary.n_ok, failed=summary.n_failed, refresh=False)
+    finally:
+        bar.close()
+        summary.wall_seconds = time.perf_counter() - start
+    store.finish_run(run_id)
+    return summary
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _nonfinite_layers(states: torch.Tensor) -> list[int]:
+    bad = ~torch.isfinite(states)
+    per_layer = bad.reshape(bad.shape[0], -1).any(dim=1)
+    return [int(i) for i in torch.nonzero(per_layer).flatten().tolist()]
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, SampleFailure) else f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 3] + "..."
+
+
+@dataclass
+class _Runner:
+    adapter: ModelAdapter
+    store: ResultStore
+    options: ProbeOptions
+    summary: RunSummary
+    run_id: str
+    gram_id: str
+    model_name: str
+    config: dict[str, Any]
+    gram_config: dict[str, Any]
+    buckets: dict[tuple[str, str], str]
+    lengths: dict[tuple[str, str], int]
+
+    # --- per record ---------------------------------------------------------------
+    def process(self, rec: Any, pending: list[str]) -> None:
+        settings: GenerationSettings = self.options.generation
+        image = None
+        try:
+            if rec.modality == "image":
+                try:
+                    image = rec.load_image()
+                except Exception as exc:
+                    raise SampleFailure(f"unreadable image: {exc}") from exc
+            else:
+                self._check_text(rec)
+        except SampleFailure as exc:
+            for level in pending:
+                self._fail(rec, level, exc, {})
+            return
+
+        gen: tuple[Generation, float] | None = None
+        if "text-gen" in pending:
+            gen = self._model(
+                rec, "text-gen",
+                lambda: self.adapter.generate_text(rec.text, image=image, settings=settings),
+            )
+        if "prompt" in pending:
+            if gen is not None:
+                # The teacher-forced pass already holds the prompt's states.
+                prompt: tuple[Encoded, float] | None = (gen[0].prompt, 0.0)
+            elif image is not None:
+                prompt = self._model(rec, "prompt", lambda: self.adapter.encode_image(image, rec.text))
+            else:
+                prompt = self._model(rec, "prompt", lambda: self.adapter.encode_text(rec.text))
+            if prompt is not None:
+                self._prompt_level(rec, *prompt)
+            prompt = None
+        if gen is not None:
+            self._response_level(rec, "text-gen", *gen)
+            gen = None
+        if "image-gen" in pending:
+            gen = self._model(rec, "image-gen", lambda: self.adapter.generate_image(rec.text, settings=settings))
+            if gen is not None:
+                self._response_level(rec, "image-gen", *gen)
+            gen = None
+
+    def _check_text(self, rec: Any) -> None:
+        if not rec.text or not rec.text.strip():
+            raise SampleFailure("empty prompt")
+        max_context = self.adapter.max_context
+        n = self.lengths.get((rec.dataset, rec.id))
+        if max_context is not None and n is not None and n > max_context:
+            raise SampleFailure(
+                f"prompt too long: {n} tokens, more than the model's context of {max_context}"
+            )
+
+    def _model(self, rec: Any, level: str, call: Callable[[], Any]) -> tuple[Any, float] | None:
+        """Run one model call, timed; record ``level`` as failed if it raises."""
+        device = self.adapter.device
+        start = time.perf_counter()
+        try:
+            out = call()
+            _sync(device)
+        except StoreError:
+            raise
+        except Exception as exc:
+            seconds = time.perf_counter() - start
+            self.summary.model_seconds += seconds
+            self._fail(rec, level, exc, {"model_seconds": seconds})
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            return None
+        seconds = time.perf_counter() - start
+        self.summary.model_seconds += seconds
+        return out, seconds
+
+    # --- levels -------------------------------------------------------------------
+    def _content_roles(self, rec: Any) -> tuple[Role, ...]:
+        keep = (Role.IMAGE,) if rec.modality == "image" else (Role.TEXT,)
+        return keep + ((Role.SPECIAL,) if self.options.include_special else ())
+
+    def _prompt_level(self, rec: Any, enc: Encoded, model_seconds: float) -> None:
+        info: dict[str, Any] = {"model_seconds": model_seconds}
+        try:
+            states = enc.select(self._content_roles(rec))
+            info["n_prompt_tokens"] = int(states.shape[-2])
+            if states.shape[-2] == 0:
+                raise SampleFailure("the prompt has no content tokens")
+            self._check_states(states, "prompt")
+            values, gram, seconds = self._estimate(states, None)
+            info["estimate_seconds"] = seconds
+            self._write_ok(rec, "prompt", values, gram, None, info)
+        except StoreError:
+            raise
+        except Exception as exc:
+            self._fail(rec, "prompt", exc, info)
+
+    def _response_level(self, rec: Any, level: str, gen: Generation, model_seconds: float) -> None:
+        info: dict[str, Any] = {"model_seconds": model_seconds, "generated_text": gen.text}
+        try:
+            if level == "image-gen" and gen.image is not None and self.options.save_images is not None:
+                info["image_path"] = self._save_image(rec, gen.image)
+            prompt_states = gen.prompt.content(include_special=self.options.include_special)
+            response_states = gen.response_states()
+            info["n_prompt_tokens"] = int(prompt_states.shape[-2])
+            info["n_response_tokens"] = int(response_states.shape[-2])
+            if response_states.shape[-2] == 0:
+                raise SampleFailure("generation yielded no response tokens")
+            if prompt_states.shape[-2] == 0:
+                raise SampleFailure("the prompt has no content tokens")
+            self._check_states(prompt_states, "prompt")
+            self._check_states(response_states, "response")
+            states = torch.cat([prompt_states, response_states], dim=-2)
+            values, gram, seconds = self._estimate(states, int(prompt_states.shape[-2]))
+            info["estimate_seconds"] = seconds
+            self._write_ok(rec, level, values, gram, int(prompt_states.shape[-2]), info)
+        except StoreError:
+            raise
+        except Exception as exc:
+            self._fail(rec, level, exc, info)
+
+    @staticmethod
+    def _check_states(states: torch.Tensor, what: str) -> None:
+        bad = _nonfinite_layers(states)
+        if bad:
+            shown = bad if len(bad) <= 10 else bad[:10] + ["..."]
+            raise SampleFailure(f"non-finite hidden states ({what}) at layer(s) {shown}")
+
+    def _estimate(self, states: torch.Tensor, n_prompt: int | None) -> tuple[np.ndarray, Any, float]:
+        from ..estimators import (
+            conditional_entropy_from_gram,
+            linear_gram,
+            matrix_entropy_from_gram,
+        )
+
+        start = time.perf_counter()
+        try:
+            # Centred: the estimators are translation invariant and this keeps the
+            # float64 round-off relative to the tokens' spread (see linear_gram).
+            gram = linear_gram(states, centre=True)
+            if n_prompt is None:
+                values = matrix_entropy_from_gram(gram, **self.options.estimator.entropy_kwargs())
+            else:
+                values = conditional_entropy_from_gram(
+                    gram, n_prompt, **self.options.estimator.conditional_kwargs()
+                )
+            if isinstance(values, torch.Tensor):
+                values = values.detach().to("cpu").numpy()
+            values = np.asarray(values, dtype=np.float64).reshape(-1)
+        finally:
+            seconds = time.perf_counter() - start
+            self.summary.estimate_seconds += seconds
+        bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+        if bad:
+            raise SampleFailure(f"the estimator gave non-finite values at layer(s) {bad}")
+        return values, gram, seconds
+
+    def _save_image(self, rec: Any, image: Any) -> str:
+        folder = Path(self.options.save_images) / safe_name(self.gram_id) / safe_name(rec.dataset)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{safe_name(rec.id)}.png"
+        tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+        try:
+            image.save(tmp, format="PNG")
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return str(path.resolve())
+
+    # --- writing ------------------------------------------------------------------
+    def _sample_row(self, rec: Any, level: str, info: Mapping[str, Any]) -> dict[str, Any]:
+        row = {
+            "run_id": self.run_id,
+            "dataset": rec.dataset,
+            "sample_id": rec.id,
+            "level": level,
+            "modality": rec.modality,
+            "category": rec.category,
+            "subcategory": rec.subcategory,
+            "length_bucket": self.buckets.get((rec.dataset, rec.id)),
+            "n_chars": rec.n_chars,
+            "prompt_text": rec.text,
+        }
+        row.update(info)
+        return row
+
+    def _write_ok(
+        self, rec: Any, level: str, values: np.ndarray, gram: Any, n_prompt: int | None,
+        info: dict[str, Any],
+    ) -> None:
+        row = self._sample_row(rec, level, info)
+        row.update(status="ok", error=None)
+        n_layers = len(values) - 1
+        metric = LEVEL_METRIC[level]
+        metrics = [
+            {"model": self.model_name, "adapter": self.adapter.name, "layer": layer,
+             "n_layers": n_layers, "metric": metric, "value": float(v)}
+            for layer, v in enumerate(values)
+        ]
+        if self.options.save_grams is not None:
+            meta = {
+                **{k: v for k, v in row.items() if k not in ("status", "error", "created_at")},
+                "model": self.model_name,
+                "adapter": self.adapter.name,
+                "n_layers": n_layers,
+                "gram_id": self.gram_id,
+                "gram_config": self.gram_config,
+                "config": self.config,
+            }
+            save_gram(self.options.save_grams, gram, meta=meta, n_prompt=n_prompt)
+        self.store.write_sample(row, metrics)
+        self.summary.n_ok += 1
+
+    def _fail(self, rec: Any, level: str, exc: BaseException, info: Mapping[str, Any]) -> None:
+        row = self._sample_row(rec, level, info)
+        error = _error_text(exc)
+        row.update(status="failed", error=error)
+        self.store.write_sample(row, [])
+        self.summary.n_failed += 1
+        self.summary.failures.append((rec.dataset, rec.id, level, error))
+
+
+# --- from the command line -------------------------------------------------------------
+
+
+def probe_from_cli(
+    *,
+    model: str,
+    store: str | os.PathLike[str],
+    adapter: str | None = None,
+    text_prompts: Sequence[str] = (),
+    image_prompts: Sequence[str] = (),
+    levels: str | Sequence[str] | None = None,
+    limit: int | None = None,
+    shard: str | tuple[int, int] | None = None,
+    device: str = "cpu",
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    include_special: bool = False,
+    save_images: str | os.PathLike[str] | None = None,
+    save_grams: str | os.PathLike[str] | None = None,
+    retry_failed: bool = False,
+    estimator: EstimatorOptions | Mapping[str, Any] | None = None,
+    generation: GenerationSettings | Mapping[str, Any] | None = None,
+    length_thresholds: str | tuple[int, int] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> RunSummary:
+    """Check everything, then load the model and run :func:`run_probe`.
+
+    Order: levels, adapter (by name, or detected from the model's config without
+    loading weights), capabilities against levels and prompt modalities, estimator
+    options, prompt sets, the store (its lock), output folders; only then the model.
+
+    Args:
+        model: hub id or local path.
+        store: the results store (created if missing).
+        adapter: adapter name; default: detected from the model's config.
+        text_prompts, image_prompts: prompt-set SPECs (see ``entprobe datasets``).
+        levels: default: every level the adapter supports for the given prompts.
+        limit: first ``limit`` records of each prompt set.
+        shard: ``"K/N"``.
+        trust_remote_code: passed to loading only when True.
+        revision: passed to loading only when given.
+        estimator, generation: options (dataclasses or mappings of their fields).
+        length_thresholds: ``"a,b"`` or ``(a, b)``.
+        log: where to write the load reports (default: stderr).
+
+    Raises:
+        ProbeInputError, UnsupportedError, ModelLoadError, DatasetError,
+        StoreLockedError: before the model is loaded, with a message naming the
+        problem.
+    """
+    from ..datasets import load_prompts
+    from ..models.registry import detect_adapter, get_adapter
+
+    say = log or (lambda text: print(text, file=sys.stderr))
+    text_prompts, image_prompts = list(text_prompts or ()), list(image_prompts or ())
+    if not text_prompts and not image_prompts:
+        raise ProbeInputError("no prompts given; pass --text-prompts and/or --image-prompts")
+    if isinstance(shard, str) or shard is None:
+        shard = parse_shard(shard)
+    if isinstance(length_thresholds, str) or length_thresholds is None:
+        length_thresholds = parse_thresholds(length_thresholds)
+    est = estimator if isinstance(estimator, EstimatorOptions) else EstimatorOptions().updated(**dict(estimator or {}))
+    gen = generation if isinstance(generation, GenerationSettings) else GenerationSettings(**dict(generation or {}))
+
+    adapter_name = adapter or detect_adapter(model, trust_remote_code=trust_remote_code, revision=revision)
+    adapter_cls = get_adapter(adapter_name)
+    modalities = {"text"} if text_prompts else set()
+    if image_prompts:
+        modalities.add("image")
+    if levels is None:
+        supported = set(adapter_cls.capabilities)
+        levels = tuple(
+            lv for lv in LEVELS
+            if any(lv in MODALITY_LEVELS[m] for m in modalities)
+            and all(c in supported for c in required_capabilities([lv], modalities))
+        )
+        if not levels:
+            raise UnsupportedError(
+                f"adapter {adapter_name!r} supports no level for {sorted(modalities)} prompts "
+                f"(it supports: {', '.join(sorted(supported)) or 'nothing'})"
+            )
+    levels = parse_levels(levels)
+    check_plan(adapter_cls.capabilities, adapter_name, levels, modalities)
+    est.check()
+
+    prompt_sets = []
+    for spec, modality in [(s, "text") for s in text_prompts] + [(s, "image") for s in image_prompts]:
+        flag = "--text-prompts" if modality == "text" else "--image-prompts"
+        ps = load_prompts(spec, limit=limit)
+        if ps.skipped:
+            say(ps.report())
+        if not ps.records:
+            raise ProbeInputError(f"{flag} {spec!r} has no usable prompts\n{ps.report()}")
+        # A set may mix modalities (RealUnify): each flag takes its own.
+        kept = [r for r in ps.records if r.modality == modality]
+        if not kept:
+            found = sorted({r.modality for r in ps.records})
+            raise ProbeInputError(f"{flag} {spec!r} holds only {found} prompts; expected {modality} prompts")
+        if len(kept) < len(ps.records):
+            say(f"{flag} {spec}: probing its {len(kept)} {modality} prompt(s), "
+                f"leaving {len(ps.records) - len(kept)} of another modality")
+            ps = dataclasses.replace(ps, records=kept)
+        prompt_sets.append((f"{modality}:{spec}", ps))
+    datasets = tuple(key for key, _ in prompt_sets)
+    prompt_sets = [ps for _, ps in prompt_sets]
+
+    options = ProbeOptions(
+        estimator=est,
+        generation=gen,
+        include_special=include_special,
+        shard=shard,
+        retry_failed=retry_failed,
+        save_grams=None if save_grams is None else Path(save_grams),
+        save_images=None if save_images is None else Path(save_images),
+        length_thresholds=length_thresholds,
+        model=model,
+        revision=revision,
+        datasets=datasets,
+        extra={"limit": limit, "dtype": dtype, "trust_remote_code": trust_remote_code},
+    )
+    for folder in (options.save_grams, options.save_images):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    with ResultStore(store) as results:
+        load_kwargs: dict[str, Any] = {"device": device, "dtype": dtype}
+        if trust_remote_code:
+            load_kwargs["trust_remote_code"] = True
+        if revision is not None:
+            load_kwargs["revision"] = revision
+        say(f"loading {model} with adapter {adapter_name!r} on {device} ...")
+        loaded = adapter_cls.load(model, **load_kwargs)
+        return run_probe(loaded, prompt_sets, levels=levels, store=results, options=options, progress=progress)

@@ -1,0 +1,285 @@
+"""Speed of the estimators against the naive per-layer reference (``entprobe bench``).
+
+Both compute, on the same inputs in one run, for each prompt length ``n``:
+
+- ``prompt entropy``: :func:`entprobe.estimators.matrix_entropy` on
+  ``(layers, n, d)`` states vs :func:`~entprobe.validation.naive.naive_matrix_entropy`;
+- ``proxy (trace)``: :func:`entprobe.estimators.conditional_entropy` (default
+  ``"trace"`` normalisation) on prompt ``(layers, n, d)`` and response
+  ``(layers, round(response_ratio * n), d)`` vs
+  :func:`~entprobe.validation.naive.naive_conditional_entropy`.
+
+Inputs (:func:`bench_states`) are float64, of rank at most ``rank`` (32 by default)
+plus noise of relative size ``noise`` (1e-6), so the top-64 PCA subspace is set by
+the signal and both implementations agree to about 1e-9 whichever noise directions
+their solvers keep at the cut.
+
+Timing: ``time.perf_counter``; each implementation is run once untimed (warm-up:
+thread pools, CUDA context and kernels) -- the estimators on every case's own
+inputs, the naive reference on the first case -- then ``repeats`` timed runs, of
+which the fastest is reported (all are kept in ``times``): on a shared machine the
+spread comes from other processes, and the minimum is the least disturbed run. The estimator's time
+starts from CPU-resident float64 arrays and includes moving them to the device and
+the result back (``torch.cuda.synchronize`` before the clock stops), as in the
+probe pipeline, whose captured states live on the CPU. The naive reference always
+runs on the CPU.
+
+Memory: on CUDA the peak allocated by the estimator per case
+(``torch.cuda.max_memory_allocated``); on the CPU only the process's peak resident
+set size over the whole run (``resource.getrusage``), since torch's allocations are
+invisible to ``tracemalloc``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UnsupportedError
+from .naive import naive_conditional_entropy, naive_matrix_entropy
+
+__all__ = ["BenchResult", "bench_states", "format_bench_table", "run_benchmark"]
+
+AGREEMENT_TOL = 1e-9
+
+
+@dataclass
+class BenchResult:
+    """Timings of one ``entprobe bench`` run.
+
+    Attributes:
+        rows: one row per (case, n): ``case, n, n_response, layers, d, naive_s,
+            entprobe_s, speedup`` (naive / entprobe), ``max_abs_diff`` (bits),
+            ``agree`` (``max_abs_diff <= 1e-9``) and, on CUDA, ``cuda_peak_mib``.
+        device: where the estimators ran (``"cpu"`` or ``"cuda"``).
+        device_name: the processor or GPU in words.
+        repeats: timed runs per measurement (the best is reported).
+        torch_threads: ``torch.get_num_threads()`` during the run.
+        max_rss_mib: peak resident set size of the process over the run (MiB).
+        times: every timed run, ``{"<case>/n=<n>": {"naive": [...], "entprobe": [...]}}``.
+    """
+
+    rows: pd.DataFrame
+    device: str
+    device_name: str
+    repeats: int
+    torch_threads: int
+    max_rss_mib: float | None
+    times: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "device_name": self.device_name,
+            "repeats": self.repeats,
+            "torch_threads": self.torch_threads,
+            "max_rss_mib": self.max_rss_mib,
+            "rows": self.rows.to_dict(orient="records"),
+            "times": self.times,
+        }
+
+
+def bench_states(
+    layers: int, n: int, n_response: int, d: int, *, rank: int = 32, noise: float = 1e-6, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic prompt and response states with a clear spectral gap.
+
+    Per layer: a random ``rank``-dimensional subspace of ``R^d``; prompt latents
+    ``N(0, I_rank)``; each response latent is ``0.7 x`` a random prompt latent plus
+    ``0.7 x N(0, I_rank)`` noise; states are latents times the (orthonormal) basis,
+    scaled to unit variance per token, plus ``noise x N(0, I_d)``.
+
+    Returns:
+        ``(layers, n, d)`` and ``(layers, n_response, d)`` float64 arrays.
+    """
+    rng = np.random.default_rng(seed)
+    r = min(rank, d)
+    prompt = np.empty((layers, n, d))
+    response = np.empty((layers, n_response, d))
+    for layer in range(layers):
+        basis = np.linalg.qr(rng.standard_normal((d, r)))[0].T  # (r, d), orthonormal rows
+        zp = rng.standard_normal((n, r))
+        zr = 0.7 * zp[rng.integers(0, n, n_response)] + 0.7 * rng.standard_normal((n_response, r))
+        prompt[layer] = zp @ basis / math.sqrt(r) + noise * rng.standard_normal((n, d))
+        response[layer] = zr @ basis / math.sqrt(r) + noise * rng.standard_normal((n_response, d))
+    return prompt, response
+
+
+def _max_rss_mib() -> float | None:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return None
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
+
+
+def _cpu_name() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _timed(fn: Callable[[], np.ndarray], repeats: int, sync: Callable[[], None]) -> tuple[list[float], np.ndarray]:
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return times, out
+
+
+def run_benchmark(
+    *,
+    device: str = "cpu",
+    layers: int = 29,
+    ns: Sequence[int] = (100, 300, 500),
+    d: int = 2048,
+    repeats: int = 3,
+    response_ratio: float = 0.5,
+    rank: int = 32,
+    noise: float = 1e-6,
+    seed: int = 0,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> BenchResult:
+    """Time the estimators against the naive reference on the same inputs.
+
+    Args:
+        device: ``"cpu"`` or ``"cuda"`` (estimators only; the reference stays on the CPU).
+        layers: leading (layer) axis of the states.
+        ns: prompt lengths.
+        d: state dimension.
+        repeats: timed runs per measurement (the fastest is reported), >= 1.
+        response_ratio: response length = ``max(2, round(response_ratio * n))``.
+        rank, noise, seed: see :func:`bench_states`.
+        progress: called with each finished row.
+
+    Raises:
+        UnsupportedError: ``device="cuda"`` but torch sees no CUDA device.
+        ValueError: a bad size, device or ``repeats``.
+    """
+    import torch
+
+    from entprobe.estimators import conditional_entropy, matrix_entropy
+
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda'; got {device!r}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1; got {repeats}")
+    if layers < 1 or d < 1 or not ns or min(ns) < 2:
+        raise ValueError(f"need layers >= 1, d >= 1 and every n >= 2; got layers={layers}, d={d}, n={list(ns)}")
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise UnsupportedError(
+                f"--device cuda: CUDA is not available to this torch ({torch.__version__}, "
+                f"built for CUDA {torch.version.cuda or 'none'}); no timing was taken"
+            )
+        dev = torch.device("cuda")
+        device_name = torch.cuda.get_device_name(dev)
+
+        def sync() -> None:
+            torch.cuda.synchronize(dev)
+    else:
+        dev = torch.device("cpu")
+        device_name = _cpu_name()
+
+        def sync() -> None:
+            pass
+
+    rows, times = [], {}
+    naive_warm = False
+    for n in ns:
+        n_resp = max(2, round(response_ratio * n))
+        prompt, response = bench_states(layers, n, n_resp, d, rank=rank, noise=noise, seed=seed + n)
+        cases = {
+            "prompt entropy": (
+                lambda: naive_matrix_entropy(prompt),
+                lambda: matrix_entropy(torch.from_numpy(prompt).to(dev)).cpu().numpy(),
+            ),
+            "proxy (trace)": (
+                lambda: naive_conditional_entropy(prompt, response),
+                lambda: conditional_entropy(torch.from_numpy(prompt).to(dev), torch.from_numpy(response).to(dev)).cpu().numpy(),
+            ),
+        }
+        for case, (naive_fn, fast_fn) in cases.items():
+            if not naive_warm:
+                naive_fn()
+                naive_warm = True
+            naive_times, naive_out = _timed(naive_fn, repeats, lambda: None)
+            fast_fn()
+            sync()
+            if device == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
+            fast_times, fast_out = _timed(fast_fn, repeats, sync)
+            row = {
+                "case": case,
+                "n": n,
+                "n_response": n_resp if case != "prompt entropy" else 0,
+                "layers": layers,
+                "d": d,
+                "naive_s": min(naive_times),
+                "entprobe_s": min(fast_times),
+            }
+            row["speedup"] = row["naive_s"] / row["entprobe_s"] if row["entprobe_s"] > 0 else float("inf")
+            row["max_abs_diff"] = float(np.max(np.abs(np.asarray(naive_out) - np.asarray(fast_out))))
+            row["agree"] = bool(row["max_abs_diff"] <= AGREEMENT_TOL)
+            if device == "cuda":
+                row["cuda_peak_mib"] = torch.cuda.max_memory_allocated(dev) / 2**20
+            rows.append(row)
+            times[f"{case}/n={n}"] = {"naive": naive_times, "entprobe": fast_times}
+            if progress is not None:
+                progress(row)
+    return BenchResult(
+        rows=pd.DataFrame(rows),
+        device=device,
+        device_name=device_name,
+        repeats=repeats,
+        torch_threads=torch.get_num_threads(),
+        max_rss_mib=_max_rss_mib(),
+        times=times,
+    )
+
+
+def format_bench_table(result: BenchResult) -> str:
+    """The benchmark as a fixed-width text table."""
+    cols = ["case", "n", "n_resp", "naive s", "entprobe s", "speed-up", "max |diff|"]
+    cuda = "cuda_peak_mib" in result.rows.columns
+    if cuda:
+        cols.append("GPU peak MiB")
+    lines = []
+    for r in result.rows.itertuples(index=False):
+        cells = [
+            r.case,
+            str(r.n),
+            str(r.n_response) if r.n_response else "-",
+            f"{r.naive_s:.4f}",
+            f"{r.entprobe_s:.4f}",
+            f"{r.speedup:.1f}x",
+            f"{r.max_abs_diff:.1e}" + ("" if r.agree else " !"),
+        ]
+        if cuda:
+            cells.append(f"{r.cuda_peak_mib:.0f}")
+        lines.append(cells)
+    widths = [max(len(c), *(len(row[i]) for row in lines)) if lines else len(c) for i, c in enumerate(cols)]
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    out = [fmt(cols), fmt(["-" * w for w in widths])] + [fmt(row) for row in lines]
+    return "\n".join(out)

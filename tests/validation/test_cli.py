@@ -1,0 +1,91 @@
+"""`entprobe validate` and `entprobe bench` through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from entprobe.cli import main
+from entprobe.validation import EXPERIMENTS
+
+
+@pytest.fixture(scope="module")
+def validate_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("validate")
+    result = CliRunner().invoke(main, ["validate", "--out", str(out), "--seeds", "2", "--population", "20"])
+    return result, out
+
+
+def test_validate_writes_files(validate_run):
+    result, out = validate_run
+    assert result.exit_code == 0, result.output
+    for name in EXPERIMENTS:
+        for suffix in (".csv", ".md", ".png"):
+            assert (out / f"{name}{suffix}").stat().st_size > 0, f"{name}{suffix} missing"
+    assert (out / "summary.md").exists()
+    table1 = (out / "shannon_agreement.md").read_text()
+    assert "0.992" in table1 and "Spearman rho" in table1  # the paper's value next to ours
+
+
+def test_validate_prints_one_verdict_per_claim(validate_run):
+    result, out = validate_run
+    claims = pd.read_csv(out / "claims.csv")
+    assert len(claims) >= len(EXPERIMENTS)
+    assert set(claims.verdict) <= {"HOLDS", "DOES NOT HOLD"}
+    verdict_lines = [ln for ln in result.output.splitlines() if ln.strip().startswith(("HOLDS", "DOES NOT HOLD"))]
+    assert len(verdict_lines) == len(claims)
+    assert f"of {len(claims)} claims hold here" in result.output
+
+
+def test_validate_only_one_experiment(tmp_path):
+    result = CliRunner().invoke(
+        main, ["validate", "--out", str(tmp_path), "--seeds", "2", "--only", "cluster_entropy", "--no-figures"]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["claims.csv", "cluster_entropy.csv", "cluster_entropy.md", "summary.md"]
+
+
+def test_validate_rejects_one_seed(tmp_path):
+    result = CliRunner().invoke(main, ["validate", "--out", str(tmp_path), "--seeds", "1"])
+    assert result.exit_code == 2 and "--seeds" in result.output
+
+
+def test_bench_prints_table_and_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, ["bench", "--n", "10", "--d", "32", "--layers", "3", "--repeats", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "naive s" in result.output and "speed-up" in result.output and "max |diff|" in result.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["case"] for r in rows] == ["prompt entropy", "proxy (trace)"]
+    assert all(r["agree"] and r["max_abs_diff"] <= 1e-9 for r in rows)
+
+
+def test_bench_writes_csv(tmp_path):
+    out = tmp_path / "bench.csv"
+    result = CliRunner().invoke(main, ["bench", "--n", "8,12", "--d", "16", "--layers", "2", "--repeats", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(out)) == 4
+
+
+def test_bench_rejects_bad_lengths_and_suffix(tmp_path):
+    assert CliRunner().invoke(main, ["bench", "--n", "10,x"]).exit_code == 2
+    result = CliRunner().invoke(main, ["bench", "--n", "10", "--out", str(tmp_path / "b.txt")])
+    assert result.exit_code == 2 and ".json or .csv" in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is missing")
+def test_bench_cuda_without_cuda_fails_clearly():
+    result = CliRunner().invoke(main, ["bench", "--device", "cuda", "--n", "10", "--d", "8", "--layers", "1"])
+    assert result.exit_code != 0
+    assert "CUDA is not available" in result.output
+
+
+def test_only_choices_match_the_registry():
+    from entprobe.cli.estimator_cmds import validate
+
+    only = next(p for p in validate.params if p.name == "only")
+    assert list(only.type.choices) == list(EXPERIMENTS)
