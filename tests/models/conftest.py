@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -24,28 +23,6 @@ def _hf_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     except ImportError:  # pragma: no cover
         return
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models and small matrices run many small ops; intra-op threads (torch's and
-    the BLAS's) only add overhead there, up to a hundred times on a busy machine. These
-    tests use one thread, then restore the settings."""
-    import torch
-
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only NumPy's BLAS stays multi-threaded
-        blas = contextlib.nullcontext()
-    else:
-        blas = threadpool_limits(limits=1)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with blas:
-            yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

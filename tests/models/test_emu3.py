@@ -10,6 +10,7 @@ from PIL import Image
 from entprobe.capture import Role
 from entprobe.errors import ModelLoadError
 from entprobe.models.base import GenerationSettings
+from entprobe.models.tiny._tokenizer import TINY_CONTEXT
 from entprobe.models.emu3 import Emu3Adapter
 
 TEXT = "Draw a red circle on a white table."
@@ -54,7 +55,7 @@ def test_load_and_introspection(emu3):
     assert emu3.layers_path == "model.text_model.layers"
     assert emu3.n_layers == 3
     assert emu3.capabilities == {"text-prompt", "image-prompt", "text-gen", "image-gen"}
-    assert emu3.max_context == 512
+    assert emu3.max_context == TINY_CONTEXT
     assert emu3.image_grid == (H, W)
     assert emu3.count_tokens(TEXT) == len(emu3.tokenizer(TEXT, add_special_tokens=False)["input_ids"])
     ident = emu3.identity()

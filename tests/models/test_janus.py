@@ -10,6 +10,7 @@ from PIL import Image
 from entprobe.capture import Role
 from entprobe.errors import ModelLoadError, ProbeInputError
 from entprobe.models.base import GenerationSettings
+from entprobe.models.tiny._tokenizer import TINY_CONTEXT
 from entprobe.models.janus import JanusAdapter, label_offsets, template_parts
 
 TEXT = "Draw a red circle on a white table."
@@ -49,7 +50,7 @@ def test_load_and_introspection(janus):
     assert janus.layers_path == "model.language_model.layers"
     assert janus.n_layers == 3
     assert janus.capabilities == {"text-prompt", "image-prompt", "text-gen", "image-gen"}
-    assert janus.max_context == 512
+    assert janus.max_context == TINY_CONTEXT
     assert janus.num_image_tokens == 16
     assert janus.count_tokens(TEXT) == len(janus.tokenizer(TEXT, add_special_tokens=False)["input_ids"])
     ident = janus.identity()

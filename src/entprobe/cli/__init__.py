@@ -60,12 +60,23 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="entprobe")
-def main() -> None:
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads for torch's linear algebra (default: torch's choice). On a shared "
+    "or busy machine 1 can be many times faster: idle threads spin against other load.",
+)
+def main(threads: int | None) -> None:
     """entprobe: layer-by-layer entropy probing of unified multimodal models.
 
     Prompt level: matrix-based Renyi entropy of a prompt's token states per layer.
     Response level: the conditional entropy proxy H(prompt+response) - H(prompt).
     """
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 __all__ = ["main"]

@@ -44,9 +44,14 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[in
     type=click.Choice(["cluster_entropy", "dependence_proxy", "shannon_agreement", "normalization", "sensitivity"]),
     help="Run only these experiments (repeatable).",
 )
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=1, show_default=True,
+    help="torch threads while computing (the experiments are many small eigen-problems, for which more threads mostly wait).",
+)
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
 def validate(
-    out_dir: Path, seeds: int, population: int, population_noise: str, base_seed: int, only: tuple[str, ...], no_figures: bool
+    out_dir: Path, seeds: int, population: int, population_noise: str, base_seed: int, only: tuple[str, ...],
+    threads: int, no_figures: bool,
 ) -> None:
     """Re-run the paper's synthetic validations of the estimators.
 
@@ -56,7 +61,7 @@ def validate(
     Renyi-order sensitivity). Prints whether each claim HOLDS here; a claim that does
     not hold is a finding, not an error (the exit status stays 0).
     """
-    from entprobe.validation import ValidationConfig, run_validation, write_outputs
+    from entprobe.validation import ValidationConfig, run_validation, torch_threads, write_outputs
 
     config = ValidationConfig(seeds=seeds, population=population, base_seed=base_seed, population_noise=population_noise)
 
@@ -67,7 +72,8 @@ def validate(
             click.echo(f"    {'':<13} criterion: {claim.criterion}; observed: {claim.evidence}")
 
     click.echo(f"entprobe validate: seeds={seeds}, population={population}, output in {out_dir}/")
-    report = run_validation(config, experiments=list(only) or None, progress=progress)
+    with torch_threads(threads):
+        report = run_validation(config, experiments=list(only) or None, progress=progress)
     paths = write_outputs(report, out_dir, figures=not no_figures)
     held = sum(c.holds for c in report.claims)
     click.echo(f"{held} of {len(report.claims)} claims hold here ({report.seconds:.1f} s); {len(paths)} files written to {out_dir}/")
@@ -80,8 +86,11 @@ def validate(
 @click.option("--d", "d", type=click.IntRange(min=1), default=2048, show_default=True, help="State dimension.")
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Timed runs per measurement (the fastest is reported), after one warm-up.")
 @click.option("--response-ratio", type=click.FloatRange(min=0, min_open=True), default=0.5, show_default=True, help="Response length as a fraction of the prompt length.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads for the estimators [default: torch's own choice].")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the results to FILE.json or FILE.csv.")
-def bench(device: str, layers: int, ns: list[int], d: int, repeats: int, response_ratio: float, out_file: Path | None) -> None:
+def bench(
+    device: str, layers: int, ns: list[int], d: int, repeats: int, response_ratio: float, threads: int | None, out_file: Path | None
+) -> None:
     """Time the estimators against a naive per-layer NumPy/SciPy reference.
 
     Cases: the prompt entropy of (layers, n, d) states and the conditional entropy
@@ -91,7 +100,7 @@ def bench(device: str, layers: int, ns: list[int], d: int, repeats: int, respons
     the largest absolute difference in bits.
     """
     from entprobe.errors import EntprobeError
-    from entprobe.validation import format_bench_table, run_benchmark
+    from entprobe.validation import format_bench_table, run_benchmark, torch_threads
 
     if out_file is not None and out_file.suffix.lower() not in (".json", ".csv"):
         raise click.BadParameter(f"must end in .json or .csv; got {out_file.name!r}", param_hint="--out")
@@ -100,12 +109,13 @@ def bench(device: str, layers: int, ns: list[int], d: int, repeats: int, respons
         f"response = {response_ratio:g} x n, repeats={repeats} (+1 warm-up)"
     )
     try:
-        result = run_benchmark(
-            device=device, layers=layers, ns=ns, d=d, repeats=repeats, response_ratio=response_ratio,
-            progress=lambda row: click.echo(
-                f"  measured {row['case']}, n={row['n']}: naive {row['naive_s']:.3f} s, entprobe {row['entprobe_s']:.3f} s"
-            ),
-        )
+        with torch_threads(threads):
+            result = run_benchmark(
+                device=device, layers=layers, ns=ns, d=d, repeats=repeats, response_ratio=response_ratio,
+                progress=lambda row: click.echo(
+                    f"  measured {row['case']}, n={row['n']}: naive {row['naive_s']:.3f} s, entprobe {row['entprobe_s']:.3f} s"
+                ),
+            )
     except EntprobeError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"estimators on {result.device} ({result.device_name}), torch threads = {result.torch_threads}; naive reference on the CPU")

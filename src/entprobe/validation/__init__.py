@@ -26,6 +26,7 @@ from .synthetic import (
     run_sensitivity,
     run_shannon_agreement,
     run_validation,
+    torch_threads,
 )
 
 __all__ = [
@@ -53,5 +54,6 @@ __all__ = [
     "run_shannon_agreement",
     "run_validation",
     "shannon_conditional_entropy",
+    "torch_threads",
     "write_outputs",
 ]

@@ -114,14 +114,14 @@ def plot_normalization(result: ExperimentResult, path: Path) -> None:
     rec = result.records
     seed0 = rec[rec.seed == rec.seed.min()]
     pairs = (("subsample", "plain"), ("subsample", "trace"), ("plain", "trace"))
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.9))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.0), layout="constrained")
     for ax, (a, b) in zip(axes, pairs):
         sc = ax.scatter(seed0[f"proxy_{a}"], seed0[f"proxy_{b}"], c=seed0.correlation, s=10, cmap="viridis")
         ax.set_xlabel(f"{a} (bits)")
         ax.set_ylabel(f"{b} (bits)")
         ax.set_title(f"{a} vs {b} (seed {seed0.seed.min()})", fontsize=10)
     fig.colorbar(sc, ax=axes, label="dependence c")
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
@@ -135,7 +135,7 @@ def plot_sensitivity(result: ExperimentResult, path: Path) -> None:
     table = result.table
     col = "Spearman rho vs default, mean ± std"
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.0))
-    for ax, prefix, xlabel, logx in ((ax1, "sigma = ", "sigma / median distance", True), (ax2, "alpha = ", "alpha", True)):
+    for ax, prefix, xlabel, logx in ((ax1, "sigma = ", "sigma / median distance", True), (ax2, "alpha = ", "alpha", False)):
         rows = table[table.setting.str.startswith(prefix)]
         x = [float(s.removeprefix(prefix).removesuffix(" m")) for s in rows.setting]
         ours = [_parse_rho(v) for v in rows[col]]

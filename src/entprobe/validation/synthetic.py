@@ -21,7 +21,8 @@ import math
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,7 @@ __all__ = [
     "run_sensitivity",
     "run_shannon_agreement",
     "run_validation",
+    "torch_threads",
 ]
 
 # The paper's reported numbers, shown next to ours.
@@ -704,6 +706,30 @@ def run_sensitivity(
 
 
 # --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the body with ``torch.set_num_threads(n)`` (no change for None), then restore.
+
+    The experiments are thousands of small eigen-problems; for those torch's
+    intra-op threads mostly wait, and on a loaded machine they can make a run
+    several times slower than one thread.
+    """
+    if n is None:
+        yield
+        return
+    import torch
+
+    if n < 1:
+        raise ValueError(f"threads must be >= 1; got {n}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
 
 EXPERIMENTS: dict[str, Callable[[ValidationConfig], ExperimentResult]] = {
     "cluster_entropy": run_cluster_entropy,
