@@ -11,7 +11,8 @@ from entprobe.capture import Role
 from entprobe.errors import ModelLoadError, ProbeInputError
 from entprobe.models.base import GenerationSettings
 from entprobe.models.tiny._tokenizer import TINY_CONTEXT
-from entprobe.models.janus import JanusAdapter, label_offsets, template_parts
+from entprobe.models._multimodal import label_offsets, template_parts
+from entprobe.models.janus import JanusAdapter
 
 TEXT = "Draw a red circle on a white table."
 QUESTION = "How many triangles are in the picture?"

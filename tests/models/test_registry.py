@@ -104,3 +104,8 @@ def test_chameleon_generate_image_is_unsupported(tiny_dir):
     no_decoder = "image-token logits are masked and its VQ model has no decoder"
     with pytest.raises(UnsupportedError, match=no_decoder):
         adapter.generate_image("a red cat")
+
+
+def test_a_missing_local_path_is_named_as_such(tmp_path):
+    with pytest.raises(ModelLoadError, match="no such folder or file"):
+        detect_adapter(str(tmp_path / "not-here"))

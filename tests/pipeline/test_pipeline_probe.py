@@ -392,3 +392,18 @@ def test_tiny_emu3_end_to_end(tmp_path):
     with ResultStore(tmp_path / "r.duckdb") as results:
         reestimate(tmp_path / "g", results, progress=False)
     pd.testing.assert_frame_equal(_read(tmp_path / "r.duckdb"), lm)
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [("cuda", "CUDA is not available"), ("warp9", "not a torch device")],
+)
+def test_unavailable_device_fails_before_loading(tmp_path, monkeypatch, device, message):
+    import torch
+
+    from entprobe.pipeline.probe import check_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ProbeInputError, match=message):
+        check_device(device)
+    check_device("cpu")

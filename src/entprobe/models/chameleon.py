@@ -20,14 +20,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from ..errors import ModelLoadError, UnsupportedError
+from ..errors import UnsupportedError
+from ._multimodal import load_multimodal
 from .base import Encoded, Generation, GenerationSettings, roles_from_ids
-from .hf_causal_lm import (
-    HFCausalLMAdapter,
-    from_pretrained,
-    pretrained_kwargs,
-    resolve_dtype,
-)
+from .hf_causal_lm import HFCausalLMAdapter
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -71,21 +67,10 @@ class ChameleonAdapter(HFCausalLMAdapter):
         Raises:
             ModelLoadError: the checkpoint cannot be loaded or is not a Chameleon.
         """
-        from transformers import AutoConfig, AutoProcessor, ChameleonForConditionalGeneration
-
-        kwargs = pretrained_kwargs(trust_remote_code=trust_remote_code, revision=revision)
-        config = from_pretrained(AutoConfig, source, what="config", adapter=cls.name, **kwargs)
-        if config.model_type != "chameleon":
-            raise ModelLoadError(
-                f"{source!r} is a {config.model_type!r} model, not chameleon; "
-                "pick its adapter with --adapter (see `entprobe models`)"
-            )
-        processor = from_pretrained(AutoProcessor, source, what="processor", adapter=cls.name, **kwargs)
-        model = from_pretrained(
-            ChameleonForConditionalGeneration, source, what="model", adapter=cls.name,
-            dtype=resolve_dtype(dtype), **kwargs,
+        model, processor = load_multimodal(
+            cls, str(source), "ChameleonForConditionalGeneration",
+            device=device, dtype=dtype, trust_remote_code=trust_remote_code, revision=revision,
         )
-        model.to(device).eval()
         return cls(model=model, processor=processor, source=str(source))
 
     @property

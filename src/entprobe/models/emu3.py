@@ -51,18 +51,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from ..capture import Role
-from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
-from .hf_causal_lm import HFCausalLMAdapter, check_prompt_length, forward_states
-from .janus import (
+from ._hf import check_prompt_length, forward_states, maybe_capture, seeded
+from ._multimodal import (
     ProcessedPrompt,
     load_multimodal,
-    maybe_capture,
     process_prompt,
-    seeded,
     step_states,
     template_parts,
     to_pil,
 )
+from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
+from .hf_causal_lm import HFCausalLMAdapter
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image

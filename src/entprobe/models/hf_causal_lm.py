@@ -19,175 +19,40 @@ response states. ``keep_generation_states=True`` also returns the states hooked
 (all generated tokens but the last): ``generation_states`` equals
 ``response_states()[:, :k]``.
 
-This module also holds the small loading helpers the other transformers adapters
-share (:func:`pretrained_kwargs`, :func:`from_pretrained`, :func:`resolve_dtype`,
-:func:`find_layers_path`, :func:`special_token_ids`, :func:`forward_states`,
-:func:`check_prompt_length`). transformers is imported inside functions only, so the
-registry can read the class attributes without loading it.
+The loading and forward-pass helpers this adapter shares with the other transformers
+adapters live in :mod:`entprobe.models._hf`. transformers is imported inside
+functions only, so the registry can read the class attributes without loading it.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from torch import nn
 
-from ..capture import Role, capture
+from ..capture import Role
 from ..errors import ModelLoadError, ProbeInputError
+from ._hf import (
+    _SENTINEL,
+    check_prompt_length,
+    find_layers_path,
+    forward_states,
+    from_pretrained,
+    maybe_capture,
+    pretrained_kwargs,
+    resolve_dtype,
+    seeded,
+    special_token_ids,
+)
 from .base import Encoded, Generation, GenerationSettings, ModelAdapter, roles_from_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-__all__ = [
-    "HFCausalLMAdapter",
-    "check_prompt_length",
-    "find_layers_path",
-    "forward_states",
-    "from_pretrained",
-    "pretrained_kwargs",
-    "resolve_dtype",
-    "special_token_ids",
-]
-
-#: Where causal LMs keep their decoder layers, most common first.
-CAUSAL_LAYER_PATHS = (
-    "model.layers",  # Llama, Qwen, Mistral, Gemma, Phi, OLMo, ...
-    "transformer.h",  # GPT-2, GPT-J, Falcon, BLOOM, GPTBigCode
-    "model.decoder.layers",  # OPT
-    "gpt_neox.layers",  # GPT-NeoX, Pythia
-    "transformer.blocks",  # MPT
-    "model.language_model.layers",  # multimodal wrappers
-    "transformer.layers",
-    "backbone.layers",
-)
-
-# Stands in for the user's text to find where a chat template puts it.
-_SENTINEL = "ENTPROBE0SENTINEL0TEXT"
-
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-}
-
-
-# --- helpers shared by the transformers adapters ---------------------------------------
-def resolve_dtype(dtype: str | torch.dtype) -> str | torch.dtype:
-    """``"auto"`` (the checkpoint's dtype) or a torch dtype from a name such as ``"bfloat16"``.
-
-    Raises:
-        ModelLoadError: an unknown dtype name.
-    """
-    if isinstance(dtype, torch.dtype) or dtype == "auto":
-        return dtype
-    try:
-        return _DTYPES[str(dtype).lower()]
-    except KeyError:
-        raise ModelLoadError(
-            f"dtype={dtype!r} is not supported; use 'auto' or one of {', '.join(sorted(_DTYPES))}"
-        ) from None
-
-
-def pretrained_kwargs(*, trust_remote_code: bool = False, revision: str | None = None) -> dict[str, Any]:
-    """Keyword arguments for ``from_pretrained``: ``trust_remote_code`` only when the user
-    asked for it, ``revision`` only when given."""
-    kwargs: dict[str, Any] = {}
-    if trust_remote_code:
-        kwargs["trust_remote_code"] = True
-    if revision is not None:
-        kwargs["revision"] = revision
-    return kwargs
-
-
-def from_pretrained(factory: Any, source: str, *, what: str, adapter: str, **kwargs: Any) -> Any:
-    """``factory.from_pretrained(source, **kwargs)`` with failures as :class:`ModelLoadError`."""
-    try:
-        return factory.from_pretrained(source, **kwargs)
-    except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
-        raise ModelLoadError(
-            f"adapter {adapter!r} cannot load the {what} of {source!r}: {exc}. A hub id must be in "
-            "the local Hugging Face cache when offline (HF_HUB_OFFLINE=1); a model with custom code "
-            "needs --trust-remote-code"
-        ) from exc
-
-
-def _n_hidden_layers(model: nn.Module) -> int | None:
-    cfg = getattr(model, "config", None)
-    if cfg is None:
-        return None
-    text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-    n = getattr(text_cfg, "num_hidden_layers", None)
-    return n if isinstance(n, int) else None
-
-
-def find_layers_path(model: nn.Module, candidates: Sequence[str] = CAUSAL_LAYER_PATHS) -> str:
-    """Dotted path of ``model``'s decoder-layer list.
-
-    Tries ``candidates`` in order, then falls back to the first ``nn.ModuleList`` whose
-    length equals ``config.num_hidden_layers``.
-
-    Raises:
-        ModelLoadError: no such list exists.
-    """
-    modules = dict(model.named_modules())
-    n_layers = _n_hidden_layers(model)
-
-    def fits(mod: nn.Module | None) -> bool:
-        return (
-            isinstance(mod, nn.ModuleList)
-            and len(mod) > 0
-            and (n_layers is None or len(mod) == n_layers)
-        )
-
-    for path in candidates:
-        if fits(modules.get(path)):
-            return path
-    if n_layers is not None:
-        for path, mod in modules.items():
-            if path and fits(mod):
-                return path
-    raise ModelLoadError(
-        f"cannot find the decoder layers of {type(model).__name__}: none of "
-        f"{', '.join(candidates)} is a ModuleList of {n_layers} layers, and no other ModuleList "
-        "has that length"
-    )
-
-
-def special_token_ids(tokenizer: Any) -> set[int]:
-    """Ids of the tokenizer's special tokens (named ones and added tokens marked special),
-    without UNK, which stands in for content."""
-    ids = set(getattr(tokenizer, "all_special_ids", ()) or ())
-    for idx, added in (getattr(tokenizer, "added_tokens_decoder", None) or {}).items():
-        if getattr(added, "special", False):
-            ids.add(int(idx))
-    ids.discard(getattr(tokenizer, "unk_token_id", None))
-    return {int(i) for i in ids if i is not None}
-
-
-def forward_states(
-    model: nn.Module, layers_path: str, inputs: dict[str, Any], **kwargs: Any
-) -> torch.Tensor:
-    """One forward pass of a batch of one with hooks: ``(n_layers + 1, n_tokens, d_model)``."""
-    with torch.no_grad(), capture(model, layers_path) as rec:
-        model(**inputs, **kwargs)
-    return rec.states(0)[:, 0]
-
-
-def check_prompt_length(n_tokens: int, max_context: int | None) -> None:
-    """Raise :class:`ProbeInputError` when a prompt does not fit the model's context."""
-    if max_context is not None and n_tokens > max_context:
-        raise ProbeInputError(
-            f"the prompt has {n_tokens} tokens; the model accepts at most {max_context}"
-        )
+__all__ = ["HFCausalLMAdapter"]
 
 
 @dataclass
@@ -375,13 +240,8 @@ class HFCausalLMAdapter(ModelAdapter):
                 f"{self.max_context}; no room to generate"
             )
         gen_cfg = self._generation_config(settings, max_new)
-        fork = [] if self.device.type == "cpu" else [self.device]
-        with torch.no_grad(), torch.random.fork_rng(devices=fork, device_type=self.device.type):
-            torch.manual_seed(settings.seed)
-            if keep_generation_states:
-                with capture(self.model, self.layers_path) as rec:
-                    out = self.model.generate(**inputs, generation_config=gen_cfg)
-            else:
+        with torch.no_grad(), seeded(settings.seed, self.device):
+            with maybe_capture(self.model, self.layers_path, keep_generation_states) as rec:
                 out = self.model.generate(**inputs, generation_config=gen_cfg)
         sequence = out[0] if isinstance(out, torch.Tensor) else out.sequences[0]
         response_ids = sequence[n_prompt:].detach()

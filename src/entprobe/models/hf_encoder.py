@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .base import Encoded, ModelAdapter, roles_from_ids
-from .hf_causal_lm import (
+from ._hf import (
     check_prompt_length,
     find_layers_path,
     forward_states,
@@ -21,6 +20,7 @@ from .hf_causal_lm import (
     resolve_dtype,
     special_token_ids,
 )
+from .base import Encoded, ModelAdapter, roles_from_ids
 
 __all__ = ["HFEncoderAdapter"]
 

@@ -103,6 +103,9 @@ def _read_config(source: str, *, revision: str | None) -> dict[str, Any]:
             return json.loads(cfg_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot read {cfg_file}: {exc}") from exc
+    if source.startswith(("/", "./", "../", "~")) or source.count("/") > 1:
+        # Looks like a path, and hub ids are at most "owner/name".
+        raise ModelLoadError(f"no such folder or file: {source!r} (given as the model)")
     # A hub id: read config.json through the Hugging Face cache (works offline when
     # cached). get_config_dict runs no model code, so trust_remote_code is not needed.
     from transformers import PretrainedConfig

@@ -152,6 +152,30 @@ def check_plan(
         raise UnsupportedError(f"adapter {adapter_name!r} does not support {need}; it supports: {have}")
 
 
+def check_device(device: str) -> None:
+    """Fail before any model work if ``device`` is malformed or not available here.
+
+    Raises:
+        ProbeInputError: naming the device and what this torch build offers.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ProbeInputError(f"--device {device!r} is not a torch device ({exc})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ProbeInputError(
+                f"--device {device!r}: CUDA is not available to this torch "
+                f"({torch.__version__}, built for CUDA {torch.version.cuda or 'none'})"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ProbeInputError(
+                f"--device {device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ProbeInputError(f"--device {device!r}: MPS is not available on this machine")
+
+
 def _normalized_source(source: str) -> str:
     path = Path(source).expanduser()
     return str(path.resolve()) if source and path.exists() else source
@@ -666,6 +690,7 @@ def probe_from_cli(
     levels = parse_levels(levels)
     check_plan(adapter_cls.capabilities, adapter_name, levels, modalities)
     est.check()
+    check_device(device)
 
     prompt_sets = []
     for spec, modality in [(s, "text") for s in text_prompts] + [(s, "image") for s in image_prompts]:
