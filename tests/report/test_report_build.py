@@ -7,7 +7,6 @@ import re
 import duckdb
 import numpy as np
 import pandas as pd
-import pytest
 from click.testing import CliRunner
 
 from entprobe.report import build_report, model_colors, write_report

@@ -22,13 +22,14 @@ import torch
 from ..capture import Recorder, Role
 from ..errors import ModelLoadError, ProbeInputError
 from ._hf import _SENTINEL, from_pretrained, pretrained_kwargs, resolve_dtype, special_token_ids
+from .base import Encoded
+from .hf_causal_lm import HFCausalLMAdapter
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-    from .hf_causal_lm import HFCausalLMAdapter
-
 __all__ = [
+    "ImagePromptAdapter",
     "ProcessedPrompt",
     "label_offsets",
     "load_multimodal",
@@ -269,3 +270,19 @@ def to_pil(image: torch.Tensor) -> Image.Image:
 
     pixels = ((image.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return PILImage.fromarray(pixels.cpu().numpy())
+
+
+class ImagePromptAdapter(HFCausalLMAdapter):
+    """Base of the adapters whose processor interleaves image placeholders with text
+    (Janus, Emu3, Chameleon). Subclasses implement ``_prompt(text, image)``, returning
+    the model inputs and one role per position."""
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor.tokenizer
+
+    def encode_image(self, image: Image.Image, question: str = "") -> Encoded:
+        """One forward pass over the model's templated user turn: the image, then the
+        question (so the image tokens' states do not depend on the question)."""
+        self.require("image-prompt")
+        return self._encode(*self._prompt(question, image))

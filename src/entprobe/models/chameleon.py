@@ -16,14 +16,13 @@ as in :mod:`~entprobe.models.hf_causal_lm`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
 from ..errors import UnsupportedError
-from ._multimodal import load_multimodal
-from .base import Encoded, Generation, GenerationSettings, roles_from_ids
-from .hf_causal_lm import HFCausalLMAdapter
+from ._multimodal import ImagePromptAdapter, load_multimodal
+from .base import Generation, GenerationSettings, roles_from_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -39,7 +38,7 @@ _NO_IMAGE_GEN = (
 
 
 @dataclass
-class ChameleonAdapter(HFCausalLMAdapter):
+class ChameleonAdapter(ImagePromptAdapter):
     """Chameleon: text and image prompts, text generation."""
 
     name: ClassVar[str] = "chameleon"
@@ -73,9 +72,6 @@ class ChameleonAdapter(HFCausalLMAdapter):
         )
         return cls(model=model, processor=processor, source=str(source))
 
-    @property
-    def tokenizer(self) -> Any:
-        return self.processor.tokenizer
 
     def _special_ids(self) -> set[int]:
         p = self.processor
@@ -102,10 +98,6 @@ class ChameleonAdapter(HFCausalLMAdapter):
         )
         return inputs, roles
 
-    def encode_image(self, image: Image.Image, question: str = "") -> Encoded:
-        """One forward pass over ``<s> <image> question <sep>``."""
-        self.require("image-prompt")
-        return self._encode(*self._prompt(question, image))
 
     def generate_image(
         self,

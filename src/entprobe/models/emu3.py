@@ -53,6 +53,7 @@ import torch
 from ..capture import Role
 from ._hf import check_prompt_length, forward_states, maybe_capture, seeded
 from ._multimodal import (
+    ImagePromptAdapter,
     ProcessedPrompt,
     load_multimodal,
     process_prompt,
@@ -61,7 +62,6 @@ from ._multimodal import (
     to_pil,
 )
 from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
-from .hf_causal_lm import HFCausalLMAdapter
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -77,7 +77,7 @@ NEGATIVE_PROMPT = (
 
 
 @dataclass
-class Emu3Adapter(HFCausalLMAdapter):
+class Emu3Adapter(ImagePromptAdapter):
     """Emu3: one decoder over text and VQ visual tokens, for understanding and generation.
 
     See the module docstring for prompt labelling, image generation (grid, guidance)
@@ -125,9 +125,6 @@ class Emu3Adapter(HFCausalLMAdapter):
         return adapter
 
     # --- introspection ----------------------------------------------------------------
-    @property
-    def tokenizer(self) -> Any:
-        return self.processor.tokenizer
 
     @property
     def image_grid(self) -> tuple[int, int]:
@@ -182,10 +179,6 @@ class Emu3Adapter(HFCausalLMAdapter):
         prompt = self._processed(*template_parts(proc, content, text, fallback), image)
         return prompt.inputs, prompt.roles
 
-    def encode_image(self, image: Image.Image, question: str = "") -> Encoded:
-        """One forward pass over the templated ``<image> question`` user turn."""
-        self.require("image-prompt")
-        return self._encode(*self._prompt(question, image))
 
     # --- generation ---------------------------------------------------------------------
     def _generation_config(self, settings: GenerationSettings, max_new_tokens: int) -> Any:

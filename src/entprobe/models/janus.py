@@ -58,6 +58,7 @@ import torch
 from ..capture import Role, capture
 from ._hf import check_prompt_length, maybe_capture, seeded
 from ._multimodal import (
+    ImagePromptAdapter,
     ProcessedPrompt,
     load_multimodal,
     process_prompt,
@@ -66,7 +67,6 @@ from ._multimodal import (
     to_pil,
 )
 from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
-from .hf_causal_lm import HFCausalLMAdapter
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -87,7 +87,7 @@ def _conditional_logits() -> Any:
 
 # --- the adapter ----------------------------------------------------------------------
 @dataclass
-class JanusAdapter(HFCausalLMAdapter):
+class JanusAdapter(ImagePromptAdapter):
     """Janus / Janus-Pro: SigLIP-encoded image prompts, text generation, VQ image generation.
 
     See the module docstring for prompt labelling, image generation and the alignment
@@ -134,9 +134,6 @@ class JanusAdapter(HFCausalLMAdapter):
         )
 
     # --- introspection ----------------------------------------------------------------
-    @property
-    def tokenizer(self) -> Any:
-        return self.processor.tokenizer
 
     @property
     def num_image_tokens(self) -> int:
@@ -181,10 +178,6 @@ class JanusAdapter(HFCausalLMAdapter):
         prompt = self._processed(text, image)
         return prompt.inputs, prompt.roles
 
-    def encode_image(self, image: Image.Image, question: str = "") -> Encoded:
-        """One forward pass over the templated ``<image> question`` user turn."""
-        self.require("image-prompt")
-        return self._encode(*self._prompt(question, image))
 
     # --- generation ---------------------------------------------------------------------
     def _generation_config(self, settings: GenerationSettings, max_new_tokens: int) -> Any:
