@@ -5,8 +5,8 @@ Public API:
 - :func:`matrix_entropy` -- entropy of one set of token states (prompt level).
 - :func:`conditional_entropy` -- the proxy ``H(prompt ⊕ response) − H(prompt)``.
 - :func:`linear_gram`, :func:`matrix_entropy_from_gram`,
-  :func:`conditional_entropy_from_gram` -- the same estimators from the uncentred
-  linear Gram ``X Xᵀ``, which is all they depend on (stored by ``--save-grams``).
+  :func:`conditional_entropy_from_gram` -- the same estimators from the linear
+  Gram (centred or not) ``X Xᵀ``, which is all they depend on (stored by ``--save-grams``).
 - :func:`subsample_indices` -- the reproducible draws of
   ``normalization="subsample"``.
 

@@ -319,7 +319,7 @@ def conditional_entropy_from_gram(
     n_draws: int = 10,
     seed: int = 0,
 ) -> float | np.ndarray | torch.Tensor:
-    r""":func:`conditional_entropy` from the uncentred Gram of ``[prompt; response]``.
+    r""":func:`conditional_entropy` from the linear Gram of ``[prompt; response]``.
 
     ``gram = Z Zᵀ`` with ``Z`` the prompt rows followed by the response rows (what
     :func:`linear_gram` returns for the concatenation). Centring, PCA, distances and
@@ -328,7 +328,8 @@ def conditional_entropy_from_gram(
     with the same draws as :func:`conditional_entropy`, so the two agree to round-off.
 
     Args:
-        gram: ``(n, n)`` or ``(..., n, n)`` uncentred Gram, ``n = n_p + n_r``.
+        gram: ``(n, n)`` or ``(..., n, n)`` linear Gram, centred or not (centring
+            is applied again and is idempotent), ``n = n_p + n_r``.
         n_prompt: ``n_p``, the number of leading prompt rows; ``2 <= n_p <= n - 2``.
         normalization, alpha, sigma, sigma_scale, pca_dim, eps, base, n_draws, seed:
             as in :func:`conditional_entropy`.

@@ -283,7 +283,7 @@ def matrix_entropy_from_gram(
     eps: float = 1e-6,
     base: float | str = 2,
 ) -> float | np.ndarray | torch.Tensor:
-    r""":func:`matrix_entropy` from the uncentred linear Gram ``G = X Xᵀ`` of the states.
+    r""":func:`matrix_entropy` from the linear Gram ``G = X Xᵀ`` of the states.
 
     Centring is ``H G H``; PCA keeps the top-``pca_dim`` eigenpairs of the centred
     Gram (skipped when ``pca_dim >= n - 1``, where it is only a rotation); distances
@@ -303,7 +303,7 @@ def matrix_entropy_from_gram(
     which share this code path.
 
     Args:
-        gram: ``(n, n)`` or ``(..., n, n)`` uncentred Gram, symmetric (to a relative
+        gram: ``(n, n)`` or ``(..., n, n)`` linear Gram (centred or not), symmetric (to a relative
             ``1e-5``), NumPy or torch, any float dtype.
         alpha, kernel, sigma, sigma_scale, pca_dim, eps, base: as in
             :func:`matrix_entropy`.

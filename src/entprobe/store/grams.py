@@ -1,11 +1,12 @@
 """Gram files of ``--save-grams``: what the estimators need, without the model.
 
-The estimators depend on the states only through the uncentred linear Gram
-``G = X Xᵀ``, so one safetensors file per (dataset, sample, level) keeps:
+The estimators depend on the states only through the linear Gram ``G = X Xᵀ``
+(and are translation invariant, so the Gram of the centred states serves). One
+safetensors file per (dataset, sample, level) keeps:
 
-- ``gram``: float64 ``(n_layers + 1, n, n)``. Prompt level: the Gram of the
-  prompt's content states. Response levels: the Gram of ``[prompt; response]``,
-  prompt rows first, with ``n_prompt`` in the metadata.
+- ``gram``: float64 ``(n_layers + 1, n, n)``, of the centred states. Prompt level:
+  the Gram of the prompt's content states. Response levels: the Gram of
+  ``[prompt; response]``, prompt rows first, with ``n_prompt`` in the metadata.
 - metadata ``entprobe``: JSON with the sample's columns (dataset, sample_id, level,
   modality, category, ...), the model and adapter, ``n_prompt``, the run's
   configuration and ``gram_id``: the hash of the configuration minus the estimator
