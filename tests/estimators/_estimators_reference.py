@@ -67,7 +67,7 @@ def matrix_entropy(x, **options):
     return out.reshape(lead)
 
 
-def _proxy_2d(p, r, *, normalization, alpha, sigma, sigma_scale, pca_dim, eps):
+def _proxy_2d(p, r, *, normalization, alpha, sigma, sigma_scale, pca_dim, eps, prompt_sigma="joint"):
     n_p, n_r = len(p), len(r)
     z = pca_project(np.concatenate([p, r]), pca_dim)
     kmat, _ = gaussian_kernel(z, sigma, sigma_scale)
@@ -78,7 +78,12 @@ def _proxy_2d(p, r, *, normalization, alpha, sigma, sigma_scale, pca_dim, eps):
         joint[:n_p, n_p:] /= 2 * np.sqrt(n_p * n_r)
         joint[n_p:, :n_p] /= 2 * np.sqrt(n_p * n_r)
     h_joint = renyi_bits(joint / np.trace(joint), alpha)
-    h_prompt = entropy_of_kernel(kmat[:n_p, :n_p], alpha, eps)
+    if prompt_sigma == "own":
+        # the prompt's own median distance, in the joint PCA space
+        kprompt, _ = gaussian_kernel(z[:n_p], None, sigma_scale)
+    else:
+        kprompt = kmat[:n_p, :n_p]
+    h_prompt = entropy_of_kernel(kprompt, alpha, eps)
     return h_joint - h_prompt
 
 
@@ -95,11 +100,12 @@ def conditional_entropy_2d(
     n_draws=10,
     seed=0,
     draws=None,
+    prompt_sigma="joint",
 ):
     """``draws``: the subsample index pairs to use (shared across layers by the caller)."""
     p = np.asarray(p, dtype=np.float64)
     r = np.asarray(r, dtype=np.float64)
-    opts = dict(alpha=alpha, sigma=sigma, sigma_scale=sigma_scale, pca_dim=pca_dim, eps=eps)
+    opts = dict(alpha=alpha, sigma=sigma, sigma_scale=sigma_scale, pca_dim=pca_dim, eps=eps, prompt_sigma=prompt_sigma)
     if normalization != "subsample":
         return _proxy_2d(p, r, normalization=normalization, **opts)
     if draws is None:

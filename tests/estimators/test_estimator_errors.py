@@ -123,6 +123,9 @@ def test_bad_options(options, match):
         (dict(n_draws=2.0), r"n_draws must be an integer >= 1; got 2.0"),
         (dict(seed=-1), r"seed must be an integer >= 0; got -1"),
         (dict(seed=None), r"seed must be an integer >= 0; got None"),
+        (dict(prompt_sigma="prompt"), r"prompt_sigma must be one of \('joint', 'own'\); got 'prompt'"),
+        (dict(prompt_sigma=None), r"prompt_sigma must be one of \('joint', 'own'\); got None"),
+        (dict(prompt_sigma="own", sigma=1.5), r"prompt_sigma='own' takes the prompt's own median.*fixed sigma=1.5"),
     ],
     ids=str,
 )

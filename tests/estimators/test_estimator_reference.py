@@ -123,3 +123,49 @@ def test_conditional_options_match_reference(options):
         got = conditional_entropy(z[:15], z[15:], normalization=normalization, **options)
         want = ref.conditional_entropy(z[:15], z[15:], normalization=normalization, **options)
         assert got == pytest.approx(want, abs=TOL)
+
+
+@pytest.mark.parametrize("normalization", ["trace", "plain", "subsample"])
+@pytest.mark.parametrize(("n_p", "n_r", "d", "pca_dim"), [(9, 4, 16, 4), (60, 40, 128, 64), (30, 50, 64, 8)])
+def test_prompt_own_bandwidth_matches_reference(normalization, n_p, n_r, d, pca_dim):
+    rng = np.random.default_rng(n_p * 7 + n_r)
+    z = ref.low_rank_states(rng, n_p + n_r, d, pca_dim)
+    # The response sits further out, so the joint and the prompt's own medians differ.
+    z[n_p:] *= 3.0
+    p, r = z[:n_p], z[n_p:]
+    opts = dict(normalization=normalization, pca_dim=pca_dim, n_draws=3, seed=11, sigma_scale=0.7)
+    own = conditional_entropy(p, r, prompt_sigma="own", **opts)
+    assert own == pytest.approx(ref.conditional_entropy(p, r, prompt_sigma="own", **opts), abs=TOL)
+    joint = conditional_entropy(p, r, prompt_sigma="joint", **opts)
+    assert joint == pytest.approx(conditional_entropy(p, r, **opts), abs=0)
+    assert abs(own - joint) > 1e-3  # the option changes the number
+
+
+def test_prompt_own_bandwidth_batched_and_from_gram():
+    from entprobe.estimators import conditional_entropy_from_gram, linear_gram
+
+    rng = np.random.default_rng(8)
+    z = np.stack([ref.low_rank_states(rng, 70, 96, 8) for _ in range(3)])
+    z[:, 25:] *= 2.0
+    want = ref.conditional_entropy(z[:, :25], z[:, 25:], pca_dim=8, prompt_sigma="own")
+    got = conditional_entropy(z[:, :25], z[:, 25:], pca_dim=8, prompt_sigma="own")
+    np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
+    got_g = conditional_entropy_from_gram(linear_gram(z), 25, pca_dim=8, prompt_sigma="own")
+    np.testing.assert_allclose(got_g, want, rtol=0, atol=TOL)
+
+
+def test_prompt_own_bandwidth_degenerate_prompts():
+    from entprobe.errors import DegenerateGeometryWarning
+
+    rng = np.random.default_rng(9)
+    r = rng.normal(size=(12, 6))
+    same = np.tile(rng.normal(size=(1, 6)), (8, 1))
+    # All prompt tokens coincide: H(prompt) is exactly 0 with either bandwidth.
+    assert conditional_entropy(same, r, prompt_sigma="own") == pytest.approx(
+        conditional_entropy(same, r, prompt_sigma="joint"), abs=1e-12
+    )
+    # Most prompt pairs coincide: the prompt's own median is 0 -> positive median, warned.
+    mostly = same.copy()
+    mostly[0] += 1.0
+    with pytest.warns(DegenerateGeometryWarning, match="the prompt tokens"):
+        conditional_entropy(mostly, r, prompt_sigma="own")

@@ -32,6 +32,7 @@ from ._validation import (
     check_n_prompt,
     check_normalization,
     check_pca_dim,
+    check_prompt_sigma,
     check_seed,
     check_sigma,
     wrap_result,
@@ -78,8 +79,13 @@ def _proxy_nats(
     sigma_scale: float,
     pca_dim: int | None,
     eps: float,
+    prompt_sigma: str = "joint",
 ) -> torch.Tensor:
-    """Plain or trace-normalised proxy for one joint Gram ``(..., n, n)``, prompt rows first."""
+    """Plain or trace-normalised proxy for one joint Gram ``(..., n, n)``, prompt rows first.
+
+    ``prompt_sigma="own"``: H(prompt) uses the median distance of the prompt's own
+    pairs (in the joint PCA space) instead of the joint set's bandwidth.
+    """
     n = gram.shape[-1]
     n_resp = n - n_prompt
     tol = zero_tolerance(gram)
@@ -103,7 +109,13 @@ def _proxy_nats(
     h_joint = torch.where(bw.identical, torch.zeros_like(h_joint), h_joint)
     d2_p = d2[..., :n_prompt, :n_prompt]
     prompt_identical = (d2_p <= tol[..., None, None]).all(dim=-1).all(dim=-1)
-    h_prompt = renyi_of_kernel(k[..., :n_prompt, :n_prompt].contiguous(), alpha=alpha, eps=eps)
+    if prompt_sigma == "own" and sigma is None:
+        bw_p = median_bandwidth(d2_p, tol, sigma=None, sigma_scale=sigma_scale)
+        warn_degenerate_median(bw_p.degenerate, "the prompt tokens", stacklevel=5)
+        k_p = gaussian_kernel(d2_p, bw_p.sigma)
+    else:
+        k_p = k[..., :n_prompt, :n_prompt].contiguous()
+    h_prompt = renyi_of_kernel(k_p, alpha=alpha, eps=eps)
     h_prompt = torch.where(prompt_identical, torch.zeros_like(h_prompt), h_prompt)
     return h_joint - h_prompt
 
@@ -121,10 +133,12 @@ def conditional_nats(
     eps: float,
     n_draws: int,
     seed: int,
+    prompt_sigma: str = "joint",
 ) -> torch.Tensor:
     """The one code path behind both public conditional-entropy functions (nats)."""
     options = dict(
-        rank_bound=rank_bound, alpha=alpha, sigma=sigma, sigma_scale=sigma_scale, pca_dim=pca_dim, eps=eps
+        rank_bound=rank_bound, alpha=alpha, sigma=sigma, sigma_scale=sigma_scale, pca_dim=pca_dim, eps=eps,
+        prompt_sigma=prompt_sigma,
     )
     if normalization != "subsample":
         return _proxy_nats(gram, n_prompt, weighted=normalization == "trace", **options)
@@ -152,6 +166,7 @@ class _Options:
     log_base: float
     n_draws: int
     seed: int
+    prompt_sigma: str
 
     @classmethod
     def check(
@@ -165,9 +180,11 @@ class _Options:
         base: object,
         n_draws: object,
         seed: object,
+        prompt_sigma: object = "joint",
     ) -> _Options:
         """Check every option (raising :class:`ProbeInputError`) and keep the results."""
         fixed_sigma, sigma_scale = check_sigma(sigma, sigma_scale)
+        prompt_sigma = check_prompt_sigma(prompt_sigma, fixed_sigma)
         return cls(
             normalization=check_normalization(normalization),
             alpha=check_alpha(alpha),
@@ -178,6 +195,7 @@ class _Options:
             log_base=check_base(base),
             n_draws=check_n_draws(n_draws),
             seed=check_seed(seed),
+            prompt_sigma=prompt_sigma,
         )
 
     def run(
@@ -201,6 +219,7 @@ class _Options:
             eps=self.eps,
             n_draws=self.n_draws,
             seed=self.seed,
+            prompt_sigma=self.prompt_sigma,
         )
         return h / self.log_base
 
@@ -218,6 +237,7 @@ def conditional_entropy(
     base: float | str = 2,
     n_draws: int = 10,
     seed: int = 0,
+    prompt_sigma: str = "joint",
 ) -> float | np.ndarray | torch.Tensor:
     r"""Conditional entropy proxy of a response given its prompt (Algorithm 1).
 
@@ -242,6 +262,14 @@ def conditional_entropy(
       :func:`subsample_indices` (``numpy.random.default_rng(seed)``; per draw the
       prompt positions, then the response positions); they are shared by all layers.
 
+    ``prompt_sigma`` chooses the bandwidth of the ``H(A_pp)`` term: ``"joint"`` (default,
+    Algorithm 1 as read above) shares the joint set's ``σ``; ``"own"`` uses the median
+    pairwise distance of the prompt tokens alone (still in the joint PCA space, times
+    ``sigma_scale``), i.e. ``H(prompt)`` as :func:`matrix_entropy` would bandwidth it.
+    The joint term is the same either way. With ``"subsample"`` the prompt's own
+    median is taken per draw. A fixed ``sigma`` serves both terms, so ``"own"``
+    with a fixed ``sigma`` is refused.
+
     A side whose tokens all coincide has entropy exactly 0 (see
     :func:`matrix_entropy`); a zero median distance falls back to the median of the
     positive distances with a :class:`~entprobe.errors.DegenerateGeometryWarning`.
@@ -259,6 +287,7 @@ def conditional_entropy(
         base: logarithm base: 2 (bits), ``"e"`` (nats) or any positive number != 1.
         n_draws: draws for ``"subsample"``, >= 1.
         seed: seed of the draws for ``"subsample"``, >= 0.
+        prompt_sigma: ``"joint"`` or ``"own"``: the bandwidth of ``H(prompt)``.
 
     Returns:
         A Python float for unbatched input; otherwise shape ``(...)`` in float64,
@@ -269,7 +298,8 @@ def conditional_entropy(
             fewer than 2 tokens, NaN/Inf (naming the layer); the two differ in
             ``d``, leading axes, array library or device; or an option is out of
             range (as in :func:`matrix_entropy`, plus an unknown ``normalization``
-            and ``n_draws < 1``, ``seed < 0``).
+            or ``prompt_sigma``, ``prompt_sigma="own"`` with a fixed ``sigma``,
+            ``n_draws < 1``, ``seed < 0``).
 
     Example:
         >>> import numpy as np
@@ -277,7 +307,7 @@ def conditional_entropy(
         >>> abs(conditional_entropy(x, x)) < 1e-3   # response = prompt: nothing new
         True
     """
-    opts = _Options.check(normalization, alpha, sigma, sigma_scale, pca_dim, eps, base, n_draws, seed)
+    opts = _Options.check(normalization, alpha, sigma, sigma_scale, pca_dim, eps, base, n_draws, seed, prompt_sigma)
     p, kind_p = as_states(prompt_states, "prompt_states")
     r, kind_r = as_states(response_states, "response_states")
     if kind_p != kind_r:
@@ -318,6 +348,7 @@ def conditional_entropy_from_gram(
     base: float | str = 2,
     n_draws: int = 10,
     seed: int = 0,
+    prompt_sigma: str = "joint",
 ) -> float | np.ndarray | torch.Tensor:
     r""":func:`conditional_entropy` from the linear Gram of ``[prompt; response]``.
 
@@ -331,8 +362,8 @@ def conditional_entropy_from_gram(
         gram: ``(n, n)`` or ``(..., n, n)`` linear Gram, centred or not (centring
             is applied again and is idempotent), ``n = n_p + n_r``.
         n_prompt: ``n_p``, the number of leading prompt rows; ``2 <= n_p <= n - 2``.
-        normalization, alpha, sigma, sigma_scale, pca_dim, eps, base, n_draws, seed:
-            as in :func:`conditional_entropy`.
+        normalization, alpha, sigma, sigma_scale, pca_dim, eps, base, n_draws, seed,
+        prompt_sigma: as in :func:`conditional_entropy`.
 
     Returns:
         As :func:`conditional_entropy`.
@@ -349,7 +380,7 @@ def conditional_entropy_from_gram(
         >>> abs(conditional_entropy_from_gram(g, 20)) < 1e-3
         True
     """
-    opts = _Options.check(normalization, alpha, sigma, sigma_scale, pca_dim, eps, base, n_draws, seed)
+    opts = _Options.check(normalization, alpha, sigma, sigma_scale, pca_dim, eps, base, n_draws, seed, prompt_sigma)
     g, kind = as_gram(gram, "gram")
     n_p = check_n_prompt(n_prompt, g.shape[-1])
     if g.numel() == 0:

@@ -29,6 +29,7 @@ __all__ = [
     "check_n_prompt",
     "check_normalization",
     "check_pca_dim",
+    "check_prompt_sigma",
     "check_seed",
     "check_sigma",
     "format_index",
@@ -38,6 +39,7 @@ __all__ = [
 
 KERNELS = ("gaussian", "linear")
 NORMALIZATIONS = ("trace", "plain", "subsample")
+PROMPT_SIGMAS = ("joint", "own")
 
 # Relative tolerance for a Gram matrix that should be symmetric (stored Grams may have
 # passed through float32 arithmetic, whose round-off is about 1e-7).
@@ -258,6 +260,18 @@ def check_sigma(sigma: object, sigma_scale: object, *, kernel: str = "gaussian")
             f"sigma_scale={sigma_scale!r} with kernel='linear'"
         )
     return fixed, float(sigma_scale)
+
+
+def check_prompt_sigma(prompt_sigma: object, fixed_sigma: float | None) -> str:
+    """Bandwidth of H(prompt) in the proxy: ``"joint"`` or ``"own"`` (median bandwidth only)."""
+    if prompt_sigma not in PROMPT_SIGMAS:
+        raise ProbeInputError(f"prompt_sigma must be one of {PROMPT_SIGMAS}; got {prompt_sigma!r}")
+    if prompt_sigma == "own" and fixed_sigma is not None:
+        raise ProbeInputError(
+            f"prompt_sigma='own' takes the prompt's own median bandwidth; it cannot be combined "
+            f"with a fixed sigma={fixed_sigma!r} (which serves both terms)"
+        )
+    return str(prompt_sigma)
 
 
 def check_pca_dim(pca_dim: object) -> int | None:
