@@ -3,6 +3,9 @@
 Layer 0 is the hidden state *entering* the first decoder layer (a forward pre-hook),
 layer ``i`` the output of decoder layer ``i`` before any final norm. This differs from
 ``output_hidden_states`` in transformers, whose last entry has the final norm applied.
+
+Packed sequences (``(n_tokens, d_model)``, no batch axis, as BAGEL's layers receive
+them) are recorded with a batch axis of one, so every call has the same layout.
 """
 
 from __future__ import annotations
@@ -45,6 +48,37 @@ def _hidden(output: object) -> torch.Tensor:
     raise TypeError(f"cannot find the hidden states in a layer output of type {type(output).__name__}")
 
 
+def _layer_input(args: tuple, kwargs: dict, name: str | None) -> torch.Tensor:
+    """The hidden states a decoder layer was called with.
+
+    ``name`` given: that keyword. Otherwise ``hidden_states=``, else the first positional
+    argument, else the first floating-point tensor passed by keyword (layers that take
+    their input under another name, e.g. BAGEL's ``packed_query_sequence=``).
+    """
+    if name is not None:
+        found = kwargs.get(name)
+    elif "hidden_states" in kwargs:
+        found = kwargs["hidden_states"]
+    elif args:
+        found = args[0]
+    else:
+        found = next(
+            (v for v in kwargs.values() if isinstance(v, torch.Tensor) and v.is_floating_point()), None
+        )
+    if not isinstance(found, torch.Tensor):
+        wanted = f"keyword {name!r}" if name is not None else "hidden_states tensor"
+        raise TypeError(
+            f"the first decoder layer received no {wanted}: got {len(args)} positional "
+            f"argument(s) and keywords {sorted(kwargs)}"
+        )
+    return found
+
+
+def _batched(t: torch.Tensor) -> torch.Tensor:
+    # A packed (n_tokens, d_model) sequence gets a batch axis of one.
+    return t.unsqueeze(0) if t.dim() == 2 else t
+
+
 class Recorder:
     """Collects, per forward call of the model, the states of every layer.
 
@@ -62,7 +96,7 @@ class Recorder:
         self._calls: list[list[torch.Tensor | None]] = []
 
     def _keep(self, t: torch.Tensor) -> torch.Tensor:
-        t = t.detach()
+        t = _batched(t.detach())
         return t.to("cpu") if self.to_cpu else t
 
     def _on_input(self, hidden: torch.Tensor) -> None:
@@ -83,7 +117,8 @@ class Recorder:
         self._calls.clear()
 
     def states(self, call: int = 0) -> torch.Tensor:
-        """States of one call, ``(n_layers + 1, batch, n_tokens, d_model)``."""
+        """States of one call, ``(n_layers + 1, batch, n_tokens, d_model)``
+        (``batch`` is 1 for a packed ``(n_tokens, d_model)`` input)."""
         if not self._calls:
             raise ProbeInputError("nothing was recorded: the model did not run the hooked layers")
         parts = self._calls[call]
@@ -100,7 +135,11 @@ class Recorder:
 
 @contextmanager
 def capture(
-    model: nn.Module, layers: str | Sequence[nn.Module], *, to_cpu: bool = False
+    model: nn.Module,
+    layers: str | Sequence[nn.Module],
+    *,
+    to_cpu: bool = False,
+    input_name: str | None = None,
 ) -> Iterator[Recorder]:
     """Record layer-wise hidden states while the block runs.
 
@@ -108,6 +147,10 @@ def capture(
         model: any ``torch.nn.Module``.
         layers: dotted path of its decoder-layer list, or the layer modules.
         to_cpu: move captured states to the CPU as they arrive.
+        input_name: keyword under which the first layer receives its hidden states;
+            default ``hidden_states``, else the first positional argument, else the
+            first floating-point tensor keyword. Packed ``(n_tokens, d_model)``
+            inputs and outputs are recorded as ``(1, n_tokens, d_model)``.
 
     Yields:
         A :class:`Recorder`; ``rec.states(0)`` is ``(n_layers + 1, batch, n_tokens, d_model)``.
@@ -122,10 +165,7 @@ def capture(
     handles = []
 
     def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        hidden = kwargs.get("hidden_states", args[0] if args else None)
-        if not isinstance(hidden, torch.Tensor):
-            raise TypeError("the first decoder layer received no hidden_states tensor")
-        rec._on_input(hidden)
+        rec._on_input(_layer_input(args, kwargs, input_name))
 
     def make_hook(index: int):
         def hook(module: nn.Module, args: tuple, output: object) -> None:
