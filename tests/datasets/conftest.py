@@ -177,3 +177,32 @@ def assert_accounted(prompt_set) -> None:
 @pytest.fixture
 def accounted():
     return assert_accounted
+
+
+def write_parquet(path: Path, columns: dict[str, str], rows: list[tuple]) -> Path:
+    """Write ``rows`` to a parquet file with DuckDB; ``columns`` maps each column name
+    to its DuckDB type, e.g. ``{"image": "STRUCT(bytes BLOB, path VARCHAR)"}``
+    (a struct value is a dict, a list of structs a list of dicts)."""
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(":memory:")
+    try:
+        names = list(columns)
+        con.execute(
+            "CREATE TABLE t (" + ", ".join(f'"{n}" {columns[n]}' for n in names) + ")"
+        )
+        if rows:
+            con.executemany(
+                f"INSERT INTO t VALUES ({', '.join('?' for _ in names)})", [list(r) for r in rows]
+            )
+        con.execute(f"COPY t TO '{path}' (FORMAT parquet)")
+    finally:
+        con.close()
+    return path
+
+
+@pytest.fixture(name="write_parquet")
+def write_parquet_fixture():
+    """``write_parquet(path, {column: duckdb_type}, rows)``."""
+    return write_parquet

@@ -147,7 +147,7 @@ def test_parse_spec_options_and_paths(tmp_path):
         ("mmbench:/no/such/file.tsv", r"mmbench: /no/such/file.tsv does not exist"),
         ("sample:nope", "unknown sample set 'nope'.*sample:t2i"),
         (f"csv:{FIXTURES / 'prompts.csv'}?bogus=1", "unknown option.*bogus.*known: text"),
-        (f"mmbench:{FIXTURES / 'prompts.csv'}?text=x", "unknown option.*known: none"),
+        (f"mmbench:{FIXTURES / 'prompts.csv'}?text=x", "unknown option.*text.*known: split"),
     ],
 )
 def test_bad_specs_raise_naming_the_problem(spec, match):

@@ -170,8 +170,8 @@ def test_unusable_files_raise_before_loading(tmp_path, content, match):
         load_prompts(f"mmbench:{path}")
 
 
-def test_folder_is_not_a_tsv(tmp_path):
-    with pytest.raises(DatasetError, match="needs a .tsv file"):
+def test_folder_without_parquet_is_not_mmbench(tmp_path):
+    with pytest.raises(DatasetError, match="no MMBench TSV or parquet files"):
         load_prompts(f"mmbench:{tmp_path}")
 
 

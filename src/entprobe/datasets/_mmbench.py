@@ -1,4 +1,5 @@
-"""MMBench image prompts from a VLMEvalKit TSV (``mmbench:PATH.tsv``).
+"""MMBench image prompts from a VLMEvalKit TSV (``mmbench:PATH.tsv``); the hub's
+parquet mirrors are read by :mod:`._mmbench_parquet` into the same records.
 
 Columns: ``index, question, hint, A, B, C, D, answer, category, image, source,
 l2-category, comment, split`` (only ``index``, ``question``, ``image`` and one of
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from entprobe.errors import DatasetError
 
-from ._images import TsvCellImage, check_image_bytes, decode_base64
+from ._images import ImageRef, TsvCellImage, check_image_bytes, decode_base64
 from ._records import PromptRecord, SkippedRow
 from ._rows import (
     Collapsed,
@@ -37,10 +38,11 @@ from ._rows import (
 NAME = "mmbench"
 EXAMPLE = "mmbench:~/LMUData/MMBench_DEV_EN.tsv"
 DESCRIPTION = (
-    "MMBench image prompts, VLMEvalKit TSV (base64 or index-referenced images); "
+    "MMBench image prompts, VLMEvalKit TSV (base64 or index-referenced images) or the "
+    "hub's parquet (a .parquet file or a folder; ?split=NAME picks one of several); "
     "circular-evaluation copies collapsed unless --no-dedup"
 )
-OPTIONS: dict[str, str] = {}
+OPTIONS: dict[str, str] = {"split": "split of a parquet folder holding several, e.g. en/dev"}
 
 # l2-category -> the paper's Table 1 image type
 L2_CATEGORIES: dict[str, str] = {
@@ -85,8 +87,14 @@ _META_COLUMNS = {"answer": "answer", "source": "origin", "comment": "comment", "
 
 
 def load(path: Path, ctx: LoadContext) -> Iterator[PromptRecord | SkippedRow | Collapsed]:
-    if not path.is_file():
-        raise DatasetError(f"{path}: mmbench needs a .tsv file, not a folder")
+    from ._mmbench_parquet import is_parquet_target, load_parquet
+
+    if is_parquet_target(path):
+        return load_parquet(path, ctx)
+    if "split" in ctx.options:
+        raise DatasetError(
+            f"{path}: the split option picks a split of a parquet folder; a TSV is one split"
+        )
     rows = iter_delimited(str(path), "\t")
     try:
         header = next(rows, None)
@@ -148,8 +156,9 @@ class _Pending:
     index: int
     row: int
     fields: dict
-    image: TsvCellImage | None
+    image: ImageRef | None
     ref: int | None
+    source: str = ""
 
 
 def _load_rows(
@@ -158,20 +167,28 @@ def _load_rows(
     # one pass: check each base64 image's header and remember where it is; rows
     # whose image is a reference are resolved after the pass (it may point ahead)
     outcomes: list[_Pending | SkippedRow] = []
-    images: dict[int, TsvCellImage | RowProblem] = {}
+    images: dict[int, ImageRef | RowProblem] = {}
     for drow in rows:
         try:
             outcomes.append(_parse(drow, cols, source, images, ctx))
         except Exception as problem:  # noqa: BLE001 - recorded per row
             outcomes.append(ctx.skip(source, drow.line, problem, _raw_index(drow, cols)))
+    return finish_rows(outcomes, images, ctx)
 
+
+def finish_rows(
+    outcomes: list[_Pending | SkippedRow], images: dict[int, ImageRef | RowProblem],
+    ctx: LoadContext,
+) -> Iterator[PromptRecord | SkippedRow | Collapsed]:
+    """Resolve image references, then collapse circular-evaluation copies (shared
+    by the TSV and the parquet reader; ``images`` maps index -> image or problem)."""
     resolved: list[_Pending | SkippedRow] = []
     for item in outcomes:
         if isinstance(item, _Pending) and item.ref is not None:
             try:
                 item.image = _resolve(item.ref, images)
             except RowProblem as problem:
-                item = ctx.skip(source, item.row, problem, str(item.index))
+                item = ctx.skip(item.source, item.row, problem, str(item.index))
         resolved.append(item)
 
     groups: dict[int, list[_Pending]] = {}
@@ -186,18 +203,19 @@ def _load_rows(
         group = groups.get(item.index % CIRCULAR_MOD, [item])
         first = min(group, key=lambda p: p.index)  # the original has index < 1_000_000
         if first is not item and first.index == item.index:
+            where = "" if first.source == item.source else f" of {first.source}"
             yield SkippedRow(
-                source,
+                item.source,
                 item.row,
-                f"index {item.index} already used on line {first.row}",
+                f"index {item.index} already used on line {first.row}{where}",
                 "duplicate-id",
                 str(item.index),
             )
         elif first is not item:
-            yield Collapsed(source, item.row, str(first.index))
+            yield Collapsed(item.source, item.row, str(first.index))
         else:
             copies = sorted({p.index for p in group} - {item.index})
-            yield _record(item, copies, source, ctx)
+            yield _record(item, copies, item.source, ctx)
 
 
 def _raw_index(drow: DelimitedRow, cols: _Columns) -> str | None:
@@ -210,7 +228,7 @@ def _parse(
     drow: DelimitedRow,
     cols: _Columns,
     source: str,
-    images: dict[int, TsvCellImage | RowProblem],
+    images: dict[int, ImageRef | RowProblem],
     ctx: LoadContext,
 ) -> _Pending:
     if drow.problem is not None:
@@ -224,14 +242,14 @@ def _parse(
         )
         raise RowProblem(f"row has {len(fields)} fields; the header has {len(cols.names)}{span}")
     raw_index = fields[cols.index].strip()
-    index = _parse_int(raw_index, "index")
+    index = parse_int(raw_index, "index")
 
     image_cell = fields[cols.image].strip()
     image, ref = None, None
     if is_missing(image_cell):
         raise RowProblem("no image in the image column", "missing-image")
     if len(image_cell) <= _REFERENCE_MAX_CHARS:
-        ref = _parse_int(image_cell, "image reference")
+        ref = parse_int(image_cell, "image reference")
     else:
         try:
             check_image_bytes(decode_base64(image_cell), ctx.max_pixels)
@@ -241,11 +259,35 @@ def _parse(
         image = TsvCellImage(source, drow.offset, cols.image, cols.index, raw_index, ctx.max_pixels)
         images.setdefault(index, image)
 
-    question = fields[cols.question].strip()
+    def cell(i: int | None) -> str:
+        return "" if i is None else fields[i]
+
+    values = {
+        "question": cell(cols.question),
+        "hint": cell(cols.hint),
+        "category": cell(cols.category),
+        "l2": cell(cols.l2),
+        "options": {name: fields[i] for name, i in cols.options},
+        **{key: fields[i] for key, i in cols.extra.items()},
+    }
+    return pending_row(index, drow.line, values, image, ref, source)
+
+
+def pending_row(
+    index: int, row: int, values: dict, image: ImageRef | None, ref: int | None, source: str
+) -> _Pending:
+    """Check one row's text fields (``question``, ``hint``, ``category``, ``l2``,
+    ``options`` and the meta columns, as text) and keep it for :func:`finish_rows`.
+
+    Raises:
+        RowProblem: empty question or unknown category.
+    """
+    question = values["question"].strip()
     if is_missing(question):
         raise RowProblem("empty question", "empty-prompt")
-    leaf = "" if cols.category is None else fields[cols.category].strip()
-    l2 = "" if cols.l2 is None else fields[cols.l2].strip()
+    leaf = values["category"].strip()
+    leaf = "" if is_missing(leaf) else leaf
+    l2 = values["l2"].strip()
     if is_missing(l2):
         if leaf not in LEAF_CATEGORIES:
             raise RowProblem(
@@ -257,8 +299,8 @@ def _parse(
             f"unknown MMBench l2-category {l2!r}; expected one of {', '.join(L2_CATEGORIES)}",
             "unknown-category",
         )
-    hint = "" if cols.hint is None or is_missing(fields[cols.hint]) else fields[cols.hint].strip()
-    options = {name: fields[i].strip() for name, i in cols.options if not is_missing(fields[i])}
+    hint = "" if is_missing(values["hint"]) else values["hint"].strip()
+    options = {name: text.strip() for name, text in values["options"].items() if not is_missing(text)}
     parsed = {
         "question": question,
         "hint": hint or None,
@@ -266,14 +308,15 @@ def _parse(
         "l2": l2,
         "leaf": leaf or None,
         **{
-            key: (None if is_missing(fields[i]) else fields[i].strip())
-            for key, i in cols.extra.items()
+            key: (None if is_missing(values[key]) else values[key].strip())
+            for key in _META_COLUMNS.values()
+            if key in values
         },
     }
-    return _Pending(index, drow.line, parsed, image, ref)
+    return _Pending(index, row, parsed, image, ref, source)
 
 
-def _parse_int(text: str, what: str) -> int:
+def parse_int(text: str, what: str) -> int:
     try:
         value = float(text) if "." in text else int(text)
     except ValueError:
@@ -283,7 +326,7 @@ def _parse_int(text: str, what: str) -> int:
     return int(value)
 
 
-def _resolve(target: int, images: dict[int, TsvCellImage | RowProblem]) -> TsvCellImage:
+def _resolve(target: int, images: dict[int, ImageRef | RowProblem]) -> ImageRef:
     found = images.get(target)
     if found is None:
         raise RowProblem(

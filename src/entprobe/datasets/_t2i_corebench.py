@@ -7,10 +7,16 @@ Two public layouts:
   (``"R-LR-001"``) whose values hold ``"Main Class"``, ``"Sub Class"``,
   ``"Prompt"``, ``"Checklist"`` and ``"Remark"``. PATH may also be one such file.
 * Hub: ``splits/*.jsonl`` (or ``*.jsonl`` in the folder, or one JSONL file), one
-  object per line with the same fields plus ``"ID"`` (and, in one mirror, ``"task"``).
+  object per line with the same fields plus ``"ID"`` (and, in one mirror, ``"task"``);
+  or the same as parquet: ``splits/*.parquet``, any ``*.parquet`` below the folder
+  (the hub's automatic conversion ``<config>/<split>/0000.parquet``), or one
+  parquet file. Parquet rows are numbered by their 1-based position in the file.
+  A folder holding both JSONL and parquet splits is read from its JSONL.
 
 The dimension (subcategory) comes from the ``task`` field, the ID prefix, the
-file name or the ``Sub Class`` name, whichever are present; they must agree.
+file name (for ``<split>/0000.parquet``, the split folder's name; hub split names
+spell ``C-MI`` as ``C_MI``) or the ``Sub Class`` name, whichever are present; they
+must agree.
 Category follows the paper's Table 1: Composition (C-MI, C-MA, C-MR, C-TR),
 Deductive (R-LR, R-BR, R-HR, R-PR), Inductive (R-GR, R-AR), Abductive (R-CR, R-RR).
 """
@@ -23,6 +29,7 @@ from pathlib import Path
 
 from entprobe.errors import DatasetError
 
+from ._parquet import PARQUET_SUFFIX, ParquetFile, find_parquet
 from ._records import PromptRecord, SkippedRow
 from ._rows import LoadContext, RowProblem, iter_jsonl, read_json, read_json_or_fail, text_value
 
@@ -30,7 +37,7 @@ NAME = "t2i-corebench"
 EXAMPLE = "t2i-corebench:~/data/T2I-CoReBench/data"
 DESCRIPTION = (
     "T2I-CoReBench text prompts: a folder of C-MI.json ... R-RR.json, or the hub "
-    "layout splits/*.jsonl (or one JSONL file)"
+    "layout splits/*.jsonl or *.parquet (or one JSONL / parquet file)"
 )
 OPTIONS: dict[str, str] = {}
 
@@ -76,15 +83,20 @@ def load(path: Path, ctx: LoadContext) -> Iterator[PromptRecord | SkippedRow]:
     if path.is_file() and kind == "json":
         # a single file the user named: one that is not JSON at all is an error now
         return _rows_of_json(path, ctx, read_json_or_fail(str(path)))
+    if path.is_file() and kind == "parquet":
+        try:
+            ParquetFile(path)
+        except RowProblem as problem:
+            raise DatasetError(f"{path}: {problem.reason}") from None
     return _iter_files(files, kind, ctx)
 
 
 def _resolve(path: Path) -> tuple[list[Path], str]:
     if path.is_file():
         suffix = path.suffix.lower()
-        if suffix in (".json", ".jsonl"):
+        if suffix in (".json", ".jsonl", PARQUET_SUFFIX):
             return [path], suffix[1:]
-        raise DatasetError(f"{path}: a T2I-CoReBench file must be .json or .jsonl")
+        raise DatasetError(f"{path}: a T2I-CoReBench file must be .json, .jsonl or .parquet")
     for base in (path, path / "data"):
         found = [base / f"{code}.json" for code in DIMENSIONS if (base / f"{code}.json").is_file()]
         if found:
@@ -93,15 +105,26 @@ def _resolve(path: Path) -> tuple[list[Path], str]:
         found = sorted(base.glob("*.jsonl"), key=_file_order) if base.is_dir() else []
         if found:
             return found, "jsonl"
+    found = sorted(find_parquet(path), key=_file_order)
+    if found:
+        return found, "parquet"
     raise DatasetError(
         f"{path}: no T2I-CoReBench files; expected C-MI.json ... R-RR.json (GitHub layout, "
-        "in the folder or its data/) or splits/*.jsonl (hub layout)"
+        "in the folder or its data/) or splits/*.jsonl or *.parquet (hub layout)"
     )
 
 
+def _file_code(path: Path) -> str | None:
+    """The dimension a file's name says; ``<split>/0000.parquet`` is named by its folder."""
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    if stem.isdigit():
+        return dimension_code(path.parent.name)
+    return dimension_code(stem)
+
+
 def _file_order(path: Path) -> tuple[int, str]:
-    code = dimension_code(path.stem)
-    return (list(DIMENSIONS).index(code) if code else len(DIMENSIONS), path.name)
+    code = _file_code(path)
+    return (list(DIMENSIONS).index(code) if code else len(DIMENSIONS), str(path))
 
 
 def _iter_files(
@@ -110,6 +133,9 @@ def _iter_files(
     for file in files:
         if kind == "jsonl":
             yield from _rows_of_jsonl(file, ctx)
+            continue
+        if kind == "parquet":
+            yield from _rows_of_parquet(file, ctx)
             continue
         try:
             data = read_json(str(file))
@@ -150,6 +176,17 @@ def _rows_of_jsonl(file: Path, ctx: LoadContext) -> Iterator[PromptRecord | Skip
             yield ctx.skip(source, line, item)
         else:
             yield _outcome(item, None, source, line, file, ctx)
+
+
+def _rows_of_parquet(file: Path, ctx: LoadContext) -> Iterator[PromptRecord | SkippedRow]:
+    source = str(file)
+    ctx.sources.append(source)
+    try:
+        table = ParquetFile(file)
+        for row, item in table.rows():
+            yield _outcome(item, None, source, row, file, ctx)
+    except RowProblem as problem:  # the whole file, or the rest of it, is unreadable
+        yield ctx.skip(source, None, problem)
 
 
 def _outcome(
@@ -221,8 +258,7 @@ def _dimension(item: dict, rid: str | None, file: Path) -> str:
                 f"unknown T2I-CoReBench dimension {task!r} in field 'task'", "unknown-category"
             )
         found["task"] = code
-    for where, value in (("ID", rid), ("file name", file.stem)):
-        code = dimension_code(value)
+    for where, code in (("ID", dimension_code(rid)), ("file name", _file_code(file))):
         if code:
             found[where] = code
     if not found:
