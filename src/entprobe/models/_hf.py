@@ -89,8 +89,21 @@ def pretrained_kwargs(*, trust_remote_code: bool = False, revision: str | None =
     return kwargs
 
 
+def _dtype_key() -> str:
+    """``from_pretrained``'s dtype keyword: ``dtype`` from transformers 4.56, ``torch_dtype`` before."""
+    from transformers import __version__
+
+    major, minor = (int(p) for p in __version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+
+
 def from_pretrained(factory: Any, source: str, *, what: str, adapter: str, **kwargs: Any) -> Any:
-    """``factory.from_pretrained(source, **kwargs)`` with failures as :class:`ModelLoadError`."""
+    """``factory.from_pretrained(source, **kwargs)`` with failures as :class:`ModelLoadError`.
+
+    A ``dtype=`` keyword is passed as ``torch_dtype=`` to transformers older than 4.56.
+    """
+    if "dtype" in kwargs and _dtype_key() != "dtype":
+        kwargs["torch_dtype"] = kwargs.pop("dtype")
     try:
         return factory.from_pretrained(source, **kwargs)
     except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:

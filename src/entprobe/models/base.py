@@ -149,6 +149,11 @@ class ModelAdapter(ABC):
     #: ``config.model_type`` values this adapter handles, for auto-detection.
     model_types: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: capability -> why the family cannot have it (shown by ``entprobe models`` and in errors).
+    unsupported: ClassVar[dict[str, str]] = {}
+    #: ``_class_name`` values of a diffusers-style ``model_index.json`` this adapter handles,
+    #: for auto-detection of checkpoint folders that have no top-level ``config.json``.
+    pipeline_classes: ClassVar[tuple[str, ...]] = ()
     #: dotted path of the decoder-layer list inside ``model``.
     layers_path: ClassVar[str]
 
@@ -211,8 +216,9 @@ class ModelAdapter(ABC):
         """Raise :class:`UnsupportedError` before any work if ``capability`` is missing."""
         if capability not in self.capabilities:
             have = ", ".join(sorted(self.capabilities)) or "nothing"
+            why = f": {self.unsupported[capability]}" if capability in self.unsupported else ""
             raise UnsupportedError(
-                f"adapter {self.name!r} does not support {capability!r} (it supports: {have})"
+                f"adapter {self.name!r} does not support {capability!r} (it supports: {have}){why}"
             )
 
     @abstractmethod

@@ -25,6 +25,7 @@ ADAPTERS: dict[str, str] = {
     "janus": "entprobe.models.janus:JanusAdapter",
     "emu3": "entprobe.models.emu3:Emu3Adapter",
     "chameleon": "entprobe.models.chameleon:ChameleonAdapter",
+    "omnigen2": "entprobe.models.omnigen2:OmniGen2Adapter",
 }
 
 #: Handles any ``model_type`` that ``AutoModelForCausalLM`` knows and no other adapter claims.
@@ -67,7 +68,8 @@ def get_adapter(name: str) -> type[ModelAdapter]:
 
 def list_adapters() -> list[dict[str, Any]]:
     """One entry per registered adapter: ``name``, ``description``, ``capabilities``
-    (sorted) and ``model_types`` (``["*"]`` for the causal-LM fallback). An adapter
+    (sorted), ``unsupported`` (capability -> why not) and ``model_types`` (``["*"]`` for
+    the causal-LM fallback). An adapter
     whose module is not installed is listed with its description saying so."""
     out = []
     for name in ADAPTERS:
@@ -75,7 +77,10 @@ def list_adapters() -> list[dict[str, Any]]:
             cls = _import(name)
         except ModelLoadError as exc:
             out.append(
-                {"name": name, "description": f"unavailable: {exc}", "capabilities": [], "model_types": []}
+                {
+                    "name": name, "description": f"unavailable: {exc}", "capabilities": [],
+                    "unsupported": {}, "model_types": [],
+                }
             )
             continue
         types = list(cls.model_types) or (["*"] if name == FALLBACK_ADAPTER else [])
@@ -84,6 +89,7 @@ def list_adapters() -> list[dict[str, Any]]:
                 "name": name,
                 "description": cls.description,
                 "capabilities": sorted(cls.capabilities),
+                "unsupported": dict(cls.unsupported),
                 "model_types": types,
             }
         )
@@ -122,6 +128,29 @@ def _read_config(source: str, *, revision: str | None) -> dict[str, Any]:
     return cfg
 
 
+def _detect_pipeline(source: str) -> str | None:
+    """The adapter claiming a local diffusers-style folder by its ``model_index.json``
+    ``_class_name`` (such folders have no top-level ``config.json``), else None."""
+    index = Path(source).expanduser() / "model_index.json"
+    if (Path(source).expanduser() / "config.json").exists() or not index.is_file():
+        return None
+    try:
+        class_name = json.loads(index.read_text(encoding="utf-8")).get("_class_name")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ModelLoadError(f"cannot read {index}: {exc}") from exc
+    for name in ADAPTERS:
+        try:
+            cls = _import(name)
+        except ModelLoadError:
+            continue
+        if class_name in cls.pipeline_classes:
+            return name
+    raise ModelLoadError(
+        f"{source!r} is a diffusers-style folder of a {class_name!r} pipeline that no adapter handles; "
+        f"pass --adapter NAME (known: {_known()})"
+    )
+
+
 def detect_adapter(
     source: str, *, trust_remote_code: bool = False, revision: str | None = None
 ) -> str:
@@ -141,6 +170,9 @@ def detect_adapter(
         ModelLoadError: the config cannot be read, has no ``model_type``, or no
             adapter handles it; the message says what was found and suggests ``--adapter``.
     """
+    by_index = _detect_pipeline(source)
+    if by_index is not None:
+        return by_index
     cfg = _read_config(source, revision=revision)
     model_type = cfg.get("model_type")
     archs = cfg.get("architectures") or []

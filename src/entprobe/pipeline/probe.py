@@ -131,7 +131,11 @@ def required_capabilities(levels: Iterable[str], modalities: Iterable[str]) -> d
 
 
 def check_plan(
-    capabilities: Iterable[str], adapter_name: str, levels: Sequence[str], modalities: Iterable[str]
+    capabilities: Iterable[str],
+    adapter_name: str,
+    levels: Sequence[str],
+    modalities: Iterable[str],
+    reasons: Mapping[str, str] | None = None,
 ) -> None:
     """Raise before any work when the levels cannot be probed.
 
@@ -149,7 +153,10 @@ def check_plan(
     if missing:
         have = ", ".join(sorted(capabilities)) or "nothing"
         need = "; ".join(f"{c!r} (for the {why})" for c, why in missing.items())
-        raise UnsupportedError(f"adapter {adapter_name!r} does not support {need}; it supports: {have}")
+        because = "".join(f". No {c!r}: {(reasons or {})[c]}" for c in missing if c in (reasons or {}))
+        raise UnsupportedError(
+            f"adapter {adapter_name!r} does not support {need}; it supports: {have}{because}"
+        )
 
 
 def check_device(device: str) -> None:
@@ -257,7 +264,7 @@ def run_probe(
     modalities = {rec.modality for rec in records_all}
     if not records_all:
         raise ProbeInputError("no prompt records to probe")
-    check_plan(adapter.capabilities, adapter.name, levels, modalities)
+    check_plan(adapter.capabilities, adapter.name, levels, modalities, getattr(adapter, "unsupported", None))
     seen: dict[tuple[str, str], str] = {}
     for rec in records_all:
         key = (rec.dataset, rec.id)
@@ -688,7 +695,7 @@ def probe_from_cli(
                 f"(it supports: {', '.join(sorted(supported)) or 'nothing'})"
             )
     levels = parse_levels(levels)
-    check_plan(adapter_cls.capabilities, adapter_name, levels, modalities)
+    check_plan(adapter_cls.capabilities, adapter_name, levels, modalities, adapter_cls.unsupported)
     est.check()
     check_device(device)
 

@@ -22,6 +22,7 @@ TINY_BUILDERS: dict[str, str] = {
     "chameleon": "entprobe.models.tiny.text:save_tiny_chameleon",
     "janus": "entprobe.models.tiny.janus:save_tiny_janus",
     "emu3": "entprobe.models.tiny.emu3:save_tiny_emu3",
+    "omnigen2": "entprobe.models.tiny.omnigen2:save_tiny_omnigen2",
 }
 
 
