@@ -10,15 +10,16 @@ them) are recorded with a batch axis of one, so every call has the same layout.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from ..errors import ProbeInputError
 
-__all__ = ["Recorder", "capture", "resolve_layers"]
+__all__ = ["CallTag", "Recorder", "capture", "resolve_layers"]
 
 
 def resolve_layers(model: nn.Module, layers: str | Sequence[nn.Module]) -> list[nn.Module]:
@@ -79,11 +80,42 @@ def _batched(t: torch.Tensor) -> torch.Tensor:
     return t.unsqueeze(0) if t.dim() == 2 else t
 
 
+Rows = slice | Sequence[int]
+
+
+@dataclass(frozen=True)
+class CallTag:
+    """What the caller says a forward call is (see :meth:`Recorder.tag`).
+
+    Attributes:
+        step: denoising / decoding step (1-based by convention), or None.
+        branches: branch name -> the batch rows that hold it, e.g.
+            ``{"cond": slice(0, 1), "uncond": slice(1, 2)}``; empty: not said.
+        positions: the token positions of the response in this call's sequence
+            (a slice or index list), or None.
+        phase: free label, e.g. ``"prefill"``, ``"denoise"``, ``"teacher-forced"``.
+        keep: False: count the call but drop its states (steps nobody asked for).
+    """
+
+    step: int | None = None
+    branches: Mapping[str, Rows] = field(default_factory=dict)
+    positions: Rows | None = None
+    phase: str | None = None
+    keep: bool = True
+
+
+def _index(rows: Rows) -> slice | list[int]:
+    return rows if isinstance(rows, slice) else [int(i) for i in rows]
+
+
 class Recorder:
     """Collects, per forward call of the model, the states of every layer.
 
     One *call* starts each time the first decoder layer runs (the prefill of a
-    generation is call 0, each decoding step one more call).
+    generation is call 0, each decoding step one more call). A caller that runs
+    several forwards per step (classifier-free guidance in separate passes, CFG
+    intervals) tags each call with :meth:`tag`, so states are found by what they
+    are, not by their position in the call order.
 
     Args:
         n_layers: number of hooked decoder layers.
@@ -94,18 +126,23 @@ class Recorder:
         self.n_layers = n_layers
         self.to_cpu = to_cpu
         self._calls: list[list[torch.Tensor | None]] = []
+        self._tags: list[CallTag | None] = []
+        self._tag: CallTag | None = None
 
     def _keep(self, t: torch.Tensor) -> torch.Tensor:
         t = _batched(t.detach())
         return t.to("cpu") if self.to_cpu else t
 
     def _on_input(self, hidden: torch.Tensor) -> None:
-        self._calls.append([self._keep(hidden)] + [None] * self.n_layers)
+        kept = self._tag is None or self._tag.keep
+        self._calls.append([self._keep(hidden) if kept else None] + [None] * self.n_layers)
+        self._tags.append(self._tag)
 
     def _on_output(self, index: int, hidden: torch.Tensor) -> None:
         if not self._calls:
             raise RuntimeError("a decoder layer ran before the first one; hooks are out of order")
-        self._calls[-1][index + 1] = self._keep(hidden)
+        if self._tags[-1] is None or self._tags[-1].keep:
+            self._calls[-1][index + 1] = self._keep(hidden)
 
     @property
     def n_calls(self) -> int:
@@ -115,6 +152,68 @@ class Recorder:
     def clear(self) -> None:
         """Forget everything recorded so far."""
         self._calls.clear()
+        self._tags.clear()
+
+    @contextmanager
+    def tag(
+        self,
+        *,
+        step: int | None = None,
+        branches: Mapping[str, Rows] | None = None,
+        positions: Rows | None = None,
+        phase: str | None = None,
+        keep: bool = True,
+    ) -> Iterator[CallTag]:
+        """Tag every forward call that starts inside the block (see :class:`CallTag`).
+
+        Example:
+            >>> with rec.tag(step=3, branches={"cond": slice(0, 1), "uncond": slice(1, 2)}):  # doctest: +SKIP
+            ...     model(torch.cat([cond_ids, uncond_ids]))
+        """
+        if self._tag is not None:
+            raise RuntimeError("Recorder.tag blocks do not nest")
+        self._tag = CallTag(step, dict(branches or {}), positions, phase, keep)
+        try:
+            yield self._tag
+        finally:
+            self._tag = None
+
+    @property
+    def tags(self) -> list[CallTag | None]:
+        """The tag of each recorded call (None: untagged)."""
+        return list(self._tags)
+
+    def find(
+        self, *, step: int | None = None, branch: str | None = None, phase: str | None = None
+    ) -> list[int]:
+        """Indices of the calls whose tag matches every criterion given."""
+        out = []
+        for i, t in enumerate(self._tags):
+            if t is None:
+                continue
+            if step is not None and t.step != step:
+                continue
+            if branch is not None and branch not in t.branches:
+                continue
+            if phase is not None and t.phase != phase:
+                continue
+            out.append(i)
+        return out
+
+    def branch_states(self, call: int, branch: str, *, response_only: bool = False) -> torch.Tensor:
+        """States of one branch of a tagged call,
+        ``(n_layers + 1, n_rows, n_tokens, d_model)``; with ``response_only``, only
+        the tag's ``positions`` on the token axis."""
+        t = self._tags[call]
+        if t is None or branch not in t.branches:
+            have = "untagged" if t is None else f"branches {sorted(t.branches)}"
+            raise ProbeInputError(f"call {call} has no branch {branch!r} ({have})")
+        out = self.states(call)[:, _index(t.branches[branch])]
+        if response_only:
+            if t.positions is None:
+                raise ProbeInputError(f"call {call} was tagged without response positions")
+            out = out[:, :, _index(t.positions)]
+        return out
 
     def states(self, call: int = 0) -> torch.Tensor:
         """States of one call, ``(n_layers + 1, batch, n_tokens, d_model)``
@@ -122,6 +221,9 @@ class Recorder:
         if not self._calls:
             raise ProbeInputError("nothing was recorded: the model did not run the hooked layers")
         parts = self._calls[call]
+        tag = self._tags[call]
+        if tag is not None and not tag.keep:
+            raise ProbeInputError(f"call {call} was tagged keep=False; its states were not kept")
         missing = [i for i, p in enumerate(parts) if p is None]
         if missing:
             raise RuntimeError(f"call {call} is missing layers {missing}: the forward pass stopped early")

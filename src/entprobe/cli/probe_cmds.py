@@ -135,6 +135,13 @@ def _fail(exc: EntprobeError) -> click.ClickException:
 @click.option("--retry-failed", is_flag=True, help="Recompute samples recorded as failed.")
 @click.option("--length-thresholds", default=None, metavar="A,B",
               help="Token counts splitting short/middle/long text prompts. [default: the set's terciles]")
+@click.option("--upstream-src", type=click.Path(file_okay=False), default=None,
+              help="Checkout of the family's upstream code (families outside transformers, see "
+                   "`entprobe models`). [default: $ENTPROBE_<FAMILY>_SRC, else the installed package]")
+@click.option("--image-response-step", default="final", metavar="final|all|K[,K...]",
+              help="Step-wise image generators: besides the default response (one teacher-forced pass "
+                   "of the clean final response), also probe the conditional branch at these "
+                   "denoising steps (1-based), stored per step.")
 @estimator_options(inherit=False)
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, help="Longest text response, in tokens.")
 @click.option("--do-sample/--greedy", default=False, help="Sample the text response (default: greedy).")
@@ -193,6 +200,9 @@ def models(as_json: bool) -> None:
     from entprobe.models.registry import list_adapters
 
     entries = list_adapters()
+    for e in entries:
+        if e.get("upstream"):
+            e["description"] = f"{e['description']} [{e['upstream']}]"
     if as_json:
         click.echo(json.dumps(entries, indent=2))
         return

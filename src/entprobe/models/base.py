@@ -18,6 +18,7 @@ import torch
 
 from ..capture import Role, select
 from ..errors import UnsupportedError
+from ._upstream import Upstream
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -106,6 +107,13 @@ class Generation:
         generation_states: optional ``(n_layers + 1, n_steps, d_model)`` states hooked
             *during* generation (conditional branch only) at the response positions
             that went through a forward pass, for checking against ``encoded``.
+        step_states: step-wise image generators only, when denoising steps were
+            asked for (``--image-response-step``): step (1-based) ->
+            ``(n_layers + 1, n_response, d_model)``, the conditional branch's states
+            at the response positions in that step's forward.
+        n_steps: the generator's number of denoising steps (step-wise generators).
+        model_calls: forward passes of the LLM per phase, e.g.
+            ``{"generation": 18, "teacher-forced": 1}``.
     """
 
     encoded: Encoded
@@ -114,6 +122,9 @@ class Generation:
     text: str | None = None
     image: Image.Image | None = None
     generation_states: torch.Tensor | None = None
+    step_states: dict[int, torch.Tensor] | None = None
+    n_steps: int | None = None
+    model_calls: dict[str, int] | None = None
 
     @property
     def prompt(self) -> Encoded:
@@ -156,6 +167,9 @@ class ModelAdapter(ABC):
     pipeline_classes: ClassVar[tuple[str, ...]] = ()
     #: dotted path of the decoder-layer list inside ``model``.
     layers_path: ClassVar[str]
+    #: Families whose code lives outside transformers: where it comes from
+    #: (their ``load`` then takes ``upstream_src=``; see ``models/_upstream.py``).
+    upstream: ClassVar[Upstream | None] = None
 
     model: torch.nn.Module
     processor: Any

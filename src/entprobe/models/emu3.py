@@ -61,6 +61,7 @@ from ._multimodal import (
     template_parts,
     to_pil,
 )
+from ._upstream import require_versions
 from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,6 +114,8 @@ class Emu3Adapter(ImagePromptAdapter):
         Raises:
             ModelLoadError: the checkpoint cannot be loaded or is not an Emu3 model.
         """
+        # Written and checked against transformers 5 (its Emu3ForConditionalGeneration and processor).
+        require_versions({"transformers": "5.0"}, who=f"adapter {cls.name!r}")
         model, processor = load_multimodal(
             cls, str(source), "Emu3ForConditionalGeneration",
             device=device, dtype=dtype, trust_remote_code=trust_remote_code, revision=revision,

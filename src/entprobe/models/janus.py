@@ -66,6 +66,7 @@ from ._multimodal import (
     template_parts,
     to_pil,
 )
+from ._upstream import require_versions
 from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -119,6 +120,8 @@ class JanusAdapter(ImagePromptAdapter):
         Raises:
             ModelLoadError: the checkpoint cannot be loaded or is not a Janus model.
         """
+        # Written and checked against transformers 5 (its JanusForConditionalGeneration and processor).
+        require_versions({"transformers": "5.0"}, who=f"adapter {cls.name!r}")
         model, processor = load_multimodal(
             cls, str(source), "JanusForConditionalGeneration",
             device=device, dtype=dtype, trust_remote_code=trust_remote_code, revision=revision,

@@ -79,7 +79,7 @@ def list_adapters() -> list[dict[str, Any]]:
             out.append(
                 {
                     "name": name, "description": f"unavailable: {exc}", "capabilities": [],
-                    "unsupported": {}, "model_types": [],
+                    "unsupported": {}, "model_types": [], "upstream": None,
                 }
             )
             continue
@@ -91,6 +91,7 @@ def list_adapters() -> list[dict[str, Any]]:
                 "capabilities": sorted(cls.capabilities),
                 "unsupported": dict(cls.unsupported),
                 "model_types": types,
+                "upstream": cls.upstream.describe() if cls.upstream is not None else None,
             }
         )
     return out

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ProbeInputError
+from ..models._stepwise import ResponseSteps
 from ..models.base import GenerationSettings
 from ..store.schema import LEVELS
 
@@ -148,6 +149,9 @@ class ProbeOptions:
         revision: the revision the model was loaded at (part of the run id).
         datasets: the prompt-set SPECs (part of the run id); default: each set's
             ``spec``.
+        image_response_steps: step-wise image generators: ``"final"`` (default: the
+            teacher-forced clean final response only), ``"all"`` or 1-based steps
+            whose conditional-branch states are also probed (part of the run id).
         extra: anything else to record in the run's configuration (limit, dtype ...).
     """
 
@@ -162,6 +166,7 @@ class ProbeOptions:
     model: str | None = None
     revision: str | None = None
     datasets: tuple[str, ...] | None = None
+    image_response_steps: ResponseSteps = "final"
     extra: dict[str, Any] = field(default_factory=dict)
 
 

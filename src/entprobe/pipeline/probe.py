@@ -31,6 +31,7 @@ import torch
 
 from ..capture import Role
 from ..errors import ProbeInputError, StoreError, UnsupportedError
+from ..models._stepwise import StepwiseImageAdapter, parse_response_steps, resolve_response_steps
 from ..models.base import Encoded, Generation, GenerationSettings, ModelAdapter
 from ..store import ResultStore
 from ..store.grams import safe_name, save_gram
@@ -206,7 +207,32 @@ def _gram_config(
     }
     if set(levels) & {"text-gen", "image-gen"}:
         config["generation"] = options.generation.to_dict()
+    if "image-gen" in levels and isinstance(adapter, StepwiseImageAdapter):
+        # Only step-wise generators record it, so other adapters' run ids are unchanged.
+        config["image_response"] = adapter.image_response_config(
+            options.image_response_steps, options.generation
+        )
     return config
+
+
+def check_response_steps(adapter: ModelAdapter, levels: Sequence[str], options: ProbeOptions) -> None:
+    """``--image-response-step`` other than ``final`` needs the image-gen level and a
+    step-wise image generator, with steps within its number of steps.
+
+    Raises:
+        ProbeInputError: naming what does not fit.
+    """
+    steps = options.image_response_steps
+    if steps == "final":
+        return
+    if "image-gen" not in levels:
+        raise ProbeInputError(f"--image-response-step {steps!r} applies to the image-gen level, which is not probed")
+    if not isinstance(adapter, StepwiseImageAdapter):
+        raise ProbeInputError(
+            f"--image-response-step {steps!r}: adapter {adapter.name!r} generates images token by token; "
+            "only step-wise generators (MaskGIT, MAR, flow) have denoising steps"
+        )
+    resolve_response_steps(steps, adapter.n_image_steps(options.generation))
 
 
 def _lengths(adapter: ModelAdapter, records: Sequence[Any]) -> dict[str, int]:
@@ -265,6 +291,7 @@ def run_probe(
     if not records_all:
         raise ProbeInputError("no prompt records to probe")
     check_plan(adapter.capabilities, adapter.name, levels, modalities, getattr(adapter, "unsupported", None))
+    check_response_steps(adapter, levels, options)
     seen: dict[tuple[str, str], str] = {}
     for rec in records_all:
         key = (rec.dataset, rec.id)
@@ -429,10 +456,17 @@ class _Runner:
             self._response_level(rec, "text-gen", *gen)
             gen = None
         if "image-gen" in pending:
-            gen = self._model(rec, "image-gen", lambda: self.adapter.generate_image(rec.text, settings=settings))
+            gen = self._model(rec, "image-gen", lambda: self._generate_image(rec.text, settings))
             if gen is not None:
                 self._response_level(rec, "image-gen", *gen)
             gen = None
+
+    def _generate_image(self, text: str, settings: GenerationSettings) -> Generation:
+        if isinstance(self.adapter, StepwiseImageAdapter):
+            return self.adapter.generate_image(
+                text, settings=settings, response_steps=self.options.image_response_steps
+            )
+        return self.adapter.generate_image(text, settings=settings)
 
     def _check_text(self, rec: Any) -> None:
         if not rec.text or not rec.text.strip():
@@ -502,12 +536,27 @@ class _Runner:
             self._check_states(response_states, "response")
             states = torch.cat([prompt_states, response_states], dim=-2)
             values, gram, seconds = self._estimate(states, int(prompt_states.shape[-2]))
-            info["estimate_seconds"] = seconds
-            self._write_ok(rec, level, values, gram, int(prompt_states.shape[-2]), info)
+            steps = self._step_values(gen, prompt_states)
+            info["estimate_seconds"] = seconds + sum(s for _, _, s in steps.values())
+            self._write_ok(rec, level, values, gram, int(prompt_states.shape[-2]), info, steps=steps, gen=gen)
         except StoreError:
             raise
         except Exception as exc:
             self._fail(rec, level, exc, info)
+
+    def _step_values(
+        self, gen: Generation, prompt_states: torch.Tensor
+    ) -> dict[int, tuple[np.ndarray, int, float]]:
+        """Per requested denoising step: the conditional entropy of that step's
+        response states given the (teacher-forced) prompt states."""
+        out: dict[int, tuple[np.ndarray, int, float]] = {}
+        for step, response in sorted((gen.step_states or {}).items()):
+            response = response.to(prompt_states.device)
+            self._check_states(response, f"response at step {step}")
+            states = torch.cat([prompt_states, response], dim=-2)
+            values, _, seconds = self._estimate(states, int(prompt_states.shape[-2]))
+            out[step] = (values, int(response.shape[-2]), seconds)
+        return out
 
     @staticmethod
     def _check_states(states: torch.Tensor, what: str) -> None:
@@ -577,7 +626,8 @@ class _Runner:
 
     def _write_ok(
         self, rec: Any, level: str, values: np.ndarray, gram: Any, n_prompt: int | None,
-        info: dict[str, Any],
+        info: dict[str, Any], *, steps: Mapping[int, tuple[np.ndarray, int, float]] | None = None,
+        gen: Generation | None = None,
     ) -> None:
         row = self._sample_row(rec, level, info)
         row.update(status="ok", error=None)
@@ -587,6 +637,13 @@ class _Runner:
             {"model": self.model_name, "adapter": self.adapter.name, "layer": layer,
              "n_layers": n_layers, "metric": metric, "value": float(v)}
             for layer, v in enumerate(values)
+        ]
+        step_rows = [
+            {"model": self.model_name, "adapter": self.adapter.name, "step": step,
+             "n_steps": None if gen is None else gen.n_steps, "layer": layer, "n_layers": n_layers,
+             "metric": metric, "value": float(v), "n_response_tokens": n_response}
+            for step, (step_values, n_response, _) in (steps or {}).items()
+            for layer, v in enumerate(step_values)
         ]
         if self.options.save_grams is not None:
             meta = {
@@ -599,7 +656,7 @@ class _Runner:
                 "config": self.config,
             }
             save_gram(self.options.save_grams, gram, meta=meta, n_prompt=n_prompt)
-        self.store.write_sample(row, metrics)
+        self.store.write_sample(row, metrics, step_rows)
         self.summary.n_ok += 1
 
     def _fail(self, rec: Any, level: str, exc: BaseException, info: Mapping[str, Any]) -> None:
@@ -635,6 +692,8 @@ def probe_from_cli(
     estimator: EstimatorOptions | Mapping[str, Any] | None = None,
     generation: GenerationSettings | Mapping[str, Any] | None = None,
     length_thresholds: str | tuple[int, int] | None = None,
+    upstream_src: str | os.PathLike[str] | None = None,
+    image_response_step: str | Sequence[int] | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> RunSummary:
@@ -656,6 +715,9 @@ def probe_from_cli(
         revision: passed to loading only when given.
         estimator, generation: options (dataclasses or mappings of their fields).
         length_thresholds: ``"a,b"`` or ``(a, b)``.
+        upstream_src: a checkout of the family's upstream code (adapters with an
+            ``upstream``; default: ``$ENTPROBE_<FAMILY>_SRC`` or the installed package).
+        image_response_step: ``final`` | ``all`` | ``K[,K...]`` (step-wise generators).
         log: where to write the load reports (default: stderr).
 
     Raises:
@@ -679,6 +741,17 @@ def probe_from_cli(
 
     adapter_name = adapter or detect_adapter(model, trust_remote_code=trust_remote_code, revision=revision)
     adapter_cls = get_adapter(adapter_name)
+    if upstream_src is not None and adapter_cls.upstream is None:
+        raise ProbeInputError(
+            f"--upstream-src: adapter {adapter_name!r} does not use upstream code "
+            "(it loads through transformers)"
+        )
+    response_steps = parse_response_steps(image_response_step)
+    if response_steps != "final" and not issubclass(adapter_cls, StepwiseImageAdapter):
+        raise ProbeInputError(
+            f"--image-response-step {image_response_step!r}: adapter {adapter_name!r} generates images "
+            "token by token; only step-wise generators (MaskGIT, MAR, flow) have denoising steps"
+        )
     modalities = {"text"} if text_prompts else set()
     if image_prompts:
         modalities.add("image")
@@ -732,6 +805,7 @@ def probe_from_cli(
         model=model,
         revision=revision,
         datasets=datasets,
+        image_response_steps=response_steps,
         extra={"limit": limit, "dtype": dtype, "trust_remote_code": trust_remote_code},
     )
     for folder in (options.save_grams, options.save_images):
@@ -744,6 +818,8 @@ def probe_from_cli(
             load_kwargs["trust_remote_code"] = True
         if revision is not None:
             load_kwargs["revision"] = revision
+        if upstream_src is not None:
+            load_kwargs["upstream_src"] = str(upstream_src)
         say(f"loading {model} with adapter {adapter_name!r} on {device} ...")
         loaded = adapter_cls.load(model, **load_kwargs)
         return run_probe(loaded, prompt_sets, levels=levels, store=results, options=options, progress=progress)

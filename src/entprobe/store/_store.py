@@ -17,11 +17,14 @@ import pandas as pd
 
 from ..errors import StoreError, StoreLockedError
 from .schema import (
+    LATER_TABLES,
     LAYER_METRICS_COLUMNS,
     LAYER_METRICS_KEY,
     RUNS_COLUMNS,
     SAMPLES_COLUMNS,
     SAMPLES_KEY,
+    STEP_METRICS_COLUMNS,
+    STEP_METRICS_KEY,
     TABLES,
     create_tables,
 )
@@ -46,8 +49,14 @@ _ORDER = {
     "runs": ("run_id",),
     "samples": SAMPLES_KEY,
     "layer_metrics": ("run_id", "dataset", "sample_id", "level", "metric", "layer"),
+    "step_metrics": ("run_id", "dataset", "sample_id", "level", "metric", "step", "layer"),
 }
-_COLUMNS = {"runs": RUNS_COLUMNS, "samples": SAMPLES_COLUMNS, "layer_metrics": LAYER_METRICS_COLUMNS}
+_COLUMNS = {
+    "runs": RUNS_COLUMNS,
+    "samples": SAMPLES_COLUMNS,
+    "layer_metrics": LAYER_METRICS_COLUMNS,
+    "step_metrics": STEP_METRICS_COLUMNS,
+}
 
 # DuckDB lets one process open a file several times and shares the database between
 # the connections; writers are counted here so a second writer in the same process
@@ -267,9 +276,10 @@ class ResultStore:
         self,
         sample_row: Mapping[str, Any],
         metric_rows: Sequence[Mapping[str, Any]] | pd.DataFrame = (),
+        step_rows: Sequence[Mapping[str, Any]] | pd.DataFrame = (),
     ) -> None:
-        """Write one (sample, level): its ``samples`` row and its ``layer_metrics`` rows,
-        in one transaction.
+        """Write one (sample, level): its ``samples`` row, its ``layer_metrics`` rows
+        and its ``step_metrics`` rows (per denoising step), in one transaction.
 
         A previous *failed* row of the same key is replaced (``--retry-failed``); a
         previous *ok* row is never overwritten.
@@ -283,6 +293,8 @@ class ResultStore:
                 ``dataset``, ``sample_id``, ``level``, ``modality``, ``category``,
                 ``subcategory``, ``length_bucket``, ``n_prompt_tokens``,
                 ``n_response_tokens``) are taken from it. A failed sample has none.
+            step_rows: ``step_metrics`` columns (as ``metric_rows`` plus ``step``
+                and ``n_steps``), one mapping per (step, layer, metric).
 
         Raises:
             StoreError: unknown or missing columns, a non-finite value, metric rows
@@ -294,6 +306,7 @@ class ResultStore:
         self._require_writable()
         sample = _sample_values(sample_row)
         metrics = _metric_frame(sample_row, metric_rows)
+        steps = _metric_frame(sample_row, step_rows, STEP_METRICS_COLUMNS)
         key = [sample_row[c] for c in SAMPLES_KEY]
         where = " AND ".join(f"{c} = ?" for c in SAMPLES_KEY)
         con = self.con
@@ -307,12 +320,15 @@ class ResultStore:
                 )
             if prev is not None:
                 con.execute(f"DELETE FROM layer_metrics WHERE {where}", key)
+                con.execute(f"DELETE FROM step_metrics WHERE {where}", key)
                 con.execute(f"DELETE FROM samples WHERE {where}", key)
             con.execute(_INSERT_SAMPLE, sample)
-            if metrics is not None:
-                con.register("_entprobe_metrics", metrics)
+            for frame, insert in ((metrics, _INSERT_METRICS), (steps, _INSERT_STEPS)):
+                if frame is None:
+                    continue
+                con.register("_entprobe_metrics", frame)
                 try:
-                    con.execute(_INSERT_METRICS)
+                    con.execute(insert)
                 finally:
                     con.unregister("_entprobe_metrics")
             con.execute("COMMIT")
@@ -345,6 +361,13 @@ class ResultStore:
         ).fetchall()
         return {(d, s, lv): st for d, s, lv, st in rows}
 
+    def _has_table(self, table: str, database: str | None = None) -> bool:
+        database = database or self.con.execute("SELECT current_database()").fetchone()[0]
+        return bool(self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
+            [database, table],
+        ).fetchone()[0])
+
     def _select(self, table: str, filters: Mapping[str, Any]) -> pd.DataFrame:
         columns = _COLUMNS[table]
         unknown = sorted(set(filters) - set(columns))
@@ -366,6 +389,9 @@ class ResultStore:
             else:
                 clauses.append(f"{col} = ?")
                 params.append(value)
+        if table in LATER_TABLES and not self._has_table(table):
+            # An older store opened read-only: it has no such rows.
+            return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
         sql = f"SELECT {', '.join(columns)} FROM {table}"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
@@ -386,6 +412,13 @@ class ResultStore:
             TypeError: a filter that is not a column.
         """
         return self._select("layer_metrics", filters)
+
+    def step_metrics(self, **filters: Any) -> pd.DataFrame:
+        """Rows of ``step_metrics`` (per denoising step of a step-wise image generator,
+        ``--image-response-step``), ordered by run, dataset, sample, level, metric,
+        step, layer; filters as in :meth:`layer_metrics`. Empty for a store without
+        such rows (also one of schema 1)."""
+        return self._select("step_metrics", filters)
 
     def samples(self, **filters: Any) -> pd.DataFrame:
         """Rows of ``samples`` (ok and failed), ordered by their key; filters as
@@ -510,6 +543,7 @@ class ResultStore:
             )
             take = f"SELECT {key} FROM _merge_plan WHERE action IN ('add', 'replace')"
             con.execute(f"DELETE FROM layer_metrics WHERE ({key}) IN ({take})")
+            con.execute(f"DELETE FROM step_metrics WHERE ({key}) IN ({take})")
             con.execute(f"DELETE FROM samples WHERE ({key}) IN ({take})")
             con.execute(
                 f"INSERT INTO samples BY NAME SELECT s.* FROM _entprobe_src.samples s "
@@ -519,6 +553,11 @@ class ResultStore:
                 f"INSERT INTO layer_metrics BY NAME SELECT m.* FROM _entprobe_src.layer_metrics m "
                 f"SEMI JOIN ({take}) p USING ({key})"
             )
+            if self._has_table("step_metrics", "_entprobe_src"):
+                con.execute(
+                    f"INSERT INTO step_metrics BY NAME SELECT m.* FROM _entprobe_src.step_metrics m "
+                    f"SEMI JOIN ({take}) p USING ({key})"
+                )
             new_runs = con.execute(
                 "SELECT count(*) FROM _entprobe_src.runs s ANTI JOIN runs t USING (run_id)"
             ).fetchone()[0]
@@ -556,7 +595,8 @@ class ResultStore:
             fmt: ``"parquet"`` or ``"csv"`` (with a header row).
 
         Returns:
-            The written files, in the order ``runs``, ``samples``, ``layer_metrics``.
+            The written files, in the order ``runs``, ``samples``, ``layer_metrics``,
+            then ``step_metrics`` when the store has such rows.
 
         Raises:
             ValueError: an unknown format.
@@ -567,7 +607,11 @@ class ResultStore:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = []
-        for table in TABLES:
+        later = tuple(
+            t for t in LATER_TABLES
+            if self._has_table(t) and self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        )
+        for table in TABLES + later:
             target = out / f"{table}.{fmt}"
             tmp = out / f".{table}.{fmt}.tmp"
             query = f"SELECT * FROM {table} ORDER BY {', '.join(_ORDER[table])}"
@@ -594,6 +638,10 @@ _INSERT_METRICS = (
     f"INSERT INTO layer_metrics ({', '.join(LAYER_METRICS_COLUMNS)}) "
     f"SELECT {', '.join(LAYER_METRICS_COLUMNS)} FROM _entprobe_metrics"
 )
+_INSERT_STEPS = (
+    f"INSERT INTO step_metrics ({', '.join(STEP_METRICS_COLUMNS)}) "
+    f"SELECT {', '.join(STEP_METRICS_COLUMNS)} FROM _entprobe_metrics"
+)
 
 
 def _sample_values(row: Mapping[str, Any]) -> list[Any]:
@@ -616,7 +664,9 @@ def _sample_values(row: Mapping[str, Any]) -> list[Any]:
 
 
 def _metric_frame(
-    sample_row: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] | pd.DataFrame
+    sample_row: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]] | pd.DataFrame,
+    table_columns: Sequence[str] = LAYER_METRICS_COLUMNS,
 ) -> pd.DataFrame | None:
     if isinstance(rows, pd.DataFrame):
         rows = rows.to_dict("records")
@@ -626,15 +676,15 @@ def _metric_frame(
     where = {c: sample_row.get(c) for c in SAMPLES_KEY}
     if sample_row.get("status") != "ok":
         raise StoreError(f"a {sample_row.get('status')!r} sample cannot have metric rows ({where})")
-    columns: dict[str, list[Any]] = {c: [] for c in LAYER_METRICS_COLUMNS}
-    allowed = set(LAYER_METRICS_COLUMNS)
+    columns: dict[str, list[Any]] = {c: [] for c in table_columns}
+    allowed = set(table_columns)
     for row in rows:
         unknown = set(row) - allowed
         if unknown:
             raise StoreError(
-                f"metric rows have unknown column(s) {sorted(unknown)}; columns are {list(LAYER_METRICS_COLUMNS)}"
+                f"metric rows have unknown column(s) {sorted(unknown)}; columns are {list(table_columns)}"
             )
-        for col in LAYER_METRICS_COLUMNS:
+        for col in table_columns:
             if col in row:
                 value = row[col]
             elif col in _INHERITED:
@@ -645,7 +695,8 @@ def _metric_frame(
     for col in SAMPLES_KEY:
         if any(v != sample_row[col] for v in columns[col]):
             raise StoreError(f"metric rows disagree with their sample row on {col!r} ({where})")
-    for col in ("model", "adapter", "layer", "n_layers", "metric", "value"):
+    required = ("model", "adapter", "layer", "n_layers", "metric", "value")
+    for col in required + (("step",) if "step" in columns else ()):
         if any(v is None for v in columns[col]):
             raise StoreError(f"metric rows lack {col!r} ({where})")
     try:
@@ -658,11 +709,11 @@ def _metric_frame(
     columns["value"] = values
     frame = {}
     for col, vals in columns.items():
-        if col in ("layer", "n_layers") or (
-            col in ("n_prompt_tokens", "n_response_tokens") and all(v is not None for v in vals)
+        if col in ("layer", "n_layers", "step") or (
+            col in ("n_prompt_tokens", "n_response_tokens", "n_steps") and all(v is not None for v in vals)
         ):
             frame[col] = np.asarray([int(v) for v in vals], dtype=np.int64)
-        elif col in ("n_prompt_tokens", "n_response_tokens"):
+        elif col in ("n_prompt_tokens", "n_response_tokens", "n_steps"):
             frame[col] = pd.array([None if v is None else int(v) for v in vals], dtype="Int64")
         elif col == "value":
             frame[col] = pd.array(vals, dtype="float64")

@@ -8,6 +8,13 @@ Three tables (see DEVELOPERS.md, "Results store"):
 
 plus ``store_info`` (key/value: the schema version), so a later version can tell an
 old store from a foreign DuckDB file. Timestamps are UTC.
+
+Schema 2 adds ``step_metrics``: the per-denoising-step conditional entropies of
+step-wise image generators (``--image-response-step``), one row per (run, dataset,
+sample, level, step, layer, metric). ``layer_metrics`` keeps holding the default
+response (the teacher-forced clean final response), so every analysis reads it
+unchanged. A schema-1 store is upgraded when opened for writing (the table is
+added); opened read-only it reads as having no step rows.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "LAYER_METRICS_COLUMNS",
     "LAYER_METRICS_KEY",
+    "LATER_TABLES",
     "LEVELS",
     "LEVEL_METRIC",
     "METRICS",
@@ -24,11 +32,13 @@ __all__ = [
     "SAMPLES_KEY",
     "SCHEMA_VERSION",
     "STATUSES",
+    "STEP_METRICS_COLUMNS",
+    "STEP_METRICS_KEY",
     "TABLES",
     "create_tables",
 ]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 LEVELS: tuple[str, ...] = ("prompt", "text-gen", "image-gen")
 METRICS: tuple[str, ...] = ("entropy", "conditional_entropy")
@@ -99,15 +109,27 @@ _LAYER_METRICS: tuple[tuple[str, str], ...] = (
     ("n_response_tokens", "INTEGER"),
 )
 
+# Schema 2: layer_metrics' columns plus the denoising step (1-based) and the
+# generator's number of steps.
+_STEP_METRICS: tuple[tuple[str, str], ...] = (
+    _LAYER_METRICS[:10]
+    + (("step", "INTEGER NOT NULL"), ("n_steps", "INTEGER"))
+    + _LAYER_METRICS[10:]
+)
+
 SAMPLES_KEY: tuple[str, ...] = ("run_id", "dataset", "sample_id", "level")
 LAYER_METRICS_KEY: tuple[str, ...] = SAMPLES_KEY + ("layer", "metric")
+STEP_METRICS_KEY: tuple[str, ...] = SAMPLES_KEY + ("step", "layer", "metric")
 
 RUNS_COLUMNS: tuple[str, ...] = tuple(c for c, _ in _RUNS)
 SAMPLES_COLUMNS: tuple[str, ...] = tuple(c for c, _ in _SAMPLES)
 LAYER_METRICS_COLUMNS: tuple[str, ...] = tuple(c for c, _ in _LAYER_METRICS)
+STEP_METRICS_COLUMNS: tuple[str, ...] = tuple(c for c, _ in _STEP_METRICS)
 
-#: Public tables, in dependency order (what ``export`` writes).
+#: Tables every store has (schema 1 on), in dependency order.
 TABLES: tuple[str, ...] = ("runs", "samples", "layer_metrics")
+#: Tables added by later schema versions (absent from older stores opened read-only).
+LATER_TABLES: tuple[str, ...] = ("step_metrics",)
 
 
 def _ddl(name: str, columns: tuple[tuple[str, str], ...], key: tuple[str, ...] = ()) -> str:
@@ -122,14 +144,18 @@ DDL: tuple[str, ...] = (
     _ddl("runs", _RUNS),
     _ddl("samples", _SAMPLES, SAMPLES_KEY),
     _ddl("layer_metrics", _LAYER_METRICS, LAYER_METRICS_KEY),
+    _ddl("step_metrics", _STEP_METRICS, STEP_METRICS_KEY),
 )
 
 
 def create_tables(con) -> None:  # noqa: ANN001 - a duckdb connection
-    """Create the tables (idempotent) and record the schema version."""
+    """Create the tables (idempotent) and record the schema version; an older store
+    gets the tables it lacks (later versions only add tables)."""
     for statement in DDL:
         con.execute(statement)
     con.execute(
-        "INSERT INTO store_info VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+        "INSERT INTO store_info VALUES ('schema_version', ?) "
+        "ON CONFLICT DO UPDATE SET value = excluded.value "
+        "WHERE TRY_CAST(store_info.value AS INTEGER) < TRY_CAST(excluded.value AS INTEGER)",
         [SCHEMA_VERSION],
     )
