@@ -5,6 +5,9 @@ Public API:
 - :func:`matrix_entropy` — matrix-based Rényi entropy of token states (prompt level).
 - :func:`conditional_entropy` — the proxy H(prompt ⊕ response) − H(prompt) (response level).
 - :func:`capture` — record per-layer hidden states of any ``torch.nn.Module``.
+- :func:`load_model`, :func:`probe` and the read functions of :mod:`entprobe.api`
+  (:func:`prompt_entropies`, :func:`proxies`, the report's tables and figures):
+  probing from a notebook, results as pandas DataFrames.
 - :class:`ProbeInputError` and the other exceptions in :mod:`entprobe.errors`.
 
 Heavy submodules are imported on first use so that ``import entprobe`` and the CLI
@@ -40,6 +43,15 @@ _LAZY = {
     "capture": "entprobe.capture",
     "Role": "entprobe.capture",
 }
+# the notebook API (entprobe.api): every public name, imported on first use
+_API = (
+    "ProbeResult", "cross_modal_asymmetry", "embedding_entropy_table", "failures",
+    "layer_trajectories", "length_trend", "load_model", "model_probes", "plot_cross_modal",
+    "plot_length_entropy", "plot_length_layers", "plot_prompt_types", "plot_response", "probe",
+    "prompt_entropies", "prompt_sets", "proxies", "read_results", "response_proxy_table",
+    "run_summary", "sample_table", "write_report",
+)
+_LAZY.update(dict.fromkeys(_API, "entprobe.api"))
 
 __all__ = [
     "DatasetError",
@@ -56,6 +68,7 @@ __all__ = [
     "capture",
     "conditional_entropy",
     "matrix_entropy",
+    *_API,
 ]
 
 

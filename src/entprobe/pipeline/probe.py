@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from contextlib import nullcontext
 import os
 import sys
 import time
@@ -673,8 +674,8 @@ class _Runner:
 
 def probe_from_cli(
     *,
-    model: str,
-    store: str | os.PathLike[str],
+    model: str | ModelAdapter,
+    store: str | os.PathLike[str] | ResultStore,
     adapter: str | None = None,
     text_prompts: Sequence[str] = (),
     image_prompts: Sequence[str] = (),
@@ -704,10 +705,13 @@ def probe_from_cli(
     options, prompt sets, the store (its lock), output folders; only then the model.
 
     Args:
-        model: hub id or local path.
-        store: the results store (created if missing).
+        model: hub id or local path, or an adapter already loaded (the Python API's
+            :func:`entprobe.probe` passes one; then nothing is loaded).
+        store: the results store (created if missing), or a store already open for
+            writing (left open).
         adapter: adapter name; default: detected from the model's config.
-        text_prompts, image_prompts: prompt-set SPECs (see ``entprobe datasets``).
+        text_prompts, image_prompts: prompt-set SPECs (see ``entprobe datasets``),
+            or :class:`~entprobe.datasets.PromptSet` objects already loaded.
         levels: default: every level the adapter supports for the given prompts.
         limit: first ``limit`` records of each prompt set.
         shard: ``"K/N"``.
@@ -725,7 +729,7 @@ def probe_from_cli(
         StoreLockedError: before the model is loaded, with a message naming the
         problem.
     """
-    from ..datasets import load_prompts
+    from ..datasets import PromptSet, load_prompts
     from ..models.registry import detect_adapter, get_adapter
 
     say = log or (lambda text: print(text, file=sys.stderr))
@@ -739,8 +743,12 @@ def probe_from_cli(
     est = estimator if isinstance(estimator, EstimatorOptions) else EstimatorOptions().updated(**dict(estimator or {}))
     gen = generation if isinstance(generation, GenerationSettings) else GenerationSettings(**dict(generation or {}))
 
-    adapter_name = adapter or detect_adapter(model, trust_remote_code=trust_remote_code, revision=revision)
-    adapter_cls = get_adapter(adapter_name)
+    loaded = model if isinstance(model, ModelAdapter) else None
+    if loaded is not None:
+        adapter_name, adapter_cls, model = loaded.name, type(loaded), str(loaded.source)
+    else:
+        adapter_name = adapter or detect_adapter(model, trust_remote_code=trust_remote_code, revision=revision)
+        adapter_cls = get_adapter(adapter_name)
     if upstream_src is not None and adapter_cls.upstream is None:
         raise ProbeInputError(
             f"--upstream-src: adapter {adapter_name!r} does not use upstream code "
@@ -775,7 +783,10 @@ def probe_from_cli(
     prompt_sets = []
     for spec, modality in [(s, "text") for s in text_prompts] + [(s, "image") for s in image_prompts]:
         flag = "--text-prompts" if modality == "text" else "--image-prompts"
-        ps = load_prompts(spec, limit=limit)
+        if isinstance(spec, PromptSet):
+            ps, spec = spec, spec.spec
+        else:
+            ps = load_prompts(spec, limit=limit)
         if ps.skipped:
             say(ps.report())
         if not ps.records:
@@ -812,7 +823,9 @@ def probe_from_cli(
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
 
-    with ResultStore(store) as results:
+    with nullcontext(store) if isinstance(store, ResultStore) else ResultStore(store) as results:
+        if loaded is not None:
+            return run_probe(loaded, prompt_sets, levels=levels, store=results, options=options, progress=progress)
         load_kwargs: dict[str, Any] = {"device": device, "dtype": dtype}
         if trust_remote_code:
             load_kwargs["trust_remote_code"] = True
