@@ -26,6 +26,7 @@ ADAPTERS: dict[str, str] = {
     "emu3": "entprobe.models.emu3:Emu3Adapter",
     "chameleon": "entprobe.models.chameleon:ChameleonAdapter",
     "omnigen2": "entprobe.models.omnigen2:OmniGen2Adapter",
+    "showo2": "entprobe.models.showo2:Showo2Adapter",
 }
 
 #: Handles any ``model_type`` that ``AutoModelForCausalLM`` knows and no other adapter claims.

@@ -1,0 +1,30 @@
+"""Run ``entprobe probe`` on the tiny Show-o2; with ``kill`` it SIGKILLs itself when the
+second image generation starts (after that sample's prompt and text-gen rows).
+
+Usage: python upstream_showo2_kill_run.py STORE CHECKPOINT UPSTREAM_SRC kill|run
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from entprobe.models.showo2 import Showo2Adapter
+from entprobe.pipeline import probe_from_cli
+
+if __name__ == "__main__":
+    store, checkpoint, src, mode = sys.argv[1:5]
+    if mode == "kill":
+        original, calls = Showo2Adapter.generate_image, []
+
+        def dying(self, *args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original(self, *args, **kwargs)
+
+        Showo2Adapter.generate_image = dying
+    probe_from_cli(model=checkpoint, adapter="showo2", upstream_src=src, store=store,
+                   text_prompts=["sample:t2i"], limit=2, generation={"max_new_tokens": 3},
+                   image_response_step="1,49", progress=False, log=lambda s: None)
