@@ -37,6 +37,7 @@ from ..capture import Role
 from ..errors import ModelLoadError
 from ._hf import find_layers_path, from_pretrained, pretrained_kwargs, resolve_dtype, special_token_ids
 from ._multimodal import label_offsets
+from ._upstream import require_versions
 from .base import Encoded
 from .hf_causal_lm import HFCausalLMAdapter
 
@@ -111,6 +112,7 @@ class OmniGen2Adapter(HFCausalLMAdapter):
         """
         from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
+        require_versions({"transformers": "4.49"}, who=f"adapter {cls.name!r} (Qwen2.5-VL)")
         source = str(source)
         kw = pretrained_kwargs(trust_remote_code=trust_remote_code, revision=revision)
         _check_layout(source)
