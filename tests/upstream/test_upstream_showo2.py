@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -94,6 +95,43 @@ def test_text_prompt_states_equal_the_llm_outputs(showo2):
     assert showo2.processor.decode(enc.input_ids[[r == Role.TEXT for r in enc.roles]]) == TEXT
 
 
+def _image(size=(70, 50)):
+    from PIL import Image
+
+    return Image.new("RGB", size, (200, 30, 30))
+
+
+@pytest.mark.parametrize("size", [(70, 50), (48, 48), (20, 90)])
+def test_image_prompt_states_roles_and_embeddings(showo2, size):
+    """Hooked == the LLM's own hidden states on the same inputs; IMAGE positions == the
+    3 x 3 grid, in one block whose layer-0 states are Show-o2's fused image embeddings."""
+    m = showo2.model
+    enc = showo2.encode_image(_image(size), TEXT)
+    p = showo2._prompt(TEXT, _image(size))
+    with torch.no_grad():
+        out = m.showo(inputs_embeds=p["embeds"], attention_mask=showo2._mask(p["pos"], p["embeds"].shape[1]),
+                      output_hidden_states=True)
+    _compare_with_own_hidden(showo2, enc.states, out.hidden_states)
+    at = [k for k, r in enumerate(enc.roles) if r == Role.IMAGE]
+    assert len(at) == 9 and at == list(range(at[0], at[0] + 9)) and at[0] == int(p["pos"][0, 0, 0])
+    assert showo2.processor.decode(enc.input_ids[[r == Role.TEXT for r in enc.roles]]) == TEXT
+    # inference_mmu.py's steps, written out: VAE latent -> dual path -> fusion
+    x = torch.tensor(np.asarray(_center(_image(size)))).permute(2, 0, 1)[None, :, None] / 127.5 - 1
+    with torch.no_grad():
+        lat = showo2.vae.sample(x.float(), deterministic=True).squeeze(2)
+        und = m.und_trans(m.image_embedder_und(lat) + m.position_embedding(m.image_position_ids))["last_hidden_state"]
+        fused = m.fusion_proj(torch.cat([und, m.image_embedder_gen(lat)], dim=-1))[0]
+    _close(enc.states[0, at], fused)
+
+
+def _center(img):
+    """torchvision's Resize(48) + CenterCrop(48) on a PIL image, written out."""
+    w, h = img.size
+    img = img.resize((48, int(48 * h / w)) if w <= h else (int(48 * w / h), 48), 3)  # 3 = bicubic
+    left, top = int(round((img.width - 48) / 2)), int(round((img.height - 48) / 2))
+    return img.crop((left, top, left + 48, top + 48))
+
+
 def test_image_generation_states_roles_and_forward_count(showo2):
     """Teacher-forced states == the upstream forward's own hidden states; roles follow the
     grid; LLM forwards == the upstream generator's own + 1."""
@@ -104,6 +142,7 @@ def test_image_generation_states_roles_and_forward_count(showo2):
     with _LLMOutputs(showo2.model) as spy:
         gen = showo2.generate_image(TEXT, settings=settings)
     _compare_with_own_hidden(showo2, gen.encoded.states, spy.last)
+    assert gen.image.size == (48, 48)  # decoded by the Wan2.1 VAE
 
     grid = showo2.model.config.image_latent_height * showo2.model.config.image_latent_width
     roles = gen.encoded.roles
@@ -148,14 +187,19 @@ def test_seeded_runs_reproduce(showo2):
     assert not torch.equal(a.response_states(), c.response_states())
 
 
-def test_text_generation_own_loop(showo2):
-    gen = showo2.generate_text(TEXT, settings=GenerationSettings(max_new_tokens=5), keep_generation_states=True)
+@pytest.mark.parametrize("with_image", [False, True], ids=["text", "image"])
+def test_text_generation_own_loop(showo2, with_image):
+    image = _image() if with_image else None
+    gen = showo2.generate_text(TEXT, image=image, settings=GenerationSettings(max_new_tokens=5),
+                               keep_generation_states=True)
     n = gen.n_prompt_tokens
     assert gen.encoded.input_ids[n:].tolist() == gen.response_ids.tolist() and 1 <= len(gen.response_ids) <= 5
     assert gen.model_calls == {"generation": len(gen.response_ids), "teacher-forced": 1}
     k = gen.generation_states.shape[1]
     _close(gen.generation_states, gen.response_states()[:, :k])
-    _close(gen.prompt.states, showo2.encode_text(TEXT).states)
+    prompt = showo2.encode_image(image, TEXT) if with_image else showo2.encode_text(TEXT)
+    assert gen.prompt.roles == prompt.roles
+    _close(gen.prompt.states, prompt.states)
 
 
 def _run(store: Path, checkpoint: Path, src: Path, mode: str) -> subprocess.CompletedProcess:
@@ -178,7 +222,8 @@ def test_probe_every_level_per_step_rows_report_and_resume_after_kill(checkpoint
     store, clean = tmp_path / "s.duckdb", tmp_path / "clean.duckdb"
     assert _run(store, checkpoint, src, "kill").returncode == -signal.SIGKILL
     with duckdb.connect(str(store), read_only=True) as con:
-        assert con.execute("select count(*) from samples").fetchone()[0] == 5  # 1 sample x 3 levels + 2
+        # text prompts first: sample 1's three levels, sample 2's prompt and text-gen
+        assert con.execute("select count(*) from samples").fetchone()[0] == 5
     for path in (store, clean):
         done = _run(path, checkpoint, src, "run")
         assert done.returncode == 0, done.stderr[-3000:]
@@ -192,7 +237,7 @@ def test_probe_every_level_per_step_rows_report_and_resume_after_kill(checkpoint
         return levels, lm, steps
 
     levels, lm, steps = read(store)
-    assert levels == [("image-gen", "ok", 2), ("prompt", "ok", 2), ("text-gen", "ok", 2)]
+    assert levels == [("image-gen", "ok", 2), ("prompt", "ok", 4), ("text-gen", "ok", 4)]
     assert {(r[1], r[2]) for r in steps} == {(1, 49), (49, 49)}
     assert len(steps) == 2 * 2 * (3 + 1)  # samples x steps x (layers + 1), one metric
     assert read(clean) == (levels, lm, steps)

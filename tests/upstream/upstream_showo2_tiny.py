@@ -10,7 +10,8 @@ the SigLIP tower with ``SiglipModel.from_pretrained`` from the paths in its conf
 - ``siglip/``: Show-o2's own ``SiglipModel`` with a 2-layer vision tower of width 16
   whose 9 position embeddings match the 3 x 3 token grid (the fixed-resolution path);
 - ``show-o2/``: the model, saved with ``save_pretrained`` (``config.json`` +
-  ``pytorch_model.bin``) as the release is, so the adapter's ``from_pretrained`` runs.
+  ``pytorch_model.bin``) as the release is, so the adapter's ``from_pretrained`` runs,
+  and a random ``Wan2.1_VAE.pth`` beside it (where the adapter looks for the VAE).
 
 Latents are 16 x 6 x 6 (Wan2.1's 16 channels; patch 2 -> 3 x 3 = 9 image tokens,
 plus the time-embedding slot). The diffusion head keeps Show-o2's hard-coded width
@@ -96,4 +97,19 @@ def save_tiny_showo2(root: Path, *, seed: int = 0) -> Path:
     # config and the checkpoint's weights fill it.
     out = root / "show-o2"
     model.save_pretrained(out, safe_serialization=False)
+    save_random_wan_vae(out / "Wan2.1_VAE.pth", seed=seed)
     return out
+
+
+def save_random_wan_vae(path: Path, *, seed: int = 0) -> Path:
+    """A randomly initialised Wan2.1 VAE at its real size (Show-o2's ``WanVAE`` hard-codes
+    the architecture; ~127 M parameters, a ~510 MB file, a few seconds), as the release's
+    ``Wan2.1_VAE.pth`` state dict."""
+    import torch
+    from models.wan21_vae import WanVAE_
+
+    torch.manual_seed(seed)
+    vae = WanVAE_(dim=96, z_dim=LATENT_DIM, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                  temperal_downsample=[False, True, True], dropout=0.0)
+    torch.save(vae.state_dict(), path)
+    return path

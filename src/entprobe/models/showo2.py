@@ -21,30 +21,36 @@ uncond] rows (uncond: empty text) and the upstream ODE sampler (Euler, time shif
 ``image_steps`` grid points (default 50) -> one fewer LLM forward). The default response
 is one teacher-forced forward of the clean latent at the data end (t = 1) through
 Show-o2's own ``forward``. Roles: text TEXT; markers and the time slot SPECIAL; the N
-image positions GENERATED_IMAGE. The Wan2.1 VAE is not loaded: no image is decoded.
+image positions GENERATED_IMAGE. With the VAE, the final latent is decoded to an image.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
+from PIL import Image
 
 from ..capture import Role, capture
 from ..errors import ModelLoadError
 from ._hf import resolve_dtype, seeded
+from ._multimodal import to_pil
 from ._stepwise import StepwiseImageAdapter, StepwiseOutput
 from ._upstream import Upstream, import_upstream
-from .base import Encoded, Generation, GenerationSettings
+from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
 
 __all__ = ["Showo2Adapter"]
 
 SYSTEM = "system\nYou are a helpful assistant.<|im_end|>"
 USER, ASSISTANT = "\n<|im_start|>user\n", "\n<|im_start|>assistant\n"
-WHY_NO_IMAGE_PROMPT = (
-    "Show-o2 encodes input images with the Wan2.1 VAE (a separate .pth file), which this "
-    "adapter does not load yet"
+VAE_FILE = "Wan2.1_VAE.pth"
+WHY_NO_VAE = (
+    f"Show-o2 encodes images with the Wan2.1 VAE, a separate file: put {VAE_FILE} in the model "
+    "folder or set $ENTPROBE_SHOWO2_VAE (without it: no image prompts, no decoded images)"
 )
 
 
@@ -55,10 +61,9 @@ class Showo2Adapter(StepwiseImageAdapter):
     name: ClassVar[str] = "showo2"
     description: ClassVar[str] = (
         "Show-o2 1.5B/7B (showlab/Show-o, show-o2/): text prompts, text generation (own loop), "
-        f"image generation (rectified flow, [cond; uncond] rows). No image-prompt: {WHY_NO_IMAGE_PROMPT}"
+        f"image prompts and image generation (rectified flow, [cond; uncond] rows). {WHY_NO_VAE}"
     )
-    capabilities: ClassVar[frozenset[str]] = frozenset({"text-prompt", "text-gen", "image-gen"})
-    unsupported: ClassVar[dict[str, str]] = {"image-prompt": WHY_NO_IMAGE_PROMPT}
+    capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
     layers_path: ClassVar[str] = "showo.model.layers"
     image_generator: ClassVar[str] = "rectified flow (Show-o2 ODE sampler, Euler)"
     image_response: ClassVar[str] = "teacher-forced pass of the clean final latent at t=1 (data end)"
@@ -72,10 +77,12 @@ class Showo2Adapter(StepwiseImageAdapter):
     image_steps: int = field(default=50, kw_only=True)
     ids: dict[str, int] = field(default_factory=dict, kw_only=True)
     upstream_modules: dict[str, Any] = field(default_factory=dict, kw_only=True)
+    vae: Any = field(default=None, kw_only=True)  # Show-o2's WanVAE, or None
 
     @classmethod
     def load(cls, source: str, *, device: str = "cpu", dtype: str = "auto", trust_remote_code: bool = False,
-             revision: str | None = None, upstream_src: str | None = None, image_steps: int = 50) -> Showo2Adapter:
+             revision: str | None = None, upstream_src: str | None = None, image_steps: int = 50,
+             vae: str | None = None) -> Showo2Adapter:
         """Load a Show-o2 release folder with the upstream code (see module).
 
         Raises:
@@ -89,10 +96,22 @@ class Showo2Adapter(StepwiseImageAdapter):
             raise ModelLoadError(f"adapter 'showo2' cannot load {str(source)!r}: {exc}") from exc
         want = resolve_dtype(dtype)
         model.to(device=device, **({} if want == "auto" else {"dtype": want})).eval()
+        vae_file = vae or os.environ.get("ENTPROBE_SHOWO2_VAE") or Path(str(source)) / VAE_FILE
+        vae_model = None
+        if Path(vae_file).is_file():
+            vae_model = mods["models"].WanVAE(vae_pth=str(vae_file), dtype=model.dtype, device=device)
+        elif vae or os.environ.get("ENTPROBE_SHOWO2_VAE"):
+            raise ModelLoadError(f"adapter 'showo2': no Wan2.1 VAE file at {str(vae_file)!r}")
         tok, ids = mods["models.misc"].get_text_tokenizer(
             model.config.llm_model_path, add_showo_tokens=True, return_showo_token_ids=True, llm_name="qwen2_5")
-        return cls(model=model, processor=tok, source=str(source), ids=ids, upstream_modules=mods, image_steps=image_steps,
-                   extra_identity={"upstream": found["identity"], "llm": model.config.llm_model_path})
+        adapter = cls(model=model, processor=tok, source=str(source), ids=ids, upstream_modules=mods,
+                      image_steps=image_steps, vae=vae_model,
+                      extra_identity={"upstream": found["identity"], "llm": model.config.llm_model_path,
+                                      "vae": str(vae_file) if vae_model is not None else None})
+        if vae_model is None:  # no image prompts, known before any sample runs
+            adapter.capabilities = cls.capabilities - {"image-prompt"}
+            adapter.unsupported = {"image-prompt": WHY_NO_VAE}
+        return adapter
 
     @property
     def n_image_tokens(self) -> int:
@@ -105,22 +124,75 @@ class Showo2Adapter(StepwiseImageAdapter):
     def _ids(self, text: str) -> list[int]:
         return self.processor(text, add_special_tokens=False)["input_ids"]
 
-    # --- text prompts and text generation ---------------------------------------------
-    def _text_prompt(self, text: str) -> tuple[list[int], list[Role]]:
-        head = [self.ids["bos_id"]] + self._ids(SYSTEM) + self._ids(USER)
-        body, tail = self._ids(text.strip()), self._ids(ASSISTANT)
-        return head + body + tail, [Role.SPECIAL] * len(head) + [Role.TEXT] * len(body) + [Role.SPECIAL] * len(tail)
+    # --- prompts (text, or image + question) and text generation ---------------------
+    def _embed(self, ids: list[int]) -> torch.Tensor:
+        return self.model.showo.model.embed_tokens(torch.tensor([ids], device=self.device))
 
-    def _forward_ids(self, ids: list[int]) -> torch.Tensor:
-        with torch.no_grad():
-            return self.model.showo(input_ids=torch.tensor([ids], device=self.device)).logits[0, -1]
+    def _image_embeds(self, image: Image.Image) -> torch.Tensor:
+        """``(1, N, d)``: the fused (SigLIP-semantic + patch) embeddings of the VAE latent of
+        ``image`` (resized on its short side, centre-cropped to the model's resolution, in
+        [-1, 1]), computed as Show-o2's ``inference_mmu.py`` does, but from the VAE
+        posterior's mean rather than a sample of it."""
+        m, cfg = self.model, self.model.config
+        side = cfg.image_latent_height * cfg.patch_size * 8  # Wan2.1 compresses 8x
+        img = image.convert("RGB")
+        w, h = img.size  # torchvision's Resize(side) then CenterCrop(side), on PIL
+        size = (side, int(side * h / w)) if w <= h else (int(side * w / h), side)
+        img = img.resize(size, Image.BICUBIC)
+        left, top = int(round((img.width - side) / 2)), int(round((img.height - side) / 2))
+        img = img.crop((left, top, left + side, top + side))
+        x = torch.tensor(np.asarray(img), dtype=torch.float32).permute(2, 0, 1) / 127.5 - 1
+        # The posterior mean (Show-o2's script samples it): the same image gives the same states.
+        latents = self.vae.sample(x[None, :, None].to(self.device), deterministic=True).squeeze(2).to(m.dtype)
+        und, gen = m.image_embedder_und(latents), m.image_embedder_gen(latents)
+        if m.position_embedding.weight.shape[0] == m.image_position_ids.shape[-1]:
+            und = und + m.position_embedding(m.image_position_ids)
+        else:
+            misc = self.upstream_modules["models.misc"]
+            und = und + misc.interpolate_pos_encoding(cfg.clip_latent_dim, m.position_embedding,
+                                                      cfg.image_latent_height, cfg.image_latent_width, 1)
+        return m.fusion_proj(torch.cat([m.und_trans(und)["last_hidden_state"], gen], dim=-1))
+
+    def _prompt(self, text: str, image: Image.Image | None = None) -> dict[str, Any]:
+        """Embeddings ``(1, L, d)``, the image's modality position (or None), roles, ids
+        (image positions: the image pad id)."""
+        i = self.ids
+        head = [i["bos_id"]] + self._ids(SYSTEM) + self._ids(USER)
+        body, tail = self._ids(text.strip()), self._ids(ASSISTANT)
+        roles = [Role.SPECIAL] * len(head)
+        ids, parts, pos = list(head), [self._embed(head)], None
+        if image is not None:  # <|vision_start|> [time slot] image <|vision_end|>, then the question
+            t = self.model.time_embed(torch.ones(1, 1, device=self.device), parts[0].dtype)
+            t = self.model.time_embed_proj(t) if hasattr(self.model, "time_embed_proj") else t
+            img = self._image_embeds(image)
+            parts += [self._embed([i["boi_id"]]), t.reshape(1, 1, -1), img, self._embed([i["eoi_id"]])]
+            # Show-o2's modality position for understanding: from the first image token,
+            # the image plus one (inference_mmu.py)
+            pos = torch.tensor([[[len(head) + 2, img.shape[1] + 1]]], device=self.device)
+            ids += [i["boi_id"], i["img_pad_id"]] + [i["img_pad_id"]] * img.shape[1] + [i["eoi_id"]]
+            roles += [Role.SPECIAL, Role.SPECIAL] + [Role.IMAGE] * img.shape[1] + [Role.SPECIAL]
+        parts.append(self._embed(body + tail))
+        return {"embeds": torch.cat(parts, dim=1), "pos": pos, "ids": ids + body + tail,
+                "roles": roles + [Role.TEXT] * len(body) + [Role.SPECIAL] * len(tail)}
+
+    def _forward(self, embeds: torch.Tensor, pos: torch.Tensor | None) -> torch.Tensor:
+        """One LLM forward (causal; bidirectional inside the image); next-token logits."""
+        mask = None if pos is None else self._mask(pos, embeds.shape[1])
+        return self.model.showo(inputs_embeds=embeds, attention_mask=mask).logits[0, -1]
+
+    def _encode_prompt(self, text: str, image: Image.Image | None) -> Encoded:
+        with torch.no_grad(), capture(self.model, self.layers_path) as rec:
+            p = self._prompt(text, image)
+            self._forward(p["embeds"], p["pos"])
+        return Encoded(rec.states(0)[:, 0], p["roles"], torch.tensor(p["ids"]))
 
     def encode_text(self, text: str) -> Encoded:
         self.require("text-prompt")
-        ids, roles = self._text_prompt(text)
-        with capture(self.model, self.layers_path) as rec:
-            self._forward_ids(ids)
-        return Encoded(rec.states(0)[:, 0], roles, torch.tensor(ids))
+        return self._encode_prompt(text, None)
+
+    def encode_image(self, image: Image.Image, question: str = "") -> Encoded:
+        self.require("image-prompt")
+        return self._encode_prompt(question, image)
 
     def _next(self, logits: torch.Tensor, settings: GenerationSettings) -> int:
         if not settings.do_sample:
@@ -128,38 +200,38 @@ class Showo2Adapter(StepwiseImageAdapter):
         probs = (logits.float() / settings.temperature).softmax(-1)
         if settings.top_p < 1.0:
             sorted_p, order = probs.sort(descending=True)
-            drop = sorted_p.cumsum(-1) - sorted_p > settings.top_p
-            probs[order[drop]] = 0.0
+            probs[order[sorted_p.cumsum(-1) - sorted_p > settings.top_p]] = 0.0
         return int(torch.multinomial(probs / probs.sum(), 1))
 
-    def generate_text(self, text: str, *, image: Any = None, settings: GenerationSettings = GenerationSettings(),
+    def generate_text(self, text: str, *, image: Image.Image | None = None,
+                      settings: GenerationSettings = GenerationSettings(),
                       keep_generation_states: bool = False) -> Generation:
         """Greedy (or sampled) decoding with a full re-forward per token, as Show-o2's
-        ``lm_generate``; then one teacher-forced pass. ``model_calls`` counts both."""
+        ``lm_generate`` / ``mmu_generate``; then one teacher-forced pass. ``model_calls``
+        counts both."""
         self.require("text-gen")
         if image is not None:
             self.require("image-prompt")
-        ids, roles = self._text_prompt(text)
-        n, stop = len(ids), {self.processor.eos_token_id}
-        with seeded(settings.seed, self.device), capture(self.model, self.layers_path) as rec:
-            while len(ids) - n < settings.max_new_tokens:
-                ids.append(self._next(self._forward_ids(ids), settings))
-                if ids[-1] in stop:
-                    break
+        stop, response = {self.processor.eos_token_id}, []
+        with torch.no_grad(), seeded(settings.seed, self.device), capture(self.model, self.layers_path) as rec:
+            p = self._prompt(text, image)
+            embeds, n = p["embeds"], p["embeds"].shape[1]
+            while len(response) < settings.max_new_tokens and not (response and response[-1] in stop):
+                response.append(self._next(self._forward(embeds, p["pos"]), settings))
+                embeds = torch.cat([embeds, self._embed(response[-1:])], dim=1)
             n_gen = rec.n_calls
-            self._forward_ids(ids)
+            self._forward(embeds, p["pos"])
         states = rec.states(n_gen)[:, 0]
-        response = ids[n:]
-        roles = roles + [Role.SPECIAL if t in stop else Role.GENERATED_TEXT for t in response]
+        roles = p["roles"] + [Role.SPECIAL if t in stop else Role.GENERATED_TEXT for t in response]
         kept = None
         if keep_generation_states:  # call k (k >= 1) is the first to hold generated token k-1
             steps = [rec.states(k)[:, 0, n + k - 1 : n + k] for k in range(1, n_gen)]
-            steps = [s for s, r in zip(steps, roles[n:]) if r == Role.GENERATED_TEXT]
+            steps = [st for st, r in zip(steps, roles[n:]) if r == Role.GENERATED_TEXT]
             kept = torch.cat(steps, dim=1) if steps else states[:, :0]
         return Generation(
-            encoded=Encoded(states, roles, torch.tensor(ids)), n_prompt_tokens=n, response_ids=torch.tensor(response),
-            text=self.processor.decode(response, skip_special_tokens=True), generation_states=kept,
-            model_calls={"generation": n_gen, "teacher-forced": 1},
+            encoded=Encoded(states, roles, torch.tensor(p["ids"] + response)), n_prompt_tokens=n,
+            response_ids=torch.tensor(response), text=self.processor.decode(response, skip_special_tokens=True),
+            generation_states=kept, model_calls={"generation": n_gen, "teacher-forced": 1},
         )
 
     # --- image generation (the step-wise hooks) -----------------------------------------
@@ -208,7 +280,11 @@ class Showo2Adapter(StepwiseImageAdapter):
         out = sample(z, velocity, text_tokens=tokens, attention_mask=self._mask(pos, tokens.shape[1]),
                      modality_positions=pos, output_hidden_states=True, max_seq_len=tokens.shape[1],
                      guidance_scale=settings.guidance_scale if guided else 0.0)[-1]
-        return StepwiseOutput(response_ids=torch.empty(0, dtype=torch.long), clean=out[:1])
+        clean, image = out[:1], None
+        if self.vae is not None:  # as inference_t2i.py: Wan2.1 decode, then to 8-bit RGB
+            pixels = self.vae.batch_decode(clean.to(self.model.dtype).unsqueeze(2)).squeeze(2)[0]
+            image = to_pil(pixels.permute(1, 2, 0))
+        return StepwiseOutput(response_ids=torch.empty(0, dtype=torch.long), image=image, clean=clean)
 
     def teacher_force(self, prompt: dict[str, Any], out: StepwiseOutput) -> tuple[list[Role], torch.Tensor]:
         tokens, pos = prompt["cond"], prompt["pos"]
