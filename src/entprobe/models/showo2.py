@@ -37,6 +37,7 @@ from PIL import Image
 
 from ..capture import Role, capture
 from ..errors import ModelLoadError
+from ._decode import reforward_generate
 from ._hf import resolve_dtype, seeded
 from ._multimodal import to_pil
 from ._stepwise import StepwiseImageAdapter, StepwiseOutput
@@ -194,45 +195,22 @@ class Showo2Adapter(StepwiseImageAdapter):
         self.require("image-prompt")
         return self._encode_prompt(question, image)
 
-    def _next(self, logits: torch.Tensor, settings: GenerationSettings) -> int:
-        if not settings.do_sample:
-            return int(logits.argmax())
-        probs = (logits.float() / settings.temperature).softmax(-1)
-        if settings.top_p < 1.0:
-            sorted_p, order = probs.sort(descending=True)
-            probs[order[sorted_p.cumsum(-1) - sorted_p > settings.top_p]] = 0.0
-        return int(torch.multinomial(probs / probs.sum(), 1))
-
     def generate_text(self, text: str, *, image: Image.Image | None = None,
                       settings: GenerationSettings = GenerationSettings(),
                       keep_generation_states: bool = False) -> Generation:
-        """Greedy (or sampled) decoding with a full re-forward per token, as Show-o2's
-        ``lm_generate`` / ``mmu_generate``; then one teacher-forced pass. ``model_calls``
-        counts both."""
+        """Decoding with a full re-forward per token, as Show-o2's ``lm_generate`` /
+        ``mmu_generate`` (greedy by default); then one teacher-forced pass."""
         self.require("text-gen")
         if image is not None:
             self.require("image-prompt")
-        stop, response = {self.processor.eos_token_id}, []
-        with torch.no_grad(), seeded(settings.seed, self.device), capture(self.model, self.layers_path) as rec:
+        with torch.no_grad():
             p = self._prompt(text, image)
-            embeds, n = p["embeds"], p["embeds"].shape[1]
-            while len(response) < settings.max_new_tokens and not (response and response[-1] in stop):
-                response.append(self._next(self._forward(embeds, p["pos"]), settings))
-                embeds = torch.cat([embeds, self._embed(response[-1:])], dim=1)
-            n_gen = rec.n_calls
-            self._forward(embeds, p["pos"])
-        states = rec.states(n_gen)[:, 0]
-        roles = p["roles"] + [Role.SPECIAL if t in stop else Role.GENERATED_TEXT for t in response]
-        kept = None
-        if keep_generation_states:  # call k (k >= 1) is the first to hold generated token k-1
-            steps = [rec.states(k)[:, 0, n + k - 1 : n + k] for k in range(1, n_gen)]
-            steps = [st for st, r in zip(steps, roles[n:]) if r == Role.GENERATED_TEXT]
-            kept = torch.cat(steps, dim=1) if steps else states[:, :0]
-        return Generation(
-            encoded=Encoded(states, roles, torch.tensor(p["ids"] + response)), n_prompt_tokens=n,
-            response_ids=torch.tensor(response), text=self.processor.decode(response, skip_special_tokens=True),
-            generation_states=kept, model_calls={"generation": n_gen, "teacher-forced": 1},
-        )
+        gen, response = reforward_generate(
+            self.model, self.layers_path, lambda e: self._forward(e, p["pos"]), self._embed, p["embeds"],
+            p["roles"], p["ids"], settings, {self.processor.eos_token_id},
+            keep_generation_states=keep_generation_states)
+        gen.text = self.processor.decode(response, skip_special_tokens=True)
+        return gen
 
     # --- image generation (the step-wise hooks) -----------------------------------------
     def n_image_steps(self, settings: GenerationSettings) -> int:
