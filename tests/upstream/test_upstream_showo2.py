@@ -245,3 +245,24 @@ def test_probe_every_level_per_step_rows_report_and_resume_after_kill(checkpoint
     result = CliRunner().invoke(main, ["report", "--store", str(store), "--out", str(out), "--n-boot", "20"])
     assert result.exit_code == 0, result.output
     assert (out / "report.html").stat().st_size > 0
+
+
+def test_without_the_vae_image_prompts_are_refused_before_any_sample(checkpoint, src, tmp_path):
+    from entprobe.datasets import load_prompts
+    from entprobe.errors import UnsupportedError
+    from entprobe.models.showo2 import Showo2Adapter
+    from entprobe.pipeline import run_probe
+    from entprobe.store import ResultStore
+
+    bare = tmp_path / "no-vae"
+    bare.mkdir()
+    for name in ("config.json", "pytorch_model.bin"):
+        (bare / name).symlink_to(checkpoint / name)
+    adapter = Showo2Adapter.load(str(bare), upstream_src=str(src), image_steps=STEPS)
+    assert "image-prompt" not in adapter.capabilities and "image-gen" in adapter.capabilities
+    with pytest.raises(UnsupportedError, match="Wan2.1_VAE.pth"):
+        adapter.encode_image(_image(), TEXT)
+    with ResultStore(tmp_path / "s.duckdb") as store, pytest.raises(UnsupportedError, match="Wan2.1 VAE"):
+        run_probe(adapter, [load_prompts("sample:mmbench", limit=1)], levels=["prompt"], store=store,
+                  progress=False)
+    assert adapter.generate_image(TEXT).image is None  # nothing to decode with
