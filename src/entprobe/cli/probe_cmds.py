@@ -196,6 +196,8 @@ def models(as_json: bool) -> None:
 
     Capabilities: text-prompt and image-prompt (prompt level), text-gen (text
     generation, from text or, with image-prompt, from image + question), image-gen.
+    Batches: whether `probe --batch-size B` runs B samples in one forward pass
+    ("no": the adapter takes them one at a time; results are the same).
     """
     from entprobe.models.registry import list_adapters
 
@@ -207,10 +209,11 @@ def models(as_json: bool) -> None:
         click.echo(json.dumps(entries, indent=2))
         return
     rows = [
-        (e["name"], ", ".join(e["capabilities"]) or "-", ", ".join(e["model_types"]) or "-", e["description"])
+        (e["name"], ", ".join(e["capabilities"]) or "-", ", ".join(e["model_types"]) or "-",
+         "yes" if e.get("batched") else "no (one at a time)", e["description"])
         for e in entries
     ]
-    headers = ("adapter", "capabilities", "model types", "description")
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(3)]
+    headers = ("adapter", "capabilities", "model types", "batches", "description")
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(4)]
     for row in [headers, *rows]:
-        click.echo("  ".join(str(row[i]).ljust(widths[i]) for i in range(3)) + "  " + str(row[3]))
+        click.echo("  ".join(str(row[i]).ljust(widths[i]) for i in range(4)) + "  " + str(row[4]))

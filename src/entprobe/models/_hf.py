@@ -26,6 +26,7 @@ __all__ = [
     "CAUSAL_LAYER_PATHS",
     "check_prompt_length",
     "find_layers_path",
+    "forward_batch_states",
     "forward_states",
     "from_pretrained",
     "maybe_capture",
@@ -174,6 +175,15 @@ def forward_states(
     with torch.no_grad(), capture(model, layers_path) as rec:
         model(**inputs, **kwargs)
     return rec.states(0)[:, 0]
+
+
+def forward_batch_states(
+    model: nn.Module, layers_path: str, inputs: dict[str, Any], **kwargs: Any
+) -> torch.Tensor:
+    """One hooked forward pass of a padded batch: ``(n_layers + 1, batch, n_tokens, d_model)``."""
+    with torch.no_grad(), capture(model, layers_path) as rec:
+        model(**inputs, **kwargs)
+    return rec.states(0)
 
 
 def check_prompt_length(n_tokens: int, max_context: int | None) -> None:

@@ -170,6 +170,10 @@ class ModelAdapter(ABC):
     #: Families whose code lives outside transformers: where it comes from
     #: (their ``load`` then takes ``upstream_src=``; see ``models/_upstream.py``).
     upstream: ClassVar[Upstream | None] = None
+    #: True when the batched entry points (:meth:`encode_texts`, :meth:`generate_texts`,
+    #: ...) run several samples in one forward pass; False when they loop over
+    #: single samples (the default implementations), as ``entprobe models`` shows.
+    batched: ClassVar[bool] = False
 
     model: torch.nn.Module
     processor: Any
@@ -272,6 +276,41 @@ class ModelAdapter(ABC):
         """Generate an image from a text prompt; only the conditional branch is probed."""
         self.require("image-gen")
         raise NotImplementedError  # pragma: no cover
+
+
+    # --- batched entry points ---------------------------------------------------------
+    # One result per input, in order, each exactly what the single-sample method returns
+    # for that input (padding removed, per-sample random generators), so a sample's
+    # numbers do not depend on which batch it lands in. These defaults loop; adapters
+    # that batch for real override them and set ``batched = True``. A batch that raises
+    # is retried sample by sample by the pipeline, so one bad sample fails alone.
+    def encode_texts(self, texts: Sequence[str]) -> list[Encoded]:
+        """:meth:`encode_text` of each text."""
+        return [self.encode_text(text) for text in texts]
+
+    def encode_images(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[Encoded]:
+        """:meth:`encode_image` of each ``(image, question)`` pair."""
+        return [self.encode_image(image, question) for image, question in zip(images, questions, strict=True)]
+
+    def generate_texts(
+        self,
+        texts: Sequence[str],
+        *,
+        images: Sequence[Image.Image | None] | None = None,
+        settings: GenerationSettings = GenerationSettings(),
+    ) -> list[Generation]:
+        """:meth:`generate_text` of each text (with its image, when ``images`` is given)."""
+        images = list(images) if images is not None else [None] * len(texts)
+        return [
+            self.generate_text(text, image=image, settings=settings)
+            for text, image in zip(texts, images, strict=True)
+        ]
+
+    def generate_images(
+        self, texts: Sequence[str], *, settings: GenerationSettings = GenerationSettings()
+    ) -> list[Generation]:
+        """:meth:`generate_image` of each text."""
+        return [self.generate_image(text, settings=settings) for text in texts]
 
 
 def roles_from_ids(

@@ -45,13 +45,16 @@ For image generation the last token is EOS, so every visual token is covered:
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from ..capture import Role
-from ._hf import check_prompt_length, forward_states, maybe_capture, seeded
+from ._batch import collate, row_sampler
+from ._hf import check_prompt_length, forward_batch_states, maybe_capture, seeded
 from ._multimodal import (
     ImagePromptAdapter,
     ProcessedPrompt,
@@ -211,18 +214,41 @@ class Emu3Adapter(ImagePromptAdapter):
         Raises:
             ProbeInputError: prompt and image tokens do not fit the model's context.
         """
+        return self._generate_images([text], settings, keep_generation_states)[0]
+
+    def generate_images(
+        self, texts: Sequence[str], *, settings: GenerationSettings = GenerationSettings()
+    ) -> list[Generation]:
+        """:meth:`generate_image` of each text, as one batch (see :meth:`_generate_images`)."""
+        return self._generate_images(list(texts), settings, False)
+
+    def _generate_images(
+        self, texts: list[str], settings: GenerationSettings, keep_generation_states: bool
+    ) -> list[Generation]:
+        """Image generation for a left-padded batch of prompts.
+
+        Every row has the same padded prompt width, so the step that
+        ``prefix_allowed_tokens_fn`` computes from the sequence length is the same for
+        all rows. The negative prompt (no padding) is repeated per row for the
+        unconditional forwards of guidance. Each row samples with its own generator
+        (:func:`~._batch.row_sampler`); the teacher-forced pass is right-padded.
+        """
+        from transformers import LogitsProcessorList
+
         self.require("image-gen")
         model, tok, proc = self.model, self.tokenizer, self.processor
         height, width = self.image_grid
         prefix = self._image_prefix()
-        prompt = self._processed("", text.strip(), prefix, None)
-        n = prompt.n_tokens
+        prompts = [self._processed("", text.strip(), prefix, None) for text in texts]
         n_grid = height * (width + 1)
-        check_prompt_length(n + n_grid + 3, self.max_context)
+        for prompt in prompts:
+            check_prompt_length(prompt.n_tokens + n_grid + 3, self.max_context)
 
         mapping = model.vocabulary_mapping
         visual = list(mapping.image_tokens)
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        batch = collate([p.inputs for p in prompts], pad_id=int(pad), side="left")
+        n = batch.width
 
         def on_device(ids: list[int]) -> torch.Tensor:  # indexes the logits without a copy per step
             return torch.tensor(ids, dtype=torch.long, device=self.device)
@@ -240,13 +266,15 @@ class Emu3Adapter(ImagePromptAdapter):
                 return eol_ids if step % (width + 1) == 0 else visual_ids
             return tail.get(step, pad_ids)
 
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": n_grid + 3,
-            "do_sample": settings.image_do_sample,
-            "temperature": settings.image_temperature if settings.image_do_sample else None,
-            "prefix_allowed_tokens_fn": allowed,
-            "pad_token_id": pad,
-        }
+        cfg = copy.deepcopy(model.generation_config)
+        cfg.update(
+            max_new_tokens=n_grid + 3,
+            do_sample=settings.image_do_sample,
+            temperature=settings.image_temperature if settings.image_do_sample else None,
+            pad_token_id=pad,
+        )
+        cfg, sampler = row_sampler(cfg, len(prompts), settings.seed, self.device, self.model)
+        kwargs: dict[str, Any] = {"prefix_allowed_tokens_fn": allowed, "generation_config": cfg}
         guided = settings.guidance_scale is not None and settings.guidance_scale > 1
         if guided:
             negative = tok(
@@ -254,38 +282,43 @@ class Emu3Adapter(ImagePromptAdapter):
             )
             kwargs.update(
                 guidance_scale=settings.guidance_scale,
-                negative_prompt_ids=negative["input_ids"].to(self.device),
-                negative_prompt_attention_mask=negative["attention_mask"].to(self.device),
+                negative_prompt_ids=negative["input_ids"].repeat(len(prompts), 1).to(self.device),
+                negative_prompt_attention_mask=negative["attention_mask"].repeat(len(prompts), 1).to(self.device),
             )
         else:
             kwargs["guidance_scale"] = None
 
         with torch.no_grad(), seeded(settings.seed, self.device):
             with maybe_capture(model, self.layers_path, keep_generation_states) as rec:
-                out = model.generate(**prompt.inputs, **kwargs)
-        sequence = out[0]
-        response = sequence[n:].cpu()
-        is_visual = set(visual)
-        response_roles = [
-            Role.GENERATED_IMAGE if t in is_visual else Role.SPECIAL for t in response.tolist()
+                out = model.generate(**batch.inputs, **kwargs, logits_processor=LogitsProcessorList(sampler))
+        responses = [out[i, n:] for i in range(len(prompts))]
+        full = [
+            {"input_ids": torch.cat([p.inputs["input_ids"], r[None]], dim=1)} for p, r in zip(prompts, responses)
         ]
-
-        full = sequence[None]
-        inputs = {"input_ids": full, "attention_mask": torch.ones_like(full)}
-        states = forward_states(model, self.layers_path, inputs, use_cache=False)
-        image = None
-        if len(response) == n_grid + 3:
+        tf = collate(full, pad_id=int(pad), side="right")
+        states = forward_batch_states(model, self.layers_path, tf.inputs, use_cache=False)
+        is_visual = set(visual)
+        pixels = None
+        if all(len(r) == n_grid + 3 for r in responses):
             with torch.no_grad():
-                pixels = model.decode_image_tokens(image_tokens=full[:, n:], height=height, width=width)
-            image = to_pil(pixels[0].permute(1, 2, 0))
-        return Generation(
-            encoded=Encoded(states=states, roles=prompt.roles + response_roles, input_ids=sequence.cpu()),
-            n_prompt_tokens=n,
-            response_ids=response,
-            image=image,
-            generation_states=(
-                step_states(rec, n, response_roles, states, stride=2 if guided else 1)
-                if keep_generation_states
-                else None
-            ),
-        )
+                pixels = model.decode_image_tokens(image_tokens=out[:, n:], height=height, width=width)
+
+        generations = []
+        for i, (prompt, response) in enumerate(zip(prompts, responses)):
+            response = response.cpu()
+            roles = [Role.GENERATED_IMAGE if t in is_visual else Role.SPECIAL for t in response.tolist()]
+            row = states[:, i, tf.span(i)]
+            generations.append(
+                Generation(
+                    encoded=Encoded(states=row, roles=prompt.roles + roles, input_ids=full[i]["input_ids"][0].cpu()),
+                    n_prompt_tokens=prompt.n_tokens,
+                    response_ids=response,
+                    image=None if pixels is None else to_pil(pixels[i].permute(1, 2, 0)),
+                    generation_states=(
+                        step_states(rec, prompt.n_tokens, roles, row, stride=2 if guided else 1)
+                        if keep_generation_states
+                        else None
+                    ),
+                )
+            )
+        return generations

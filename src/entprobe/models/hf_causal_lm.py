@@ -27,7 +27,7 @@ functions only, so the registry can read the class attributes without loading it
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,10 +35,12 @@ import torch
 
 from ..capture import Role
 from ..errors import ModelLoadError, ProbeInputError
+from ._batch import collate, response_ids, row_sampler
 from ._hf import (
     _SENTINEL,
     check_prompt_length,
     find_layers_path,
+    forward_batch_states,
     forward_states,
     from_pretrained,
     maybe_capture,
@@ -72,6 +74,7 @@ class HFCausalLMAdapter(ModelAdapter):
     )
     model_types: ClassVar[tuple[str, ...]] = ()  # fallback: see registry.detect_adapter
     capabilities: ClassVar[frozenset[str]] = frozenset({"text-prompt", "text-gen"})
+    batched: ClassVar[bool] = True
 
     # Keyword-only: the base class declares layers_path (as a ClassVar) before its fields.
     layers_path: str = field(default="model.layers", kw_only=True)
@@ -221,15 +224,7 @@ class HFCausalLMAdapter(ModelAdapter):
         special = self._special_ids()
         return [Role.SPECIAL if t in special else Role.GENERATED_TEXT for t in response_ids]
 
-    def _generate(
-        self,
-        inputs: dict[str, torch.Tensor],
-        roles: list[Role],
-        settings: GenerationSettings,
-        keep_generation_states: bool,
-    ) -> Generation:
-        """``generate`` from prepared inputs, then the teacher-forced pass with hooks."""
-        n_prompt = int(inputs["input_ids"].shape[1])
+    def _max_new_tokens(self, n_prompt: int, settings: GenerationSettings) -> int:
         check_prompt_length(n_prompt, self.max_context)
         max_new = settings.max_new_tokens
         if self.max_context is not None:
@@ -239,42 +234,127 @@ class HFCausalLMAdapter(ModelAdapter):
                 f"the prompt has {n_prompt} tokens and fills the model's context of "
                 f"{self.max_context}; no room to generate"
             )
-        gen_cfg = self._generation_config(settings, max_new)
+        return max_new
+
+    def _pad_id(self) -> int:
+        tok = self.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        return int(pad) if pad is not None else 0
+
+    def _generate(
+        self,
+        prompts: list[tuple[dict[str, torch.Tensor], list[Role]]],
+        settings: GenerationSettings,
+        keep_generation_states: bool = False,
+    ) -> list[Generation]:
+        """``generate`` from prepared single-sample inputs, as one left-padded batch,
+        then one right-padded teacher-forced pass over each ``[prompt; response]``.
+
+        Each row samples with its own generator (:func:`~._batch.row_sampler`) and
+        keeps its own ``max_new_tokens`` cap and end at EOS, so every row equals a
+        batch of one. Generation states can be kept for a batch of one only.
+        """
+        from transformers import LogitsProcessorList
+
+        if keep_generation_states and len(prompts) != 1:
+            raise ProbeInputError("keep_generation_states needs a batch of one prompt")
+        caps = [self._max_new_tokens(int(inputs["input_ids"].shape[1]), settings) for inputs, _ in prompts]
+        batch = collate([inputs for inputs, _ in prompts], pad_id=self._pad_id(), side="left")
+        if batch is None:  # inputs that cannot be stacked: one at a time
+            return [out for p in prompts for out in self._generate([p], settings, keep_generation_states)]
+        gen_cfg, processors = row_sampler(
+            self._generation_config(settings, max(caps)), len(prompts), settings.seed, self.device, self.model
+        )
         with torch.no_grad(), seeded(settings.seed, self.device):
             with maybe_capture(self.model, self.layers_path, keep_generation_states) as rec:
-                out = self.model.generate(**inputs, generation_config=gen_cfg)
-        sequence = out[0] if isinstance(out, torch.Tensor) else out.sequences[0]
-        response_ids = sequence[n_prompt:].detach()
-
-        full_ids = sequence[None].to(self.device)
-        tf_inputs = {**inputs, "input_ids": full_ids, "attention_mask": torch.ones_like(full_ids)}
-        states = forward_states(self.model, self.layers_path, tf_inputs, use_cache=False)
-        response = response_ids.tolist()
-        encoded = Encoded(
-            states=states, roles=list(roles) + self._response_roles(response), input_ids=sequence.cpu()
-        )
-
-        generation_states = None
-        if keep_generation_states:
-            hooked = rec.stacked()[:, 0]
-            expected = n_prompt + max(len(response) - 1, 0)
-            if hooked.shape[1] != expected:
-                raise RuntimeError(
-                    f"generation hooked {hooked.shape[1]} positions; expected {expected} "
-                    f"({n_prompt} prompt + {len(response)} generated - 1)"
+                out = self.model.generate(
+                    **batch.inputs, generation_config=gen_cfg, logits_processor=LogitsProcessorList(processors)
                 )
-            # Same convention as the other adapters: generated content positions only,
-            # so generation_states == response_states()[:, :k].
-            stepped = encoded.roles[n_prompt : hooked.shape[1]]
-            keep = torch.tensor([r == Role.GENERATED_TEXT for r in stepped], dtype=torch.bool)
-            generation_states = hooked[:, n_prompt:][:, keep.to(hooked.device)]
-        return Generation(
-            encoded=encoded,
-            n_prompt_tokens=n_prompt,
-            response_ids=response_ids.cpu(),
-            text=self.tokenizer.decode(response, skip_special_tokens=True),
-            generation_states=generation_states,
-        )
+        sequences = out if isinstance(out, torch.Tensor) else out.sequences
+        eos = gen_cfg.eos_token_id
+        eos_ids = {int(eos)} if isinstance(eos, int) else {int(e) for e in eos or ()}
+        responses = [
+            response_ids(sequences[i, batch.width :].detach(), eos_ids, cap) for i, cap in enumerate(caps)
+        ]
+        full = [
+            {**inputs, "input_ids": torch.cat([inputs["input_ids"], r[None].to(self.device)], dim=1)}
+            for (inputs, _), r in zip(prompts, responses)
+        ]
+        tf = collate(full, pad_id=self._pad_id(), side="right")
+        states = forward_batch_states(self.model, self.layers_path, tf.inputs, use_cache=False)
+
+        generations = []
+        for i, ((inputs, roles), response) in enumerate(zip(prompts, responses)):
+            n_prompt = batch.lengths[i]
+            ids = response.tolist()
+            encoded = Encoded(
+                states=states[:, i, tf.span(i)],
+                roles=list(roles) + self._response_roles(ids),
+                input_ids=full[i]["input_ids"][0].cpu(),
+            )
+            generations.append(
+                Generation(
+                    encoded=encoded,
+                    n_prompt_tokens=n_prompt,
+                    response_ids=response.cpu(),
+                    text=self.tokenizer.decode(ids, skip_special_tokens=True),
+                    generation_states=(
+                        self._hooked_states(rec, encoded, n_prompt, len(ids)) if keep_generation_states else None
+                    ),
+                )
+            )
+        return generations
+
+    @staticmethod
+    def _hooked_states(rec: Any, encoded: Encoded, n_prompt: int, n_response: int) -> torch.Tensor:
+        """States hooked during ``generate`` (batch of one) at the GENERATED_TEXT
+        positions that went through a forward pass: ``response_states()[:, :k]``."""
+        hooked = rec.stacked()[:, 0]
+        expected = n_prompt + max(n_response - 1, 0)
+        if hooked.shape[1] != expected:
+            raise RuntimeError(
+                f"generation hooked {hooked.shape[1]} positions; expected {expected} "
+                f"({n_prompt} prompt + {n_response} generated - 1)"
+            )
+        stepped = encoded.roles[n_prompt : hooked.shape[1]]
+        keep = torch.tensor([r == Role.GENERATED_TEXT for r in stepped], dtype=torch.bool)
+        return hooked[:, n_prompt:][:, keep.to(hooked.device)]
+
+    # --- batched entry points --------------------------------------------------------------
+    def _encode_batch(self, prompts: list[tuple[dict[str, torch.Tensor], list[Role]]]) -> list[Encoded]:
+        """One right-padded forward pass over single-sample prompts; padding is cut off."""
+        for inputs, _ in prompts:
+            check_prompt_length(int(inputs["input_ids"].shape[1]), self.max_context)
+        batch = collate([inputs for inputs, _ in prompts], pad_id=self._pad_id(), side="right")
+        if batch is None:
+            return [self._encode(*p) for p in prompts]
+        states = forward_batch_states(self.model, self.layers_path, batch.inputs, use_cache=False)
+        return [
+            Encoded(states=states[:, i, batch.span(i)], roles=roles, input_ids=inputs["input_ids"][0].detach().cpu())
+            for i, (inputs, roles) in enumerate(prompts)
+        ]
+
+    def encode_texts(self, texts: Sequence[str]) -> list[Encoded]:
+        self.require("text-prompt")
+        return self._encode_batch([self._prompt(text) for text in texts])
+
+    def encode_images(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[Encoded]:
+        self.require("image-prompt")
+        return self._encode_batch([self._prompt(q, im) for im, q in zip(images, questions, strict=True)])
+
+    def generate_texts(
+        self,
+        texts: Sequence[str],
+        *,
+        images: Sequence[Image.Image | None] | None = None,
+        settings: GenerationSettings = GenerationSettings(),
+    ) -> list[Generation]:
+        """:meth:`generate_text` of each text in one batch (see :meth:`_generate`)."""
+        self.require("text-gen")
+        images = list(images) if images is not None else [None] * len(texts)
+        if any(image is not None for image in images):
+            self.require("image-prompt")
+        return self._generate([self._prompt(t, im) for t, im in zip(texts, images, strict=True)], settings)
 
     def generate_text(
         self,
@@ -302,5 +382,4 @@ class HFCausalLMAdapter(ModelAdapter):
         self.require("text-gen")
         if image is not None:
             self.require("image-prompt")
-        inputs, roles = self._prompt(text, image)
-        return self._generate(inputs, roles, settings, keep_generation_states)
+        return self._generate([self._prompt(text, image)], settings, keep_generation_states)[0]

@@ -8,13 +8,15 @@ captured layer ``N`` equals ``output_hidden_states[N]``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ._batch import collate
 from ._hf import (
     check_prompt_length,
     find_layers_path,
-    forward_states,
+    forward_batch_states,
     from_pretrained,
     pretrained_kwargs,
     resolve_dtype,
@@ -60,6 +62,7 @@ class HFEncoderAdapter(ModelAdapter):
         "modernbert",
     )
     capabilities: ClassVar[frozenset[str]] = frozenset({"text-prompt"})
+    batched: ClassVar[bool] = True
 
     # Keyword-only: the base class declares layers_path (as a ClassVar) before its fields.
     layers_path: str = field(default="encoder.layer", kw_only=True)
@@ -119,11 +122,27 @@ class HFEncoderAdapter(ModelAdapter):
         Raises:
             ProbeInputError: the prompt is longer than :attr:`max_context`.
         """
+        return self.encode_texts([text])[0]
+
+    def encode_texts(self, texts: Sequence[str]) -> list[Encoded]:
+        """:meth:`encode_text` of each text, as one right-padded batch (padding masked
+        and cut off the states)."""
         self.require("text-prompt")
-        enc = self.tokenizer(text, return_tensors="pt")
-        input_ids = enc["input_ids"]
-        check_prompt_length(int(input_ids.shape[1]), self.max_context)
-        inputs = {k: v.to(self.device) for k, v in enc.items()}
-        states = forward_states(self.model, self.layers_path, inputs)
-        roles = roles_from_ids(input_ids[0], special_token_ids=special_token_ids(self.tokenizer))
-        return Encoded(states=states, roles=roles, input_ids=input_ids[0])
+        encs = [self.tokenizer(text, return_tensors="pt") for text in texts]
+        for enc in encs:
+            check_prompt_length(int(enc["input_ids"].shape[1]), self.max_context)
+        pad = self.tokenizer.pad_token_id
+        batch = collate(
+            [{k: v.to(self.device) for k, v in enc.items()} for enc in encs],
+            pad_id=0 if pad is None else int(pad), side="right",
+        )
+        states = forward_batch_states(self.model, self.layers_path, batch.inputs)
+        special = special_token_ids(self.tokenizer)
+        return [
+            Encoded(
+                states=states[:, i, batch.span(i)],
+                roles=roles_from_ids(enc["input_ids"][0], special_token_ids=special),
+                input_ids=enc["input_ids"][0],
+            )
+            for i, enc in enumerate(encs)
+        ]

@@ -50,12 +50,14 @@ Chameleon) live in :mod:`entprobe.models._multimodal`.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from ..capture import Role, capture
+from ._batch import collate, row_sampler
 from ._hf import check_prompt_length, maybe_capture, seeded
 from ._multimodal import (
     ImagePromptAdapter,
@@ -204,22 +206,46 @@ class JanusAdapter(ImagePromptAdapter):
         Raises:
             ProbeInputError: prompt and image tokens do not fit the model's context.
         """
+        return self._generate_images([text], settings, keep_generation_states)[0]
+
+    def generate_images(
+        self, texts: Sequence[str], *, settings: GenerationSettings = GenerationSettings()
+    ) -> list[Generation]:
+        """:meth:`generate_image` of each text, as one batch (see :meth:`_generate_images`)."""
+        return self._generate_images(list(texts), settings, False)
+
+    def _generate_images(
+        self, texts: list[str], settings: GenerationSettings, keep_generation_states: bool
+    ) -> list[Generation]:
+        """Image generation for a left-padded batch of prompts.
+
+        transformers' Janus loop doubles the batch into ``[cond_1..cond_B;
+        uncond_1..uncond_B]`` (the unconditional rows keep only BOS and
+        ``<begin_of_image>``, padding stays masked); guidance (or, without it, taking
+        the conditional half) runs as our first logits processor, then each row
+        samples with its own generator (:func:`~._batch.row_sampler`). The
+        teacher-forced pass is one right-padded batch through the language model.
+        """
         from transformers import LogitsProcessorList
+        from transformers.generation import ClassifierFreeGuidanceLogitsProcessor
 
         self.require("image-gen")
         model, tok = self.model, self.tokenizer
-        prompt = self._processed(text, None, for_image_generation=True)
-        n = prompt.n_tokens
-        check_prompt_length(n + self.num_image_tokens, self.max_context)
+        prompts = [self._processed(text, None, for_image_generation=True) for text in texts]
+        for prompt in prompts:
+            check_prompt_length(prompt.n_tokens + self.num_image_tokens, self.max_context)
+        pad = tok.pad_token_id if model.generation_config.pad_token_id is None else model.generation_config.pad_token_id
+        batch = collate([p.inputs for p in prompts], pad_id=int(pad), side="left")
 
         cfg = copy.deepcopy(model.generation_config)
         cfg.do_sample = settings.image_do_sample
         cfg.temperature = settings.image_temperature if settings.image_do_sample else None
         guided = settings.guidance_scale is not None and settings.guidance_scale > 1
-        # Janus always runs both branches; without guidance keep the conditional logits
-        # (transformers only merges the two rows when guidance_scale > 1).
-        cfg.guidance_scale = settings.guidance_scale if guided else 1.0
-        processors = [] if guided else [_conditional_logits()]
+        # Guidance is applied by our own processor, first, so that the row sampler
+        # sees the guided logits (transformers would append its own after ours).
+        cfg.guidance_scale = 1.0
+        first = ClassifierFreeGuidanceLogitsProcessor(settings.guidance_scale) if guided else _conditional_logits()
+        cfg, sampler = row_sampler(cfg, len(prompts), settings.seed, self.device, self.model)
         boi = tok.convert_tokens_to_ids(self.processor.image_start_token)
         cfg.generation_kwargs = {**(getattr(cfg, "generation_kwargs", None) or {}), "boi_token_id": boi}
         if cfg.pad_token_id is None:
@@ -230,38 +256,52 @@ class JanusAdapter(ImagePromptAdapter):
         with torch.no_grad(), seeded(settings.seed, self.device):
             with maybe_capture(model, self.layers_path, keep_generation_states) as rec:
                 image_ids = model.generate(
-                    input_ids=prompt.inputs["input_ids"],
-                    attention_mask=prompt.inputs["attention_mask"],
+                    input_ids=batch.inputs["input_ids"],
+                    attention_mask=batch.inputs["attention_mask"],
                     generation_mode="image",
                     generation_config=cfg,
-                    logits_processor=LogitsProcessorList(processors),
-                )[0]
-            embeds = torch.cat(
-                [
-                    model.get_input_embeddings()(prompt.inputs["input_ids"]),
-                    model.prepare_embeddings_for_image_generation(image_ids[None]),
-                ],
-                dim=1,
-            )
-            mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+                    logits_processor=LogitsProcessorList([first, *sampler]),
+                )
+            embeds = [
+                torch.cat(
+                    [
+                        model.get_input_embeddings()(p.inputs["input_ids"]),
+                        model.prepare_embeddings_for_image_generation(ids[None]),
+                    ],
+                    dim=1,
+                )
+                for p, ids in zip(prompts, image_ids)
+            ]
+            width = max(e.shape[1] for e in embeds)
+            padded = torch.cat([torch.nn.functional.pad(e, (0, 0, 0, width - e.shape[1])) for e in embeds])
+            mask = torch.zeros(padded.shape[:2], dtype=torch.long, device=padded.device)
+            for i, e in enumerate(embeds):
+                mask[i, : e.shape[1]] = 1
             with capture(model, self.layers_path) as tf:
-                model.model.language_model(inputs_embeds=embeds, attention_mask=mask, use_cache=False)
-            states = tf.states(0)[:, 0]
-            pixels = model.decode_image_tokens(image_ids[None])[0]
+                model.model.language_model(inputs_embeds=padded, attention_mask=mask, use_cache=False)
+            states = tf.states(0)
+            pixels = model.decode_image_tokens(image_ids)
 
-        response = image_ids.cpu()
-        response_roles = [Role.GENERATED_IMAGE] * len(response)
-        return Generation(
-            encoded=Encoded(
-                states=states,
-                roles=prompt.roles + response_roles,
-                # response positions hold VQ codebook indices, not tokenizer ids
-                input_ids=torch.cat([prompt.input_ids, response]),
-            ),
-            n_prompt_tokens=n,
-            response_ids=response,
-            image=to_pil(pixels),
-            generation_states=(
-                step_states(rec, n, response_roles, states) if keep_generation_states else None
-            ),
-        )
+        out = []
+        for i, prompt in enumerate(prompts):
+            n = prompt.n_tokens
+            response = image_ids[i].cpu()
+            response_roles = [Role.GENERATED_IMAGE] * len(response)
+            row = states[:, i, : n + len(response)]
+            out.append(
+                Generation(
+                    encoded=Encoded(
+                        states=row,
+                        roles=prompt.roles + response_roles,
+                        # response positions hold VQ codebook indices, not tokenizer ids
+                        input_ids=torch.cat([prompt.input_ids, response]),
+                    ),
+                    n_prompt_tokens=n,
+                    response_ids=response,
+                    image=to_pil(pixels[i]),
+                    generation_states=(
+                        step_states(rec, n, response_roles, row) if keep_generation_states else None
+                    ),
+                )
+            )
+        return out

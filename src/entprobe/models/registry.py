@@ -69,8 +69,9 @@ def get_adapter(name: str) -> type[ModelAdapter]:
 
 def list_adapters() -> list[dict[str, Any]]:
     """One entry per registered adapter: ``name``, ``description``, ``capabilities``
-    (sorted), ``unsupported`` (capability -> why not) and ``model_types`` (``["*"]`` for
-    the causal-LM fallback). An adapter
+    (sorted), ``unsupported`` (capability -> why not), ``model_types`` (``["*"]`` for
+    the causal-LM fallback) and ``batched`` (whether ``--batch-size`` runs samples
+    together or one at a time). An adapter
     whose module is not installed is listed with its description saying so."""
     out = []
     for name in ADAPTERS:
@@ -80,7 +81,7 @@ def list_adapters() -> list[dict[str, Any]]:
             out.append(
                 {
                     "name": name, "description": f"unavailable: {exc}", "capabilities": [],
-                    "unsupported": {}, "model_types": [], "upstream": None,
+                    "unsupported": {}, "model_types": [], "upstream": None, "batched": False,
                 }
             )
             continue
@@ -93,6 +94,7 @@ def list_adapters() -> list[dict[str, Any]]:
                 "unsupported": dict(cls.unsupported),
                 "model_types": types,
                 "upstream": cls.upstream.describe() if cls.upstream is not None else None,
+                "batched": bool(getattr(cls, "batched", False)),
             }
         )
     return out
