@@ -162,26 +162,16 @@ def test_run_id_follows_the_numbers_not_the_session(tmp_path):
     assert gen != levels
 
 
-def _run_killed(store: Path, kill_on: int, kill_in: str, grams: Path | None = None) -> int:
+def _run_killed(
+    store: Path, kill_on: int, kill_in: str, grams: Path | None = None, batch_size: int = 1, overlap: bool = False
+) -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE)])}
-    args = [sys.executable, str(HERE / "pipeline_kill_run.py"), str(store), ALL, str(kill_on), kill_in]
-    if grams is not None:
-        args.append(str(grams))
+    args = [sys.executable, str(HERE / "pipeline_kill_run.py"), str(store), ALL, str(kill_on), kill_in,
+            str(batch_size), str(int(overlap)), str(grams or "")]
     return subprocess.run(args, env=env, capture_output=True, timeout=120).returncode
 
 
-@pytest.mark.parametrize("kill_in", ["generate_text", "generate_image"])
-def test_a_killed_run_resumes_without_losing_or_duplicating(tmp_path, kill_in):
-    path = tmp_path / "s.duckdb"
-    assert _run_killed(path, 4, kill_in, tmp_path / "g") == -signal.SIGKILL
-    partial = _read(path, "samples")
-    done_records = set(partial["sample_id"])
-    # everything before the 4th prompt is there; with the kill in image generation
-    # the 4th prompt's earlier levels are there too
-    assert {"t0", "t1", "t2"} <= done_records and len(partial) in (9, 11)
-    assert ("t3" in done_records) == (kill_in == "generate_image")
-    with ResultStore(path, read_only=True) as store:
-        assert store.runs()["finished_at"].isna().all()
+def _resume_and_compare(tmp_path, path, partial) -> None:
     resumed = _probe(path, save_grams=tmp_path / "g")
     assert resumed.n_skipped == len(partial) and resumed.n_ok == N_PAIRS - len(partial)
     samples, lm = _read(path, "samples"), _read(path)
@@ -190,6 +180,57 @@ def test_a_killed_run_resumes_without_losing_or_duplicating(tmp_path, kill_in):
     _probe(tmp_path / "clean.duckdb")
     pd.testing.assert_frame_equal(_stable(lm), _stable(_read(tmp_path / "clean.duckdb")))
     assert not [p for p in (tmp_path / "g").rglob("*") if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("kill_in", ["generate_text", "generate_image"])
+def test_a_killed_run_resumes_without_losing_or_duplicating(tmp_path, kill_in):
+    path = tmp_path / "s.duckdb"
+    assert _run_killed(path, 4, kill_in, tmp_path / "g") == -signal.SIGKILL
+    partial = _read(path, "samples")
+    done_records = set(partial["sample_id"])
+    # without overlap: everything before the 4th prompt is there; with the kill in
+    # image generation the 4th prompt's earlier levels are there too
+    assert {"t0", "t1", "t2"} <= done_records and len(partial) in (9, 11)
+    assert ("t3" in done_records) == (kill_in == "generate_image")
+    with ResultStore(path, read_only=True) as store:
+        assert store.runs()["finished_at"].isna().all()
+    _resume_and_compare(tmp_path, path, partial)
+
+
+@pytest.mark.parametrize("kill_in", ["generate_text", "generate_image"])
+def test_a_killed_batched_overlapped_run_loses_at_most_the_batches_in_flight(tmp_path, kill_in):
+    """Batch size 3 with estimation overlapped: killed in the third batch (t6, t7), the
+    first batch (t0-t2) is fully written; only the second (whose estimation may still
+    run) and the third (in the model) may be missing; nothing is duplicated."""
+    path = tmp_path / "s.duckdb"
+    assert _run_killed(path, 7, kill_in, tmp_path / "g", batch_size=3, overlap=True) == -signal.SIGKILL
+    partial = _read(path, "samples")
+    pairs = set(zip(partial["sample_id"], partial["level"]))
+    assert {(f"t{i}", lv) for i in range(3) for lv in ALL.split(",")} <= pairs
+    assert not pairs & {(f"t{i}", "image-gen") for i in (6, 7)}
+    assert not partial.duplicated(["sample_id", "level"]).any()
+    _resume_and_compare(tmp_path, path, partial)
+
+
+@pytest.mark.parametrize("batch_size", [3, 8])
+@pytest.mark.parametrize("overlap", [True, False])
+def test_batched_run_equals_the_unbatched_run(tmp_path, batch_size, overlap):
+    """Batching and overlap change when things run, not what is stored (same run id,
+    same rows; failures too, retried one sample at a time)."""
+    texts = [*TEXTS[:3], "RAISE this one", *TEXTS[3:6], "EMPTY reply", "NAN states here"]
+    sets = [text_set(texts), image_set(broken=(2,))]
+    single = _probe(tmp_path / "a.duckdb", sets=sets, overlap=False)
+    batched = _probe(tmp_path / "b.duckdb", sets=sets, batch_size=batch_size, overlap=overlap)
+    assert batched.run_id == single.run_id and batched.batch_size == batch_size
+    assert (batched.n_ok, batched.n_failed) == (single.n_ok, single.n_failed)
+    for table in ("samples", "layer_metrics"):
+        a = _stable(_read(tmp_path / "a.duckdb", table)).sort_values(list(_KEYS[table])).reset_index(drop=True)
+        b = _stable(_read(tmp_path / "b.duckdb", table)).sort_values(list(_KEYS[table])).reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b)
+    assert f"(batch size {batch_size})" in batched.report()
+
+
+_KEYS = {"samples": ("dataset", "sample_id", "level"), "layer_metrics": ("dataset", "sample_id", "level", "layer")}
 
 
 def test_shards_partition_the_samples_and_merge_to_the_single_run(tmp_path):

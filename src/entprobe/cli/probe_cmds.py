@@ -152,6 +152,11 @@ def _fail(exc: EntprobeError) -> click.ClickException:
               help="Image-token sampling temperature.")
 @click.option("--guidance-scale", type=click.FloatRange(min=0), default=5.0, help="Classifier-free guidance of image generation.")
 @click.option("--seed", type=int, default=0, help="Generation seed.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1,
+              help="Samples of one modality and level run through the model together (left-padded "
+                   "generation, masked padding; same numbers as 1, see README).")
+@click.option("--overlap/--no-overlap", default=True,
+              help="Estimate the previous batch on a worker thread while the model runs the next.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def probe(**kwargs: Any) -> None:
     """Probe a model layer by layer on prompt sets into a results store.

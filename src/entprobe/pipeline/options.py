@@ -153,6 +153,11 @@ class ProbeOptions:
             teacher-forced clean final response only), ``"all"`` or 1-based steps
             whose conditional-branch states are also probed (part of the run id).
         extra: anything else to record in the run's configuration (limit, dtype ...).
+        batch_size: samples of one modality and level run through the model together
+            (not part of the run id: batched runs give the batch-size-1 numbers, to
+            1e-10 in float64; a run may be resumed with another batch size).
+        overlap: estimate on a worker thread while the model runs the next batch
+            (not part of the run id).
     """
 
     estimator: EstimatorOptions = field(default_factory=EstimatorOptions)
@@ -168,6 +173,12 @@ class ProbeOptions:
     datasets: tuple[str, ...] | None = None
     image_response_steps: ResponseSteps = "final"
     extra: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 1
+    overlap: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ProbeInputError(f"batch_size must be an integer >= 1; got {self.batch_size!r}")
 
 
 def _number(value: Any, name: str) -> float:

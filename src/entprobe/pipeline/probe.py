@@ -37,6 +37,7 @@ from ..models.base import Encoded, Generation, GenerationSettings, ModelAdapter
 from ..store import ResultStore
 from ..store.grams import safe_name, save_gram
 from ..store.schema import LEVEL_METRIC, LEVELS
+from ._overlap import EstimationQueue, Job
 from .options import (
     MODALITY_LEVELS,
     EstimatorOptions,
@@ -69,8 +70,12 @@ class RunSummary:
         n_ok, n_failed: (sample, level) pairs written in this session.
         failures: ``(dataset, sample_id, level, error)`` of this session's failures.
         model_seconds: time in the model (loading excluded).
-        estimate_seconds: time in the estimators (Gram and entropies).
+        estimate_seconds: time in the estimators (Gram and entropies); with
+            ``overlap`` it runs on a worker thread while the model works.
+        wait_seconds: model idle: time the loop waited for the estimation to catch up.
         wall_seconds: the whole loop, store writes and image loading included.
+        batch_size, overlap: how the run was batched.
+        n_batch_retries: batched model calls that raised and were retried per sample.
     """
 
     run_id: str
@@ -83,7 +88,11 @@ class RunSummary:
     failures: list[tuple[str, str, str, str]] = field(default_factory=list)
     model_seconds: float = 0.0
     estimate_seconds: float = 0.0
+    wait_seconds: float = 0.0
     wall_seconds: float = 0.0
+    batch_size: int = 1
+    overlap: bool = False
+    n_batch_retries: int = 0
 
     def report(self, max_failures: int = 5) -> str:
         """A few lines for the end of a run: counts, failures, the time split."""
@@ -96,13 +105,27 @@ class RunSummary:
             lines.append(f"  failed {dataset}/{sample_id} [{level}]: {error.splitlines()[0][:200]}")
         if len(self.failures) > max_failures:
             lines.append(f"  ... and {len(self.failures) - max_failures} more failure(s) (see the samples table)")
-        other = max(self.wall_seconds - self.model_seconds - self.estimate_seconds, 0.0)
         total = max(self.wall_seconds, 1e-9)
+        if self.overlap:
+            # estimation ran beside the model: the loop's own time is model + waiting + the rest
+            other = max(self.wall_seconds - self.model_seconds - self.wait_seconds, 0.0)
+            est = f"estimation {self.estimate_seconds:.1f} s on a worker thread, beside the model"
+            idle = (
+                f"model idle (waiting for estimation) {self.wait_seconds:.1f} s "
+                f"({100 * self.wait_seconds / total:.0f}%), estimator idle "
+                f"{max(self.wall_seconds - self.estimate_seconds, 0.0):.1f} s"
+            )
+        else:
+            other = max(self.wall_seconds - self.model_seconds - self.estimate_seconds, 0.0)
+            est = f"estimation {self.estimate_seconds:.1f} s ({100 * self.estimate_seconds / total:.0f}%)"
+            idle = f"model idle during estimation {self.estimate_seconds:.1f} s"
         lines.append(
             f"  time: model {self.model_seconds:.1f} s ({100 * self.model_seconds / total:.0f}%), "
-            f"estimation {self.estimate_seconds:.1f} s ({100 * self.estimate_seconds / total:.0f}%), "
-            f"other {other:.1f} s; total {self.wall_seconds:.1f} s"
+            f"{est}, {idle}, other {other:.1f} s; total {self.wall_seconds:.1f} s "
+            f"(batch size {self.batch_size})"
         )
+        if self.n_batch_retries:
+            lines.append(f"  {self.n_batch_retries} batch(es) raised and were redone one sample at a time")
         return "\n".join(lines)
 
 
@@ -324,6 +347,8 @@ def run_probe(
             "length_thresholds": options.length_thresholds,
             "save_grams": None if options.save_grams is None else str(options.save_grams),
             "save_images": None if options.save_images is None else str(options.save_images),
+            "batch_size": options.batch_size,
+            "overlap": options.overlap,
             **options.extra,
         },
     }
@@ -346,7 +371,9 @@ def run_probe(
 
     store.start_run(run_id, model_name, adapter.name, config)
     done = store.done_keys(run_id, status="ok" if options.retry_failed else None)
-    summary = RunSummary(run_id=run_id, store=str(store.path))
+    summary = RunSummary(
+        run_id=run_id, store=str(store.path), batch_size=options.batch_size, overlap=options.overlap
+    )
     work: list[tuple[Any, list[str]]] = []
     for rec in records_all:
         if not in_shard(rec.dataset, rec.id, options.shard):
@@ -377,16 +404,32 @@ def run_probe(
         total=len(work), unit="sample", desc="probe", disable=not progress,
         file=sys.stderr, dynamic_ncols=True, smoothing=0.1,
     )
+    runner.queue = EstimationQueue(runner._estimate_job, overlap=options.overlap, device=adapter.device)
     try:
-        for rec, pending in work:
-            runner.process(rec, pending)
-            bar.update(1)
+        for batch in _batches(work, options.batch_size):
+            runner.process_batch(batch)
+            bar.update(len(batch))
             bar.set_postfix(ok=summary.n_ok, failed=summary.n_failed, refresh=False)
+        runner.finish()
     finally:
+        runner.queue.close()
         bar.close()
+        summary.wait_seconds = runner.queue.wait_seconds
         summary.wall_seconds = time.perf_counter() - start
     store.finish_run(run_id)
     return summary
+
+
+def _batches(work: Sequence[tuple[Any, list[str]]], size: int) -> Iterable[list[tuple[Any, list[str]]]]:
+    """Consecutive records of one modality, at most ``size`` at a time (order kept)."""
+    batch: list[tuple[Any, list[str]]] = []
+    for item in work:
+        if batch and (len(batch) >= size or item[0].modality != batch[0][0].modality):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
 
 
 def _sync(device: torch.device) -> None:
@@ -419,48 +462,130 @@ class _Runner:
     buckets: dict[tuple[str, str], str]
     lengths: dict[tuple[str, str], int]
 
-    # --- per record ---------------------------------------------------------------
-    def process(self, rec: Any, pending: list[str]) -> None:
-        settings: GenerationSettings = self.options.generation
-        image = None
-        try:
-            if rec.modality == "image":
-                try:
-                    image = rec.load_image()
-                except Exception as exc:
-                    raise SampleFailure(f"unreadable image: {exc}") from exc
-            else:
-                self._check_text(rec)
-        except SampleFailure as exc:
-            for level in pending:
-                self._fail(rec, level, exc, {})
-            return
+    queue: EstimationQueue | None = None
+    batch_index: int = 0
 
-        gen: tuple[Generation, float] | None = None
-        if "text-gen" in pending:
-            gen = self._model(
-                rec, "text-gen",
-                lambda: self.adapter.generate_text(rec.text, image=image, settings=settings),
+    # --- per batch ----------------------------------------------------------------
+    def process_batch(self, items: Sequence[tuple[Any, list[str]]]) -> None:
+        """Probe records of one modality together: each model mode (text generation,
+        prompt pass, image generation) runs once over the records that need it, and
+        each (sample, level) goes to the estimation queue as soon as its states exist.
+
+        Before the model starts on this batch, the estimation of batches older than
+        the previous one is finished and written, so at most two batches' states are
+        held (the one in the model, the one being estimated).
+        """
+        settings: GenerationSettings = self.options.generation
+        self.batch_index += 1
+        current = self.batch_index
+        self._write_finished(keep=lambda job: job.tag[3] >= current - 1)
+        ready: list[tuple[Any, list[str], Any]] = []
+        for rec, pending in items:
+            image = None
+            try:
+                if rec.modality == "image":
+                    try:
+                        image = rec.load_image()
+                    except Exception as exc:
+                        raise SampleFailure(f"unreadable image: {exc}") from exc
+                else:
+                    self._check_text(rec)
+            except SampleFailure as exc:
+                for level in pending:
+                    self._fail(rec, level, exc, {})
+                continue
+            ready.append((rec, pending, image))
+
+        texts = [x for x in ready if "text-gen" in x[1]]
+        gens = self._run_model(
+            texts, "text-gen",
+            lambda xs: self.adapter.generate_texts(
+                [r.text for r, _, _ in xs],
+                images=[im for _, _, im in xs] if any(im is not None for _, _, im in xs) else None,
+                settings=settings,
+            ),
+            lambda x: self.adapter.generate_text(x[0].text, image=x[2], settings=settings),
+        )
+        gen_of = {id(x[0]): gens[i] for i, x in enumerate(texts) if i in gens}
+        to_encode = [x for x in ready if "prompt" in x[1] and id(x[0]) not in gen_of]
+        if to_encode and to_encode[0][2] is not None:
+            encoded = self._run_model(
+                to_encode, "prompt",
+                lambda xs: self.adapter.encode_images([im for _, _, im in xs], [r.text for r, _, _ in xs]),
+                lambda x: self.adapter.encode_image(x[2], x[0].text),
             )
-        if "prompt" in pending:
-            if gen is not None:
+        else:
+            encoded = self._run_model(
+                to_encode, "prompt",
+                lambda xs: self.adapter.encode_texts([r.text for r, _, _ in xs]),
+                lambda x: self.adapter.encode_text(x[0].text),
+            )
+        enc_of = {id(x[0]): encoded[i] for i, x in enumerate(to_encode) if i in encoded}
+        for rec, pending, _ in ready:
+            if "prompt" in pending:
+                gen = gen_of.get(id(rec))
                 # The teacher-forced pass already holds the prompt's states.
-                prompt: tuple[Encoded, float] | None = (gen[0].prompt, 0.0)
-            elif image is not None:
-                prompt = self._model(rec, "prompt", lambda: self.adapter.encode_image(image, rec.text))
+                prompt = (gen[0].prompt, 0.0) if gen is not None else enc_of.get(id(rec))
+                if prompt is not None:
+                    self._prompt_level(rec, *prompt)
+            if id(rec) in gen_of:
+                self._response_level(rec, "text-gen", *gen_of[id(rec)])
+        gens = gen_of = encoded = enc_of = None  # type: ignore[assignment]
+        self._write_finished()
+
+        images = [x for x in ready if "image-gen" in x[1]]
+        made = self._run_model(
+            images, "image-gen",
+            lambda xs: (
+                [self._generate_image(r.text, settings) for r, _, _ in xs]
+                if isinstance(self.adapter, StepwiseImageAdapter)
+                else self.adapter.generate_images([r.text for r, _, _ in xs], settings=settings)
+            ),
+            lambda x: self._generate_image(x[0].text, settings),
+        )
+        for i, (rec, _, _) in enumerate(images):
+            if i in made:
+                self._response_level(rec, "image-gen", *made[i])
+        self._write_finished()
+
+    def finish(self) -> None:
+        """Wait for the estimation still running and write it."""
+        if self.queue is not None:
+            self._write(self.queue.drain())
+
+    def _run_model(
+        self, items: list[Any], level: str, batched: Callable[[list[Any]], list[Any]], single: Callable[[Any], Any]
+    ) -> dict[int, tuple[Any, float]]:
+        """Run ``batched(items)`` as one model call (each item is charged an equal share
+        of its time); if it raises (one bad sample, out of memory), run ``single`` on
+        each item, so that only the samples that fail alone are recorded as failed."""
+        if not items:
+            return {}
+        if len(items) > 1:
+            device = self.adapter.device
+            start = time.perf_counter()
+            try:
+                outs = batched(items)
+                _sync(device)
+                if len(outs) != len(items):
+                    raise RuntimeError(f"the adapter returned {len(outs)} results for {len(items)} samples")
+            except StoreError:
+                raise
+            except Exception:
+                self.summary.model_seconds += time.perf_counter() - start
+                self.summary.n_batch_retries += 1
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
             else:
-                prompt = self._model(rec, "prompt", lambda: self.adapter.encode_text(rec.text))
-            if prompt is not None:
-                self._prompt_level(rec, *prompt)
-            prompt = None
-        if gen is not None:
-            self._response_level(rec, "text-gen", *gen)
-            gen = None
-        if "image-gen" in pending:
-            gen = self._model(rec, "image-gen", lambda: self._generate_image(rec.text, settings))
-            if gen is not None:
-                self._response_level(rec, "image-gen", *gen)
-            gen = None
+                seconds = time.perf_counter() - start
+                self.summary.model_seconds += seconds
+                return {i: (out, seconds / len(items)) for i, out in enumerate(outs)}
+        results = {}
+        for i, item in enumerate(items):
+            out = self._model(item[0], level, lambda item=item: single(item))
+            if out is not None:
+                results[i] = out
+        return results
 
     def _generate_image(self, text: str, settings: GenerationSettings) -> Generation:
         if isinstance(self.adapter, StepwiseImageAdapter):
@@ -512,13 +637,12 @@ class _Runner:
             if states.shape[-2] == 0:
                 raise SampleFailure("the prompt has no content tokens")
             self._check_states(states, "prompt")
-            values, gram, seconds = self._estimate(states, None)
-            info["estimate_seconds"] = seconds
-            self._write_ok(rec, "prompt", values, gram, None, info)
         except StoreError:
             raise
         except Exception as exc:
             self._fail(rec, "prompt", exc, info)
+            return
+        self._submit(rec, "prompt", states, None, info)
 
     def _response_level(self, rec: Any, level: str, gen: Generation, model_seconds: float) -> None:
         info: dict[str, Any] = {"model_seconds": model_seconds, "generated_text": gen.text}
@@ -536,27 +660,71 @@ class _Runner:
             self._check_states(prompt_states, "prompt")
             self._check_states(response_states, "response")
             states = torch.cat([prompt_states, response_states], dim=-2)
-            values, gram, seconds = self._estimate(states, int(prompt_states.shape[-2]))
-            steps = self._step_values(gen, prompt_states)
-            info["estimate_seconds"] = seconds + sum(s for _, _, s in steps.values())
-            self._write_ok(rec, level, values, gram, int(prompt_states.shape[-2]), info, steps=steps, gen=gen)
+            steps = self._step_states(gen, prompt_states)
         except StoreError:
             raise
         except Exception as exc:
             self._fail(rec, level, exc, info)
+            return
+        info["n_steps"] = gen.n_steps if steps else None
+        self._submit(rec, level, states, int(prompt_states.shape[-2]), info, steps)
 
-    def _step_values(
-        self, gen: Generation, prompt_states: torch.Tensor
-    ) -> dict[int, tuple[np.ndarray, int, float]]:
-        """Per requested denoising step: the conditional entropy of that step's
-        response states given the (teacher-forced) prompt states."""
-        out: dict[int, tuple[np.ndarray, int, float]] = {}
+    # --- estimation (overlapped) ----------------------------------------------------
+    def _submit(
+        self, rec: Any, level: str, states: torch.Tensor, n_prompt: int | None, info: dict[str, Any],
+        steps: Mapping[int, torch.Tensor] | None = None,
+    ) -> None:
+        assert self.queue is not None
+        steps = dict(steps or {})
+        self.queue.submit(
+            Job(payload=(states, n_prompt, steps), tag=(rec, level, info, self.batch_index),
+                tensors=(states, *steps.values()))
+        )
+
+    def _estimate_job(
+        self, payload: tuple[torch.Tensor, int | None, dict[int, torch.Tensor]]
+    ) -> tuple[np.ndarray, Any, float, dict[int, tuple[np.ndarray, int, float]]]:
+        """The level's values and Gram, and those of each denoising step (worker thread)."""
+        states, n_prompt, steps = payload
+        values, gram, seconds = self._estimate(states, n_prompt)
+        return values, gram, seconds, self._step_values(steps, n_prompt)
+
+    def _write_finished(self, keep: Callable[[Job], bool] | None = None) -> None:
+        if self.queue is not None:
+            self._write(self.queue.finished(keep=keep))
+
+    def _write(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            rec, level, info, _ = job.tag
+            n_steps = info.pop("n_steps", None)
+            if job.error is not None:
+                if isinstance(job.error, StoreError | KeyboardInterrupt | SystemExit):
+                    raise job.error
+                self._fail(rec, level, job.error, info)
+                continue
+            values, gram, seconds, steps = job.result
+            info["estimate_seconds"] = seconds + sum(s for _, _, s in steps.values())
+            n_prompt = None if level == "prompt" else int(info["n_prompt_tokens"])
+            self._write_ok(rec, level, values, gram, n_prompt, info, steps=steps, n_steps=n_steps)
+
+    def _step_states(self, gen: Generation, prompt_states: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Per requested denoising step: ``[prompt; response at that step]`` states."""
+        out: dict[int, torch.Tensor] = {}
         for step, response in sorted((gen.step_states or {}).items()):
             response = response.to(prompt_states.device)
             self._check_states(response, f"response at step {step}")
-            states = torch.cat([prompt_states, response], dim=-2)
-            values, _, seconds = self._estimate(states, int(prompt_states.shape[-2]))
-            out[step] = (values, int(response.shape[-2]), seconds)
+            out[step] = torch.cat([prompt_states, response], dim=-2)
+        return out
+
+    def _step_values(
+        self, steps: Mapping[int, torch.Tensor], n_prompt: int | None
+    ) -> dict[int, tuple[np.ndarray, int, float]]:
+        """Per denoising step: the conditional entropy of that step's response states
+        given the (teacher-forced) prompt states."""
+        out: dict[int, tuple[np.ndarray, int, float]] = {}
+        for step, states in steps.items():
+            values, _, seconds = self._estimate(states, n_prompt)
+            out[step] = (values, int(states.shape[-2]) - int(n_prompt or 0), seconds)
         return out
 
     @staticmethod
@@ -628,7 +796,7 @@ class _Runner:
     def _write_ok(
         self, rec: Any, level: str, values: np.ndarray, gram: Any, n_prompt: int | None,
         info: dict[str, Any], *, steps: Mapping[int, tuple[np.ndarray, int, float]] | None = None,
-        gen: Generation | None = None,
+        n_steps: int | None = None,
     ) -> None:
         row = self._sample_row(rec, level, info)
         row.update(status="ok", error=None)
@@ -641,7 +809,7 @@ class _Runner:
         ]
         step_rows = [
             {"model": self.model_name, "adapter": self.adapter.name, "step": step,
-             "n_steps": None if gen is None else gen.n_steps, "layer": layer, "n_layers": n_layers,
+             "n_steps": n_steps, "layer": layer, "n_layers": n_layers,
              "metric": metric, "value": float(v), "n_response_tokens": n_response}
             for step, (step_values, n_response, _) in (steps or {}).items()
             for layer, v in enumerate(step_values)
@@ -695,6 +863,8 @@ def probe_from_cli(
     length_thresholds: str | tuple[int, int] | None = None,
     upstream_src: str | os.PathLike[str] | None = None,
     image_response_step: str | Sequence[int] | None = None,
+    batch_size: int = 1,
+    overlap: bool = True,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> RunSummary:
@@ -722,6 +892,8 @@ def probe_from_cli(
         upstream_src: a checkout of the family's upstream code (adapters with an
             ``upstream``; default: ``$ENTPROBE_<FAMILY>_SRC`` or the installed package).
         image_response_step: ``final`` | ``all`` | ``K[,K...]`` (step-wise generators).
+        batch_size: samples run through the model together (see ``ProbeOptions``).
+        overlap: estimate on a worker thread while the model runs.
         log: where to write the load reports (default: stderr).
 
     Raises:
@@ -818,6 +990,8 @@ def probe_from_cli(
         datasets=datasets,
         image_response_steps=response_steps,
         extra={"limit": limit, "dtype": dtype, "trust_remote_code": trust_remote_code},
+        batch_size=batch_size,
+        overlap=overlap,
     )
     for folder in (options.save_grams, options.save_images):
         if folder is not None:
