@@ -78,7 +78,7 @@ def test_list_adapters():
     entries = {e["name"]: e for e in list_adapters()}
     assert list(entries) == list(ADAPTERS)
     for e in entries.values():
-        assert set(e) == {"name", "description", "capabilities", "unsupported", "model_types", "upstream"}
+        assert set(e) == {"name", "description", "capabilities", "unsupported", "model_types", "upstream", "batched"}
         assert set(e["capabilities"]) <= set(CAPABILITIES)
     assert entries["hf-encoder"]["capabilities"] == ["text-prompt"]
     assert "bert" in entries["hf-encoder"]["model_types"]
