@@ -1,0 +1,315 @@
+"""``bagel``: BAGEL and BAGEL-RecA (ByteDance-Seed/Bagel) over the user's upstream code.
+
+Checkpoint folder as released (``ByteDance-Seed/BAGEL-7B-MoT``; RecA checkpoints have
+the same layout): ``llm_config.json``, ``vit_config.json``, ``ema.safetensors``,
+``ae.safetensors`` and the Qwen2 tokenizer files, configured as upstream's ``app.py``
+does. BAGEL's attention runs in bfloat16 (its code casts), so every call runs under
+``torch.autocast(bfloat16)``, as upstream's inferencer does; ``--dtype auto`` loads
+bfloat16 weights.
+
+Sequences are packed, ``(n_tokens, d)``, and built segment by segment into a KV cache
+(one LLM forward per segment, as upstream's inferencer): a text segment is
+``<|im_start|> text <|im_end|>``, an image ``<|vision_start|> ViT patches
+<|vision_end|>`` (image prompts: image first, then the question). Roles: markers
+SPECIAL, patches IMAGE, text TEXT. Text generation is BAGEL's own ``generate_text``
+loop on a copy of the cache; the response is teacher-forced as one more text segment
+(the loop's inputs: ``<|im_start|>`` SPECIAL, then the tokens GENERATED_TEXT).
+
+Image generation is upstream's ``generate_image`` (flow matching, Euler steps) on the
+contexts its inferencer builds for a text prompt: conditional = the prompt, text-CFG =
+empty, image-CFG = the prompt; the LLM runs once per context per step, the CFG ones
+only inside ``cfg_interval``. Each forward is tagged by which of the adapter's KV
+caches it was given and by the step (counted at the time embedder, which runs once
+per step), so the varying number of forwards cannot misalign states. The default
+response is one forward of ``<|vision_start|> latent <|vision_end|>`` with the clean
+final latent at t = 0 (the data end), conditional context, generation mode.
+
+Experts (mixture of transformers): every prompt position and the image markers go
+through the understanding expert ("und"), latent positions through the generation
+expert ("gen"); ``Encoded.experts`` says so per position.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from ..capture import Role, capture
+from ..errors import ModelLoadError, UnsupportedError
+from ._hf import seeded
+from ._stepwise import StepwiseImageAdapter, StepwiseOutput
+from ._upstream import Upstream, import_upstream
+from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+__all__ = ["BagelAdapter"]
+
+_FILES = ("llm_config.json", "vit_config.json", "ema.safetensors", "ae.safetensors", "vocab.json")
+_IN = "packed_query_sequence"  # the keyword BAGEL's decoder layers take their input as
+
+
+@dataclass
+class _Context:
+    """One packed KV-cache context (upstream's ``gen_context``) and what it holds."""
+
+    cache: Any
+    kv_len: int = 0
+    rope: int = 0
+    roles: list[Role] = field(default_factory=list)
+
+
+@dataclass
+class BagelAdapter(StepwiseImageAdapter):
+    name: ClassVar[str] = "bagel"
+    description: ClassVar[str] = (
+        "BAGEL 7B-MoT and BAGEL-RecA (same adapter): Qwen2 mixture-of-transformers, packed "
+        "sequences; flow-matching image generation"
+    )
+    capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
+    layers_path: ClassVar[str] = "language_model.model.layers"
+    image_generator: ClassVar[str] = "flow matching (Euler), separate cond / text-CFG / image-CFG forwards"
+    image_response: ClassVar[str] = "one generation-mode forward of the clean final latent at t=0"
+    upstream: ClassVar[Upstream] = Upstream(
+        family="bagel", repo="ByteDance-Seed/Bagel", checked=("056b5fd51a88 (2025-10-27)",),
+        install="git clone https://github.com/ByteDance-Seed/Bagel && pip install -r Bagel/requirements.txt",
+        modules=("modeling.bagel", "modeling.bagel.qwen2_navit", "modeling.autoencoder",
+                 "modeling.qwen2", "data.data_utils", "inferencer"),
+        requires={"transformers": "4.49"},
+    )
+
+    up: dict[str, Any] = field(default_factory=dict)
+    vae: Any = None
+    token_ids: dict[str, int] = field(default_factory=dict)
+    # Upstream's text-to-image defaults (app.py / inferencer.py).
+    image_shape: tuple[int, int] = (1024, 1024)
+    num_timesteps: int = 50
+    timestep_shift: float = 3.0
+    cfg_interval: tuple[float, float] = (0.4, 1.0)
+    cfg_img_scale: float = 1.5
+
+    @classmethod
+    def load(cls, source: str, *, device: str = "cpu", dtype: str = "auto", trust_remote_code: bool = False,
+             revision: str | None = None, upstream_src: str | None = None) -> BagelAdapter:
+        folder = Path(source)
+        missing = [f for f in _FILES if not (folder / f).is_file()]
+        if missing:
+            raise ModelLoadError(f"{source!r} is not a BAGEL checkpoint folder: it lacks {missing}")
+        if dtype == "float16":
+            raise ModelLoadError("BAGEL runs its attention in bfloat16; use --dtype bfloat16 (auto) or float32")
+        found = import_upstream(cls.upstream, upstream_src)
+        m = found["modules"]
+        bagel, navit = m["modeling.bagel"], m["modeling.bagel.qwen2_navit"]
+        from accelerate import init_empty_weights
+        from safetensors.torch import load_file
+
+        llm = bagel.Qwen2Config.from_json_file(str(folder / "llm_config.json"))
+        llm.qk_norm, llm.tie_word_embeddings, llm.layer_module = True, False, "Qwen2MoTDecoderLayer"
+        vit = bagel.SiglipVisionConfig.from_json_file(str(folder / "vit_config.json"))
+        vit.rope, vit.num_hidden_layers = False, vit.num_hidden_layers - 1
+        vae, vae_config = m["modeling.autoencoder"].load_ae(local_path=str(folder / "ae.safetensors"))
+        config = bagel.BagelConfig(
+            visual_gen=True, visual_und=True, llm_config=llm, vit_config=vit, vae_config=vae_config,
+            vit_max_num_patch_per_side=70, connector_act="gelu_pytorch_tanh", latent_patch_size=2,
+            max_latent_size=64,
+        )
+        with init_empty_weights():
+            model = bagel.Bagel(bagel.Qwen2ForCausalLM(llm), bagel.SiglipVisionModel(vit), config)
+            model.vit_model.vision_model.embeddings.convert_conv2d_to_linear(vit, meta=True)
+        torch_dtype = torch.float32 if dtype == "float32" else torch.bfloat16
+        state = {k: v.to(torch_dtype) if v.is_floating_point() else v
+                 for k, v in load_file(str(folder / "ema.safetensors"), device=str(device)).items()}
+        absent, _ = model.load_state_dict(state, strict=False, assign=True)
+        if absent:
+            raise ModelLoadError(f"{folder / 'ema.safetensors'} lacks {len(absent)} weights, e.g. {absent[:3]}")
+        tokenizer, token_ids, _ = m["data.data_utils"].add_special_tokens(
+            m["modeling.qwen2"].Qwen2Tokenizer.from_pretrained(str(folder)))
+        up = {"bagel": bagel, "NaiveCache": navit.NaiveCache, "data_utils": m["data.data_utils"],
+              "Inferencer": m["inferencer"].InterleaveInferencer}
+        return cls(model=model.to(device).eval(), processor=tokenizer, source=str(source), up=up,
+                   vae=vae.to(device).eval(), token_ids=token_ids,
+                   extra_identity={"upstream": found["identity"], "experts": "und: prompt and markers; gen: latents"})
+
+    # --- packed contexts ------------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        return len(self.processor.encode(text))
+
+    def _context(self) -> _Context:
+        return _Context(self.up["NaiveCache"](self.model.config.llm_config.num_hidden_layers))
+
+    def _on(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+
+    @contextmanager
+    def _running(self):
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16):
+            yield
+
+    def _add_text(self, ctx: _Context, text: str | None = None, ids: torch.Tensor | None = None,
+                  generated: bool = False) -> None:
+        """One causal text segment: upstream's ``<|im_start|> text <|im_end|>``, or the
+        given ``ids`` as they are (a generated response, teacher-forced)."""
+        if ids is None:
+            inputs, _, _ = self.model.prepare_prompts(curr_kvlens=[ctx.kv_len], curr_rope=[ctx.rope], prompts=[text],
+                                                      tokenizer=self.processor, new_token_ids=self.token_ids)
+            ids = inputs["packed_text_ids"]
+        n, kv, at = len(ids), ctx.kv_len, ctx.rope
+        inputs = {"packed_text_ids": ids.long(), "packed_text_position_ids": torch.arange(at, at + n),
+                  "text_token_lens": torch.tensor([n], dtype=torch.int), "packed_text_indexes": torch.arange(kv, kv + n),
+                  "packed_key_value_indexes": torch.arange(kv), "key_values_lens": torch.tensor([kv], dtype=torch.int)}
+        self.model.forward_cache_update_text(ctx.cache, **self._on(inputs))
+        ctx.kv_len, ctx.rope = kv + n, at + n
+        inner = Role.GENERATED_TEXT if generated else Role.TEXT
+        ctx.roles += [Role.SPECIAL] + [inner] * (n - 1 if generated else n - 2) + ([] if generated else [Role.SPECIAL])
+
+    def _add_image(self, ctx: _Context, image: Image.Image) -> None:
+        """One ViT segment, ``<|vision_start|> patches <|vision_end|>`` at one RoPE position."""
+        inputs, kv, rope = self.model.prepare_vit_images(
+            curr_kvlens=[ctx.kv_len], curr_rope=[ctx.rope], images=[image.convert("RGB")],
+            transforms=_vit_pixels, new_token_ids=self.token_ids)
+        self.model.forward_cache_update_vit(ctx.cache, **self._on(inputs))
+        ctx.kv_len, ctx.rope = kv[0], rope[0]
+        ctx.roles += [Role.SPECIAL] + [Role.IMAGE] * int(inputs["vit_token_seqlens"][0]) + [Role.SPECIAL]
+
+    def _encoded(self, rec: Any, calls: range, roles: list[Role], ids: Any = None) -> Encoded:
+        states = torch.cat([rec.states(i)[:, 0] for i in calls], dim=-2)
+        return Encoded(states, list(roles), ids, experts=["und"] * len(roles))
+
+    # --- prompt level -------------------------------------------------------------
+    def encode_text(self, text: str) -> Encoded:
+        ctx = self._context()
+        with self._running(), capture(self.model, self.layers_path, input_name=_IN) as rec:
+            self._add_text(ctx, text)
+        return self._encoded(rec, range(1), ctx.roles)
+
+    def encode_image(self, image: Image.Image, question: str = "") -> Encoded:
+        """The image segment, then the question's text segment (as upstream's chat)."""
+        ctx = self._context()
+        with self._running(), capture(self.model, self.layers_path, input_name=_IN) as rec:
+            self._add_image(ctx, image)
+            if question.strip():
+                self._add_text(ctx, question)
+        return self._encoded(rec, range(rec.n_calls), ctx.roles)
+
+    # --- text generation: BAGEL's own loop ----------------------------------------
+    def generate_text(self, text: str, *, image: Image.Image | None = None,
+                      settings: GenerationSettings = GenerationSettings(),
+                      keep_generation_states: bool = False) -> Generation:
+        self.require("text-gen")
+        if settings.top_p < 1.0:
+            raise UnsupportedError("BAGEL's decoding loop has no nucleus sampling; leave --top-p at 1")
+        ctx = self._context()
+        with self._running(), capture(self.model, self.layers_path, input_name=_IN) as rec, \
+                seeded(settings.seed, self.device):
+            if image is not None:
+                self._add_image(ctx, image)
+            self._add_text(ctx, text)
+            n_prompt, n_prompt_calls = len(ctx.roles), rec.n_calls
+            start = self.model.prepare_start_tokens([ctx.kv_len], [ctx.rope], self.token_ids)
+            fed = self.model.generate_text(
+                past_key_values=copy.deepcopy(ctx.cache), max_length=settings.max_new_tokens + 1,
+                do_sample=settings.do_sample, temperature=settings.temperature,
+                end_token_id=self.token_ids["eos_token_id"], **self._on(start))[:, 0].cpu()
+            n_generation = rec.n_calls
+            self._add_text(ctx, ids=fed, generated=True)  # the loop's inputs: <|im_start|> t1 ... tm
+        calls = [*range(n_prompt_calls), rec.n_calls - 1]
+        kept = None
+        if keep_generation_states:  # the step that fed t_i holds t_i's states; skip <|im_start|>'s
+            kept = torch.cat([rec.states(i)[:, 0] for i in range(n_prompt_calls + 1, n_generation)], dim=-2) \
+                if n_generation > n_prompt_calls + 1 else None
+        return Generation(self._encoded(rec, calls, ctx.roles), n_prompt, fed[1:],
+                          text=self.processor.decode(fed[1:]), generation_states=kept,
+                          model_calls={"generation": n_generation, "teacher-forced": 1})
+
+    # --- image generation: upstream's flow loop, tagged per forward -----------------
+    def n_image_steps(self, settings: GenerationSettings) -> int:
+        return self.num_timesteps - 1  # generate_image drops the last point of the schedule
+
+    def image_gen_prompt(self, text: str, settings: GenerationSettings) -> dict[str, _Context]:
+        """The three contexts upstream's inferencer builds for a text prompt."""
+        cond, text_cfg, image_cfg = self._context(), self._context(), self._context()
+        with self._running():
+            with self.llm_call(phase="prompt", branches={"cond": slice(0, 1)}):
+                self._add_text(cond, text)
+            with self.llm_call(phase="prompt", branches={"image-cfg": slice(0, 1)}):
+                self._add_text(image_cfg, text)
+        return {"cond": cond, "text-cfg": text_cfg, "image-cfg": image_cfg}
+
+    def denoise(self, prompt: dict[str, _Context], settings: GenerationSettings) -> StepwiseOutput:
+        cond, shape = prompt["cond"], tuple(self.image_shape)
+        with seeded(settings.seed, self.device):
+            latent_in = self.model.prepare_vae_latent(curr_kvlens=[cond.kv_len], curr_rope=[cond.rope],
+                                                      image_sizes=[shape], new_token_ids=self.token_ids)
+        args = {**self._on(latent_in), "past_key_values": cond.cache, "num_timesteps": self.num_timesteps,
+                "timestep_shift": self.timestep_shift, "cfg_interval": self.cfg_interval,
+                "cfg_text_scale": settings.guidance_scale, "cfg_img_scale": self.cfg_img_scale}
+        for name, branch in (("text", "text-cfg"), ("img", "image-cfg")):
+            ctx = prompt[branch]
+            args[f"cfg_{name}_past_key_values"] = ctx.cache
+            extra = self.model.prepare_vae_latent_cfg(curr_kvlens=[ctx.kv_len], curr_rope=[ctx.rope], image_sizes=[shape])
+            args.update({f"cfg_{name}_{k[4:]}": v for k, v in self._on(extra).items()})
+        branch_of = {id(prompt[b].cache): b for b in prompt}
+        positions = latent_in["packed_vae_token_indexes"].tolist()
+        step = [0]
+        steps = itertools.count(1)
+
+        def tag_of(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+            branch = branch_of.get(id(kwargs.get("past_key_values")))
+            return None if branch is None else {"step": step[0], "branches": {branch: slice(0, 1)}, "positions": positions}
+
+        # The time embedder runs once per step, before that step's forwards.
+        hook = self.model.time_embedder.register_forward_pre_hook(lambda *_: step.__setitem__(0, next(steps)))
+        try:
+            with self._running(), self.llm_calls(tag_of):
+                latent = self.model.generate_image(**args)[0]
+        finally:
+            hook.remove()
+        decoder = self.up["Inferencer"](self.model, self.vae, self.processor, None, None, self.token_ids)
+        with torch.no_grad():
+            image = decoder.decode_image(latent.float(), shape)
+        return StepwiseOutput(torch.empty(0, dtype=torch.long), image=image, clean=(latent_in, latent))
+
+    def teacher_force(self, prompt: dict[str, _Context], out: StepwiseOutput) -> tuple[list[Role], None]:
+        """One generation-mode forward of the clean latent at t = 0, conditional context only."""
+        latent_in, latent = out.clean
+        inputs = {k: v for k, v in self._on(latent_in).items() if k != "packed_init_noises"}
+        with self._running(), self.llm_call(phase="teacher-forced", branches={"cond": slice(0, 1)}):
+            self.model._forward_flow(x_t=latent, timestep=torch.zeros(len(latent), device=self.device),
+                                     past_key_values=prompt["cond"].cache, cfg_text_scale=1.0, cfg_img_scale=1.0,
+                                     **inputs)
+        n = len(latent)
+        return prompt["cond"].roles + [Role.SPECIAL] + [Role.GENERATED_IMAGE] * n + [Role.SPECIAL], None
+
+    def generate_image(self, text: str, **kwargs: Any) -> Generation:
+        gen = super().generate_image(text, **kwargs)
+        gen.encoded.experts = ["gen" if r is Role.GENERATED_IMAGE else "und" for r in gen.encoded.roles]
+        return gen
+
+
+def _vit_pixels(image: Image.Image, max_size: int = 980, min_size: int = 224, stride: int = 14,
+                max_pixels: int = 14 * 14 * 9 * 1024) -> torch.Tensor:
+    """Upstream's ViT image transform (``ImageTransform(980, 224, 14)``, rewritten
+    without torchvision): long edge at most ``max_size``, short edge at least
+    ``min_size``, both multiples of ``stride``, bicubic, scaled to [-1, 1];
+    ``(3, H, W)``."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    def fit(w: float, h: float, scale: float) -> tuple[int, int]:
+        return tuple(max(stride, int(round(round(v * scale) / stride) * stride)) for v in (w, h))  # type: ignore[return-value]
+
+    w, h = image.size
+    w, h = fit(w, h, max(min(max_size / max(w, h), 1.0), min_size / min(w, h)))
+    if w * h > max_pixels:  # upstream scales both sides by the area ratio
+        w, h = fit(w, h, max_pixels / (w * h))
+    if max(w, h) > max_size:
+        w, h = fit(w, h, max_size / max(w, h))
+    pixels = np.asarray(image.resize((w, h), PILImage.BICUBIC), dtype=np.float32) / 255.0
+    return (torch.from_numpy(pixels).permute(2, 0, 1) - 0.5) / 0.5
