@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from entprobe.capture import capture
+from entprobe.errors import ProbeInputError
 
 
 class PackedLayer(nn.Module):
@@ -106,3 +107,41 @@ def test_no_tensor_input_names_what_arrived():
     with pytest.raises(TypeError, match=r"no keyword 'packed_query_sequence'"):
         with capture(m, [m], input_name="packed_query_sequence"):
             m(sizes=[1, 2])
+
+
+def test_tagging_names_calls_from_their_inputs_when_the_loop_is_not_ours():
+    """An 'upstream' loop runs a varying number of forwards per step, each with its
+    own cache object; tags come from which cache a call got, not from call order."""
+    from entprobe.capture import CallTag
+
+    model = PackedModel()
+    caches = {"cond": object(), "uncond": object()}
+    names = {id(c): n for n, c in caches.items()}
+    step = [0]
+
+    def upstream_loop():
+        for k, guided in enumerate([True, True, False, True], start=1):
+            step[0] = k
+            for name in ("cond", "uncond") if guided else ("cond",):
+                x = torch.full((3, 6), float(k) + (0.5 if name == "uncond" else 0.0))
+                for layer in model.layers:
+                    x, _ = layer(packed_query_sequence=x, query_lens=None, cache=caches[name])
+
+    def tagger(args, kwargs):
+        return CallTag(step=step[0], branches={names[id(kwargs["cache"])]: [0]}, keep=step[0] != 2)
+
+    with torch.no_grad(), capture(model, "layers") as rec:
+        with rec.tagging(tagger):
+            upstream_loop()
+        model(torch.zeros(2, 6))  # after the block: untagged
+    assert rec.n_calls == 8 and rec.tags[-1] is None
+    assert [rec.tags[i].step for i in rec.find(branch="cond")] == [1, 2, 3, 4]
+    assert [rec.tags[i].step for i in rec.find(branch="uncond")] == [1, 2, 4]
+    (cond4,) = rec.find(step=4, branch="cond")
+    torch.testing.assert_close(rec.branch_states(cond4, "cond")[0, 0], torch.full((3, 6), 4.0))
+    (uncond2,) = rec.find(step=2, branch="uncond")
+    with pytest.raises(ProbeInputError, match="keep=False"):
+        rec.states(uncond2)
+    with pytest.raises(RuntimeError, match="do not nest"):
+        with rec.tagging(tagger), rec.tagging(tagger):
+            pass  # pragma: no cover

@@ -360,6 +360,8 @@ def test_probe_from_cli_checks_before_loading(tmp_path, fake_registry):
         probe_from_cli(adapter="fake", model="m", store=store, text_prompts=["sample:t2i"], estimator={"alpha": 0})
     with pytest.raises(ProbeInputError, match="no prompts"):
         probe_from_cli(adapter="fake", model="m", store=store)
+    with pytest.raises(ProbeInputError, match="--image-steps, --image-size: adapter 'fake' does not take it"):
+        probe_from_cli(adapter="fake", generation={"image_steps": 4, "image_size": 64}, **common)
     assert fake_registry == [] and not store.exists()
 
 

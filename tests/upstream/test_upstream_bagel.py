@@ -215,3 +215,85 @@ def test_text_generation_is_bagels_loop_plus_one_teacher_forced_segment(bagel):
         assert gen.encoded.roles[gen.n_prompt_tokens:] == [Role.SPECIAL] + [Role.GENERATED_TEXT] * m
         torch.testing.assert_close(gen.generation_states, gen.response_states(), rtol=0, atol=0)
         assert gen.text == bagel.processor.decode(gen.response_ids)
+
+
+# --- the whole pipeline through the command line ------------------------------------
+LEVELS = "prompt,text-gen,image-gen"
+
+
+def _probe_args(ckpt, store) -> list[str]:
+    return ["probe", "--model", str(ckpt), "--adapter", "bagel", "--upstream-src", str(SRC),
+            "--text-prompts", "sample:t2i", "--image-prompts", "sample:mmbench", "--limit", "2",
+            "--levels", LEVELS, "--store", str(store), "--max-new-tokens", "3", "--image-steps", "3",
+            "--image-size", "32", "--image-response-step", "all", "--no-progress"]
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from entprobe.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _tables(store):
+    from entprobe.store import ResultStore
+
+    with ResultStore(store, read_only=True) as s:
+        return s.samples(), s.layer_metrics(), s.runs()
+
+
+def _stable(df: pd.DataFrame, key) -> pd.DataFrame:
+    drop = [c for c in ("created_at", "model_seconds", "estimate_seconds") if c in df.columns]
+    return df.drop(columns=drop).sort_values(key).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def probed(ckpt, tmp_path_factory):
+    """One full run at every level over the bundled samples (two of each)."""
+    store = tmp_path_factory.mktemp("probe") / "s.duckdb"
+    _cli(*_probe_args(ckpt, store), "--save-images", store.parent / "images")
+    return store
+
+
+def test_a_full_probe_at_every_level_writes_a_store_that_report_renders(probed, tmp_path):
+    samples, lm, runs = _tables(probed)
+    assert set(samples["status"]) == {"ok"}, samples[["sample_id", "level", "error"]]
+    per_level = samples.groupby(["modality", "level"]).size().to_dict()
+    assert per_level == {("text", "prompt"): 2, ("text", "text-gen"): 2, ("text", "image-gen"): 2,
+                         ("image", "prompt"): 2, ("image", "text-gen"): 2}
+    assert set(lm["n_layers"]) == {3} and len(lm) == 10 * 4
+    image_gen = samples[samples["level"] == "image-gen"]
+    assert set(image_gen["n_response_tokens"]) == {4}  # 32 px / 16 px per token, squared
+    assert all(Path(p).is_file() for p in image_gen["image_path"])
+    config = runs["config"].iloc[0]
+    assert config["image_response"]["n_steps"] == 3 and config["generation"]["image_size"] == 32
+    assert config["model"]["upstream"]["repo"] == "ByteDance-Seed/Bagel" and "gen: latents" in config["model"]["experts"]
+    from entprobe.store import ResultStore
+
+    with ResultStore(probed, read_only=True) as s:
+        steps = s.step_metrics()
+    assert sorted(set(steps["step"])) == [1, 2, 3] and len(steps) == 2 * 3 * 4
+    _cli("report", "--store", probed, "--out", tmp_path / "report")
+    assert "bagel" in (tmp_path / "report" / "report.html").read_text()
+
+
+def test_a_killed_run_resumes_without_losing_anything(ckpt, probed, tmp_path):
+    store = tmp_path / "killed.duckdb"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parents[1] / "src"), str(HERE / "standins"),
+                                                          os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(HERE / "upstream_bagel_kill_run.py"), "2", *_probe_args(ckpt, store)],
+                          env=env, capture_output=True, timeout=600)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
+    partial, _, _ = _tables(store)
+    assert 0 < len(partial) < 10 and set(partial["status"]) == {"ok"}
+    _cli(*_probe_args(ckpt, store))
+    samples, lm, _ = _tables(store)
+    ref_samples, ref_lm, _ = _tables(probed)
+    key = ["dataset", "sample_id", "level"]
+    assert len(samples) == 10 and set(samples["status"]) == {"ok"}
+    pd.testing.assert_frame_equal(_stable(lm, key + ["layer", "metric"]), _stable(ref_lm, key + ["layer", "metric"]))
+    cols = key + ["n_prompt_tokens", "n_response_tokens", "generated_text"]
+    pd.testing.assert_frame_equal(_stable(samples[cols], key), _stable(ref_samples[cols], key))

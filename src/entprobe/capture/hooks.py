@@ -10,7 +10,7 @@ them) are recorded with a batch axis of one, so every call has the same layout.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -128,15 +128,19 @@ class Recorder:
         self._calls: list[list[torch.Tensor | None]] = []
         self._tags: list[CallTag | None] = []
         self._tag: CallTag | None = None
+        self._tagger: Callable[[tuple, dict], CallTag | None] | None = None
 
     def _keep(self, t: torch.Tensor) -> torch.Tensor:
         t = _batched(t.detach())
         return t.to("cpu") if self.to_cpu else t
 
-    def _on_input(self, hidden: torch.Tensor) -> None:
-        kept = self._tag is None or self._tag.keep
+    def _on_input(self, hidden: torch.Tensor, args: tuple = (), kwargs: dict | None = None) -> None:
+        tag = self._tag
+        if tag is None and self._tagger is not None:
+            tag = self._tagger(args, kwargs or {})
+        kept = tag is None or tag.keep
         self._calls.append([self._keep(hidden) if kept else None] + [None] * self.n_layers)
-        self._tags.append(self._tag)
+        self._tags.append(tag)
 
     def _on_output(self, index: int, hidden: torch.Tensor) -> None:
         if not self._calls:
@@ -177,6 +181,27 @@ class Recorder:
             yield self._tag
         finally:
             self._tag = None
+
+    @contextmanager
+    def tagging(self, tagger: Callable[[tuple, dict], CallTag | None]) -> Iterator[None]:
+        """Tag every forward call that starts inside the block from its inputs:
+        ``tagger(args, kwargs)`` gets what the first decoder layer was called with and
+        returns the call's :class:`CallTag` (or None). For loops the caller does not
+        own (an upstream generator), where no :meth:`tag` block fits around each
+        forward; an open :meth:`tag` block wins.
+
+        Example:
+            >>> branch = {id(cond_cache): "cond", id(cfg_cache): "uncond"}  # doctest: +SKIP
+            >>> with rec.tagging(lambda a, kw: CallTag(branches={branch[id(kw["past_key_values"])]: [0]})):
+            ...     upstream_generate(...)
+        """
+        if self._tagger is not None:
+            raise RuntimeError("Recorder.tagging blocks do not nest")
+        self._tagger = tagger
+        try:
+            yield
+        finally:
+            self._tagger = None
 
     @property
     def tags(self) -> list[CallTag | None]:
@@ -267,7 +292,7 @@ def capture(
     handles = []
 
     def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        rec._on_input(_layer_input(args, kwargs, input_name))
+        rec._on_input(_layer_input(args, kwargs, input_name), args, kwargs)
 
     def make_hook(index: int):
         def hook(module: nn.Module, args: tuple, output: object) -> None:

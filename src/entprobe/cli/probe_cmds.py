@@ -151,6 +151,11 @@ def _fail(exc: EntprobeError) -> click.ClickException:
 @click.option("--image-temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
               help="Image-token sampling temperature.")
 @click.option("--guidance-scale", type=click.FloatRange(min=0), default=5.0, help="Classifier-free guidance of image generation.")
+@click.option("--image-steps", type=click.IntRange(min=1), default=None,
+              help="Step-wise image generators that take it: number of denoising steps. [default: the family's]")
+@click.option("--image-size", type=click.IntRange(min=1), default=None, metavar="PX",
+              help="Step-wise image generators that take it: side of the generated image in pixels. "
+                   "[default: the family's]")
 @click.option("--seed", type=int, default=0, help="Generation seed.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1,
               help="Samples of one modality and level run through the model together (left-padded "
@@ -186,6 +191,8 @@ def probe(**kwargs: Any) -> None:
         "image_temperature": kwargs.pop("image_temperature"),
         "guidance_scale": kwargs.pop("guidance_scale"),
         "seed": kwargs.pop("seed"),
+        "image_steps": kwargs.pop("image_steps"),
+        "image_size": kwargs.pop("image_size"),
     }
     try:
         summary = probe_from_cli(estimator=estimator, generation=generation, **kwargs)

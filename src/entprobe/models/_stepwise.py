@@ -27,14 +27,14 @@ forwards per step (CFG intervals, separate CFG passes) cannot misalign states.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from ..capture import Recorder, Role, capture
+from ..capture import CallTag, Recorder, Role, capture
 from ..errors import ProbeInputError
 from .base import Encoded, Generation, GenerationSettings, ModelAdapter
 
@@ -123,6 +123,9 @@ class StepwiseImageAdapter(ModelAdapter):
     image_response: ClassVar[str] = "teacher-forced pass of the clean final response"
     #: The generator's kind, e.g. "MaskGIT", "MAR", "rectified flow".
     image_generator: ClassVar[str] = ""
+    #: The optional :class:`GenerationSettings` this family honours
+    #: (``"image_steps"``, ``"image_size"``); others are refused before any work.
+    image_options: ClassVar[frozenset[str]] = frozenset()
 
     _recorder: Recorder | None = None
     _wanted: tuple[int, ...] = ()
@@ -166,6 +169,26 @@ class StepwiseImageAdapter(ModelAdapter):
         keep = phase != "generation" or step in self._wanted
         return self._recorder.tag(step=step, branches=branches, positions=positions, phase=phase, keep=keep)
 
+    def llm_calls(self, tag_of: Callable[[dict[str, Any]], dict[str, Any] | None]):
+        """Context manager for a loop the adapter does not own (an upstream generator
+        running several LLM forwards per step): ``tag_of(kwargs)`` gets the keywords
+        the first decoder layer was called with and returns the :meth:`llm_call`
+        arguments for that forward (``step``, ``branches``, ``positions``, ``phase``)
+        or None, e.g. the branch told apart by which KV cache the adapter passed in."""
+        rec = self._recorder
+        if rec is None:
+            return nullcontext()
+
+        def tagger(args: tuple, kwargs: dict) -> CallTag | None:
+            found = tag_of(kwargs)
+            if found is None:
+                return None
+            phase, step = found.get("phase", "generation"), found.get("step")
+            keep = phase != "generation" or step in self._wanted
+            return CallTag(step, dict(found.get("branches") or {}), found.get("positions"), phase, keep)
+
+        return rec.tagging(tagger)
+
     def image_response_config(self, steps: ResponseSteps, settings: GenerationSettings) -> dict[str, Any]:
         """The response definition recorded in the run configuration."""
         return {
@@ -179,7 +202,7 @@ class StepwiseImageAdapter(ModelAdapter):
 
     @contextmanager
     def _recording(self, wanted: tuple[int, ...]) -> Iterator[Recorder]:
-        with capture(self.model, self.layers_path) as rec:
+        with capture(self.model, self.layers_path, input_name=self.layers_input) as rec:
             self._recorder, self._wanted = rec, wanted
             try:
                 yield rec
@@ -210,7 +233,10 @@ class StepwiseImageAdapter(ModelAdapter):
                 f"{self.name}: teacher_force must run exactly one tagged LLM forward "
                 f"(found {len(forced)} tagged, {rec.n_calls - n_generation} run)"
             )
-        states = rec.branch_states(forced[0], "cond")[:, 0]
+        # A family whose prompt sits in a KV cache (BAGEL) tags those forwards
+        # phase="prompt"; the teacher-forced forward then covers the response only.
+        parts = [rec.branch_states(c, "cond")[:, 0] for c in rec.find(phase="prompt", branch="cond")]
+        states = torch.cat([*parts, rec.branch_states(forced[0], "cond")[:, 0]], dim=-2)
         if len(roles) != states.shape[-2]:
             raise RuntimeError(f"{self.name}: {len(roles)} roles for {states.shape[-2]} positions")
         if Role.GENERATED_IMAGE not in roles:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from ..capture import Role, capture
-from ..errors import ModelLoadError, UnsupportedError
+from ..errors import ModelLoadError, ProbeInputError, UnsupportedError
 from ._hf import seeded
 from ._stepwise import StepwiseImageAdapter, StepwiseOutput
 from ._upstream import Upstream, import_upstream
@@ -53,7 +53,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["BagelAdapter"]
 
 _FILES = ("llm_config.json", "vit_config.json", "ema.safetensors", "ae.safetensors", "vocab.json")
-_IN = "packed_query_sequence"  # the keyword BAGEL's decoder layers take their input as
 
 
 @dataclass
@@ -75,8 +74,10 @@ class BagelAdapter(StepwiseImageAdapter):
     )
     capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
     layers_path: ClassVar[str] = "language_model.model.layers"
+    layers_input: ClassVar[str] = "packed_query_sequence"
     image_generator: ClassVar[str] = "flow matching (Euler), separate cond / text-CFG / image-CFG forwards"
     image_response: ClassVar[str] = "one generation-mode forward of the clean final latent at t=0"
+    image_options: ClassVar[frozenset[str]] = frozenset({"image_steps", "image_size"})
     upstream: ClassVar[Upstream] = Upstream(
         family="bagel", repo="ByteDance-Seed/Bagel", checked=("056b5fd51a88 (2025-10-27)",),
         install="git clone https://github.com/ByteDance-Seed/Bagel && pip install -r Bagel/requirements.txt",
@@ -185,14 +186,14 @@ class BagelAdapter(StepwiseImageAdapter):
     # --- prompt level -------------------------------------------------------------
     def encode_text(self, text: str) -> Encoded:
         ctx = self._context()
-        with self._running(), capture(self.model, self.layers_path, input_name=_IN) as rec:
+        with self._running(), capture(self.model, self.layers_path, input_name=self.layers_input) as rec:
             self._add_text(ctx, text)
         return self._encoded(rec, range(1), ctx.roles)
 
     def encode_image(self, image: Image.Image, question: str = "") -> Encoded:
         """The image segment, then the question's text segment (as upstream's chat)."""
         ctx = self._context()
-        with self._running(), capture(self.model, self.layers_path, input_name=_IN) as rec:
+        with self._running(), capture(self.model, self.layers_path, input_name=self.layers_input) as rec:
             self._add_image(ctx, image)
             if question.strip():
                 self._add_text(ctx, question)
@@ -206,7 +207,7 @@ class BagelAdapter(StepwiseImageAdapter):
         if settings.top_p < 1.0:
             raise UnsupportedError("BAGEL's decoding loop has no nucleus sampling; leave --top-p at 1")
         ctx = self._context()
-        with self._running(), capture(self.model, self.layers_path, input_name=_IN) as rec, \
+        with self._running(), capture(self.model, self.layers_path, input_name=self.layers_input) as rec, \
                 seeded(settings.seed, self.device):
             if image is not None:
                 self._add_image(ctx, image)
@@ -230,7 +231,8 @@ class BagelAdapter(StepwiseImageAdapter):
 
     # --- image generation: upstream's flow loop, tagged per forward -----------------
     def n_image_steps(self, settings: GenerationSettings) -> int:
-        return self.num_timesteps - 1  # generate_image drops the last point of the schedule
+        # generate_image steps through all points of its schedule but the last (t = 0)
+        return settings.image_steps or self.num_timesteps - 1
 
     def image_gen_prompt(self, text: str, settings: GenerationSettings) -> dict[str, _Context]:
         """The three contexts upstream's inferencer builds for a text prompt."""
@@ -243,11 +245,14 @@ class BagelAdapter(StepwiseImageAdapter):
         return {"cond": cond, "text-cfg": text_cfg, "image-cfg": image_cfg}
 
     def denoise(self, prompt: dict[str, _Context], settings: GenerationSettings) -> StepwiseOutput:
-        cond, shape = prompt["cond"], tuple(self.image_shape)
+        cond = prompt["cond"]
+        shape = (settings.image_size,) * 2 if settings.image_size else tuple(self.image_shape)
+        if any(side % 16 for side in shape):
+            raise ProbeInputError(f"BAGEL images have sides in multiples of 16 pixels; got {shape}")
         with seeded(settings.seed, self.device):
             latent_in = self.model.prepare_vae_latent(curr_kvlens=[cond.kv_len], curr_rope=[cond.rope],
                                                       image_sizes=[shape], new_token_ids=self.token_ids)
-        args = {**self._on(latent_in), "past_key_values": cond.cache, "num_timesteps": self.num_timesteps,
+        args = {**self._on(latent_in), "past_key_values": cond.cache, "num_timesteps": self.n_image_steps(settings) + 1,
                 "timestep_shift": self.timestep_shift, "cfg_interval": self.cfg_interval,
                 "cfg_text_scale": settings.guidance_scale, "cfg_img_scale": self.cfg_img_scale}
         for name, branch in (("text", "text-cfg"), ("img", "image-cfg")):

@@ -56,9 +56,17 @@ class GenerationSettings:
     image_temperature: float = 1.0
     guidance_scale: float = 5.0
     seed: int = 0
+    #: Step-wise image generators that take them (``image_options`` of the adapter):
+    #: number of denoising steps and image side in pixels; None = the family's default.
+    image_steps: int | None = None
+    image_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Unset optional fields are left out, so run ids that predate them are unchanged.
+        return {k: v for k, v in asdict(self).items() if v is not None or k not in _OPTIONAL_SETTINGS}
+
+
+_OPTIONAL_SETTINGS = ("image_steps", "image_size")
 
 
 @dataclass
@@ -70,11 +78,14 @@ class Encoded:
             the first decoder layer, index i = output of decoder layer i (no final norm).
         roles: one :class:`Role` per position, length ``n_tokens``.
         input_ids: ``(n_tokens,)`` token ids where the sequence has them, else None.
+        experts: mixture-of-transformers models: the expert whose weights produced
+            each position's states (e.g. BAGEL's ``"und"`` / ``"gen"``), else None.
     """
 
     states: torch.Tensor
     roles: list[Role]
     input_ids: torch.Tensor | None = None
+    experts: list[str] | None = None
 
     @property
     def n_tokens(self) -> int:
@@ -131,7 +142,8 @@ class Generation:
         """The prompt part of the teacher-forced pass."""
         n = self.n_prompt_tokens
         ids = None if self.encoded.input_ids is None else self.encoded.input_ids[:n]
-        return Encoded(self.encoded.states[:, :n], self.encoded.roles[:n], ids)
+        experts = None if self.encoded.experts is None else self.encoded.experts[:n]
+        return Encoded(self.encoded.states[:, :n], self.encoded.roles[:n], ids, experts)
 
     def response_states(self) -> torch.Tensor:
         """``(n_layers + 1, n_response_content, d_model)``: the generated content tokens."""
@@ -167,6 +179,9 @@ class ModelAdapter(ABC):
     pipeline_classes: ClassVar[tuple[str, ...]] = ()
     #: dotted path of the decoder-layer list inside ``model``.
     layers_path: ClassVar[str]
+    #: keyword under which those layers take their input when it is not
+    #: ``hidden_states`` (``capture(..., input_name=)``), e.g. ``"packed_query_sequence"``.
+    layers_input: ClassVar[str | None] = None
     #: Families whose code lives outside transformers: where it comes from
     #: (their ``load`` then takes ``upstream_src=``; see ``models/_upstream.py``).
     upstream: ClassVar[Upstream | None] = None

@@ -27,6 +27,7 @@ ADAPTERS: dict[str, str] = {
     "chameleon": "entprobe.models.chameleon:ChameleonAdapter",
     "omnigen2": "entprobe.models.omnigen2:OmniGen2Adapter",
     "showo2": "entprobe.models.showo2:Showo2Adapter",
+    "bagel": "entprobe.models.bagel:BagelAdapter",
 }
 
 #: Handles any ``model_type`` that ``AutoModelForCausalLM`` knows and no other adapter claims.

@@ -239,13 +239,29 @@ def _gram_config(
     return config
 
 
+def check_image_options(adapter: Any, name: str, generation: GenerationSettings) -> None:
+    """``--image-steps`` / ``--image-size`` need an adapter (class or instance) whose
+    ``image_options`` name them.
+
+    Raises:
+        ProbeInputError: naming the options the adapter does not take.
+    """
+    honoured = getattr(adapter, "image_options", frozenset())
+    bad = [k for k in ("image_steps", "image_size") if getattr(generation, k) is not None and k not in honoured]
+    if bad:
+        flags = ", ".join("--" + k.replace("_", "-") for k in bad)
+        raise ProbeInputError(f"{flags}: adapter {name!r} does not take it (see `entprobe models`)")
+
+
 def check_response_steps(adapter: ModelAdapter, levels: Sequence[str], options: ProbeOptions) -> None:
     """``--image-response-step`` other than ``final`` needs the image-gen level and a
-    step-wise image generator, with steps within its number of steps.
+    step-wise image generator, with steps within its number of steps;
+    ``--image-steps`` / ``--image-size`` need an adapter that takes them.
 
     Raises:
         ProbeInputError: naming what does not fit.
     """
+    check_image_options(adapter, adapter.name, options.generation)
     steps = options.image_response_steps
     if steps == "final":
         return
@@ -926,6 +942,7 @@ def probe_from_cli(
             f"--upstream-src: adapter {adapter_name!r} does not use upstream code "
             "(it loads through transformers)"
         )
+    check_image_options(adapter_cls, adapter_name, gen)
     response_steps = parse_response_steps(image_response_step)
     if response_steps != "final" and not issubclass(adapter_cls, StepwiseImageAdapter):
         raise ProbeInputError(
