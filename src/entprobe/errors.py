@@ -14,6 +14,7 @@ __all__ = [
     "StoreError",
     "StoreLockedError",
     "ModelLoadError",
+    "OutputPathError",
     "EntprobeWarning",
     "DegenerateGeometryWarning",
     "NumericalFallbackWarning",
@@ -48,6 +49,11 @@ class StoreError(EntprobeError, RuntimeError):
 
 class StoreLockedError(StoreError):
     """Another process holds the results store open for writing."""
+
+
+class OutputPathError(EntprobeError, OSError):
+    """An output path (``--out``, ``--save-images``, ``--save-grams``, the store's
+    folder) that cannot be created or written; checked before any work."""
 
 
 class EntprobeWarning(UserWarning):

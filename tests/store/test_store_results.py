@@ -137,15 +137,26 @@ def test_open_errors(tmp_path):
             store.start_run("r2", "m", "a", {})
 
 
-def test_second_writer_in_this_process_is_refused(tmp_path):
+def test_second_writer_in_this_process_is_refused_and_a_reader_is_not(tmp_path):
     path = tmp_path / "s.duckdb"
-    with ResultStore(path):
+    with ResultStore(path) as writer:
+        assert not path.exists()  # created on the first write, not on opening
         with pytest.raises(StoreLockedError, match="already open for writing"):
             ResultStore(path)
-        with pytest.raises(StoreLockedError, match="open for writing in this process"):
-            ResultStore(path, read_only=True)
+        writer.start_run("r", "m", "a", {})
+        with ResultStore(path, read_only=True) as reader:  # reads between transactions
+            assert list(reader.runs().run_id) == ["r"]
+        writer.finish_run("r")
+    assert not (tmp_path / "s.duckdb.lock").exists()
     with ResultStore(path):  # released on close
         pass
+
+
+def test_writer_that_writes_nothing_leaves_nothing(tmp_path):
+    path = tmp_path / "sub" / "s.duckdb"
+    with ResultStore(path):
+        pass
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == []
 
 
 def test_second_writer_in_another_process_gets_store_locked_error(tmp_path):
@@ -165,10 +176,10 @@ def test_second_writer_in_another_process_gets_store_locked_error(tmp_path):
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "open"
-        with pytest.raises(StoreLockedError, match=f"{path.name}.*another process"):
+        with pytest.raises(StoreLockedError, match=f"{path.name} is being written by process {proc.pid}"):
             ResultStore(path)
-        with pytest.raises(StoreLockedError):
-            ResultStore(path, read_only=True)
+        with ResultStore(path, read_only=True) as reader:  # a reader copies it meanwhile
+            assert len(reader.samples()) == 1
     finally:
         proc.stdin.close()
         proc.wait(timeout=30)

@@ -6,7 +6,9 @@ import json
 import math
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,13 +25,14 @@ from .schema import (
     RUNS_COLUMNS,
     SAMPLES_COLUMNS,
     SAMPLES_KEY,
+    SCHEMA_VERSION,
     STEP_METRICS_COLUMNS,
     STEP_METRICS_KEY,
     TABLES,
     create_tables,
 )
 
-__all__ = ["MergeSummary", "ResultStore"]
+__all__ = ["MergeSummary", "ResultStore", "check_duckdb_file", "writer_pid"]
 
 #: Columns a metric row inherits from its sample row when it does not set them.
 _INHERITED = (
@@ -80,6 +83,153 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "lock" in text.lower() or "different configuration" in text
 
 
+#: The first bytes of a DuckDB database file carry this magic at offset 8.
+_DUCKDB_MAGIC = b"DUCK"
+
+
+def check_duckdb_file(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`StoreError` unless ``path`` is a DuckDB database file (its
+    header is read, nothing is opened or written)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise StoreError(f"cannot read results store {path}: {exc}") from exc
+    if head[8:12] != _DUCKDB_MAGIC:
+        what = "an empty file" if not head else f"a file beginning {head[:12]!r}"
+        raise StoreError(
+            f"{path} is not a DuckDB database ({what}); --store must name an entprobe results "
+            f"store (.duckdb) or a new file. It was left untouched"
+        )
+
+
+def _version_number(version: Any) -> int:
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError:
+        return 10**9  # unreadable: treat as newer than this entprobe
+
+
+def _retry(call: Callable[[], Any], path: Path, wait: float, what: str) -> Any:
+    """``call()``, retried with backoff while another process has the DuckDB file
+    open (a writer inside a transaction, or a reader copying it)."""
+    import duckdb
+
+    deadline = time.monotonic() + wait
+    delay = 0.01
+    while True:
+        try:
+            return call()
+        except duckdb.Error as exc:
+            if not _is_lock_error(exc):
+                raise StoreError(f"cannot open results store {path}: {exc}") from exc
+            if time.monotonic() >= deadline:
+                raise StoreLockedError(
+                    f"results store {path} stayed busy for {wait:.0f} s (another process has it "
+                    f"open) while trying to {what} it: {exc}"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """The writer's lock file of a store: ``<store>.lock`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+def writer_pid(path: str | os.PathLike[str]) -> int | None:
+    """The pid of the process writing the store now, or None (read from its lock
+    file; a stale file left by a killed process gives None)."""
+    lp = lock_path(path)
+    try:
+        pid = int(lp.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if _lock_is_held(lp) else None
+
+
+def _lock_is_held(lp: Path) -> bool:
+    # Not probed with flock: a probe would make a writer starting at that instant
+    # fail. The pid in the file is checked instead (the file is removed on a clean
+    # exit; a killed writer leaves it with a dead pid).
+    try:
+        pid = int(lp.read_text().split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return False
+    return True
+
+
+def _in_session(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a store method inside :meth:`ResultStore.session`."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self: ResultStore, *args: Any, **kwargs: Any) -> Any:
+        with self.session():
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+class _LockFile:
+    """An exclusive ``flock`` on ``<store>.lock``, held by one writer. The file is
+    removed on release; an acquirer checks that the file it locked is still the one
+    at the path, so removal cannot let two writers in."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    @classmethod
+    def acquire(cls, store: Path) -> _LockFile:
+        lp = lock_path(store)
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: DuckDB's own lock only
+            return cls(lp, -1)
+        for _ in range(100):
+            try:
+                fd = os.open(lp, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise StoreError(f"cannot create the lock file {lp} of results store {store}: {exc}") from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                pid = writer_pid(store)
+                who = f"process {pid}" if pid is not None else "another process"
+                raise StoreLockedError(
+                    f"results store {store} is being written by {who} (lock file {lp}); wait for "
+                    f"it to finish, or use another --store. `entprobe status --store {store}` "
+                    f"shows its progress"
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(lp).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                return cls(lp, fd)
+            os.close(fd)  # the previous holder removed it between our open and lock
+        raise StoreLockedError(f"cannot take the lock file {lp} of results store {store}")
+
+    def release(self) -> None:
+        if self.fd < 0:
+            return
+        try:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+        finally:
+            os.close(self.fd)
+            self.fd = -1
+
+
 @dataclass
 class MergeSummary:
     """What :meth:`ResultStore.merge_from` did.
@@ -115,67 +265,86 @@ class MergeSummary:
 class ResultStore:
     """A DuckDB results store (schema: :mod:`entprobe.store.schema`).
 
-    Open it as a context manager. A store opened for writing holds DuckDB's file
-    lock until closed: a second writer, in this or another process, gets
-    :class:`~entprobe.errors.StoreLockedError`, and so does a reader while a writer
-    has it open (DuckDB allows one writing process or many readers).
+    Open it as a context manager.
+
+    **Writers** hold an entprobe lock file (``<store>.lock``, an exclusive ``flock``
+    with the writer's pid in it) for as long as the object is open: a second writer,
+    in this or another process, gets :class:`~entprobe.errors.StoreLockedError` at
+    once. The DuckDB file itself is opened only around each transaction (a sample's
+    rows, a run's start or end, a merge) and closed again, so that other processes
+    can read it in between. The file is created, with its tables, on the first write:
+    opening a writer and closing it without writing leaves nothing behind.
+
+    **Readers** (``read_only=True``) copy the whole store into memory when opened and
+    let go of the file at once, so they can read while a probe writes (they retry
+    for up to ``wait`` seconds while a writer is inside a transaction) and never
+    block it for longer than the copy. A reader sees the store as of its opening.
+
+    An existing file is checked before anything is written to it: a file that is not
+    a DuckDB database, or a DuckDB database that entprobe did not create (no
+    ``store_info`` schema version), is refused untouched.
 
     The read methods :meth:`runs`, :meth:`samples` and :meth:`layer_metrics` are
     what analysis uses; their columns are the tables' columns of DEVELOPERS.md.
 
     Args:
-        path: the ``.duckdb`` file; created (with its folder) when opened for writing.
+        path: the ``.duckdb`` file; created (with its folder) on the first write.
         read_only: open for reading only; the file must exist.
+        wait: seconds to retry while another process has the DuckDB file open in a
+            transaction (writer) or is copying it (reader).
 
     Raises:
-        StoreLockedError: another process (or another writer in this one) has it open.
-        StoreError: a read-only store that does not exist, or a file that is not an
-            entprobe store.
+        StoreLockedError: another writer holds the store.
+        StoreError: a read-only store that does not exist, a file that is not a
+            DuckDB database or not an entprobe store, or a folder that cannot be
+            written.
 
     Example:
         >>> with ResultStore("results.duckdb", read_only=True) as store:  # doctest: +SKIP
         ...     df = store.layer_metrics(level="prompt", layer=[0, 1])
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
-        import duckdb
-
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False, wait: float = 120.0) -> None:
         self.path = Path(path)
         self.read_only = bool(read_only)
+        self.wait = float(wait)
         self._key = str(self.path.resolve())
         self._con: Any = None
+        self._lock: _LockFile | None = None
+        self._tables_ready = False
+        self._depth = 0
+        if self.path.is_dir():
+            raise StoreError(f"results store {self.path} is a folder; give a .duckdb file path")
         if read_only and not self.path.exists():
             raise StoreError(f"results store {self.path} does not exist")
-        if not read_only:
-            with _OPEN_LOCK:
-                if _OPEN_WRITERS.get(self._key):
-                    raise StoreLockedError(
-                        f"results store {self.path} is already open for writing in this process"
-                    )
-                _OPEN_WRITERS[self._key] = 1
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = duckdb.connect(str(self.path), read_only=self.read_only)
-        except duckdb.Error as exc:
-            self._release()
-            if _is_lock_error(exc) and self._key in _OPEN_WRITERS:
-                raise StoreLockedError(
-                    f"results store {self.path} is open for writing in this process; "
-                    f"close it before opening it read-only ({exc})"
-                ) from exc
-            if _is_lock_error(exc):
-                raise StoreLockedError(
-                    f"results store {self.path} is open in another process (DuckDB allows one "
-                    f"writer, or readers only); wait for it to finish or use another --store. "
-                    f"({exc})"
-                ) from exc
-            raise StoreError(f"cannot open results store {self.path}: {exc}") from exc
-        try:
-            if self.read_only:
+        if self.path.exists():
+            check_duckdb_file(self.path)
+        if read_only:
+            self._con = self._snapshot()
+            try:
                 self._check_schema()
-            else:
-                create_tables(self._con)
-        except Exception:
+            except Exception:
+                self.close()
+                raise
+            return
+        with _OPEN_LOCK:
+            if _OPEN_WRITERS.get(self._key):
+                raise StoreLockedError(
+                    f"results store {self.path} is already open for writing in this process"
+                )
+            _OPEN_WRITERS[self._key] = 1
+        try:
+            folder = self.path.parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder of results store {self.path}: {exc}") from exc
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise StoreError(f"cannot write results store {self.path}: folder {folder} is not writable")
+            self._lock = _LockFile.acquire(self.path)
+            if self.path.exists():
+                self._check_owner()
+        except BaseException:
             self.close()
             raise
 
@@ -187,12 +356,17 @@ class ResultStore:
 
     def close(self) -> None:
         """Close the connection and release the lock (idempotent)."""
-        if self._con is not None:
-            try:
-                self._con.close()
-            finally:
-                self._con = None
-                self._release()
+        try:
+            if self._con is not None:
+                try:
+                    self._con.close()
+                finally:
+                    self._con = None
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+            self._release()
 
     def __enter__(self) -> ResultStore:
         return self
@@ -212,9 +386,96 @@ class ResultStore:
 
     @property
     def con(self) -> Any:
-        if self._con is None:
+        """The DuckDB connection: the in-memory copy (reader), or the file, opened for
+        the current transaction (writer; use it inside :meth:`session`)."""
+        if self._con is not None:
+            return self._con
+        if self.read_only or self._lock is None:
             raise StoreError(f"results store {self.path} is closed")
-        return self._con
+        raise StoreError("internal error: a writer's connection is used outside session()")
+
+    @contextmanager
+    def session(self) -> Iterator[Any]:
+        """Hold the DuckDB file open for the block (writers; nested blocks share the
+        connection), then close it so that readers can copy the store. Readers: a
+        no-op around their in-memory copy."""
+        if self.read_only or self._con is not None:
+            if self._con is None:
+                raise StoreError(f"results store {self.path} is closed")
+            self._depth += 1
+            try:
+                yield self._con
+            finally:
+                self._depth -= 1
+            return
+        if self._lock is None:
+            raise StoreError(f"results store {self.path} is closed")
+        self._con = self._connect_file()
+        try:
+            if not self._tables_ready:
+                create_tables(self._con)
+                self._tables_ready = True
+            yield self._con
+        finally:
+            con, self._con = self._con, None
+            con.close()
+
+    def _connect_file(self) -> Any:
+        import duckdb
+
+        return _retry(lambda: duckdb.connect(str(self.path)), self.path, self.wait, "write")
+
+    def _snapshot(self) -> Any:
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            def copy() -> None:
+                con.execute(f"ATTACH {_sql_str(self.path)} AS _entprobe_file (READ_ONLY)")
+                try:
+                    con.execute("COPY FROM DATABASE _entprobe_file TO memory")
+                finally:
+                    con.execute("DETACH _entprobe_file")
+
+            _retry(copy, self.path, self.wait, "read")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _check_owner(self) -> None:
+        """Refuse, untouched, a DuckDB file that entprobe did not create."""
+        import duckdb
+
+        def peek() -> tuple[set[str], Any]:
+            con = duckdb.connect(str(self.path), read_only=True)
+            try:
+                tables = {r[0] for r in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+                ).fetchall()}
+                version = None
+                if "store_info" in tables:
+                    row = con.execute("SELECT value FROM store_info WHERE key = 'schema_version'").fetchone()
+                    version = None if row is None else row[0]
+                return tables, version
+            finally:
+                con.close()
+
+        tables, version = _retry(peek, self.path, self.wait, "check")
+        if not tables:
+            return  # an empty DuckDB file: nothing of anybody's to damage
+        if version is None:
+            shown = ", ".join(sorted(tables)[:8]) + (" ..." if len(tables) > 8 else "")
+            raise StoreError(
+                f"{self.path} is a DuckDB database that entprobe did not create (tables: {shown}; "
+                f"no store_info schema version); refusing to write into it. Give --store a new "
+                f"file name"
+            )
+        if _version_number(version) > _version_number(SCHEMA_VERSION):
+            raise StoreError(
+                f"results store {self.path} has schema version {version}; this entprobe writes "
+                f"version {SCHEMA_VERSION}; upgrade entprobe or use a new --store file"
+            )
 
     def _check_schema(self) -> None:
         self._check_tables("main", self.path)
@@ -239,6 +500,7 @@ class ResultStore:
             raise StoreError(f"results store {self.path} is open read-only")
 
     # --- writing --------------------------------------------------------------------
+    @_in_session
     def start_run(
         self,
         run_id: str,
@@ -267,11 +529,13 @@ class ResultStore:
              entprobe_version, utcnow()],
         )
 
+    @_in_session
     def finish_run(self, run_id: str) -> None:
         """Set the run's ``finished_at``."""
         self._require_writable()
         self.con.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?", [utcnow(), run_id])
 
+    @_in_session
     def write_sample(
         self,
         sample_row: Mapping[str, Any],
@@ -341,6 +605,7 @@ class ResultStore:
             raise
 
     # --- reading --------------------------------------------------------------------
+    @_in_session
     def done_keys(self, run_id: str, *, status: str | None = None) -> set[tuple[str, str, str]]:
         """The ``(dataset, sample_id, level)`` already written for ``run_id``.
 
@@ -354,6 +619,7 @@ class ResultStore:
             params.append(status)
         return {tuple(r) for r in self.con.execute(sql, params).fetchall()}  # type: ignore[misc]
 
+    @_in_session
     def statuses(self, run_id: str) -> dict[tuple[str, str, str], str]:
         """``(dataset, sample_id, level) -> status`` for ``run_id``."""
         rows = self.con.execute(
@@ -368,6 +634,7 @@ class ResultStore:
             [database, table],
         ).fetchone()[0])
 
+    @_in_session
     def _select(self, table: str, filters: Mapping[str, Any]) -> pd.DataFrame:
         columns = _COLUMNS[table]
         unknown = sorted(set(filters) - set(columns))
@@ -431,6 +698,7 @@ class ResultStore:
         df["config"] = [json.loads(c) if isinstance(c, str) else c for c in df["config"]]
         return df
 
+    @_in_session
     def run_config(self, run_id: str) -> dict[str, Any]:
         """The configuration of ``run_id``.
 
@@ -443,6 +711,7 @@ class ResultStore:
         return json.loads(row[0])
 
     # --- merge and export -----------------------------------------------------------
+    @_in_session
     def merge_from(
         self, paths: Iterable[str | os.PathLike[str]], *, on_conflict: str = "error"
     ) -> MergeSummary:
@@ -480,15 +749,9 @@ class ResultStore:
                 raise StoreError(f"results store {src_path} does not exist")
             if src_path.resolve() == self.path.resolve():
                 raise StoreError(f"cannot merge results store {src_path} into itself")
-            try:
-                con.execute(f"ATTACH {_sql_str(src_path)} AS _entprobe_src (READ_ONLY)")
-            except duckdb.Error as exc:
-                if _is_lock_error(exc):
-                    raise StoreLockedError(
-                        f"results store {src_path} is open for writing in another process; "
-                        f"merge it once that process has finished ({exc})"
-                    ) from exc
-                raise StoreError(f"cannot open results store {src_path}: {exc}") from exc
+            check_duckdb_file(src_path)
+            _retry(lambda: con.execute(f"ATTACH {_sql_str(src_path)} AS _entprobe_src (READ_ONLY)"),
+                   src_path, self.wait, "merge")
             try:
                 self._check_tables("_entprobe_src", src_path)
                 self._merge_attached(summary, on_conflict, src_path)
@@ -587,6 +850,7 @@ class ResultStore:
         summary.duplicates += int(counts.get("both_ok", 0)) - len(conflicts)
         summary.conflicts.extend(conflicts)  # type: ignore[arg-type]
 
+    @_in_session
     def export(self, out_dir: str | os.PathLike[str], fmt: str = "parquet") -> list[Path]:
         """Write each table to ``out_dir/<table>.<fmt>`` with DuckDB's COPY.
 
@@ -604,8 +868,9 @@ class ResultStore:
         options = {"parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER true"}
         if fmt not in options:
             raise ValueError(f"fmt must be 'parquet' or 'csv'; got {fmt!r}")
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        from .._outputs import writable_folder
+
+        out = writable_folder(out_dir, "export folder (--out)")
         written = []
         later = tuple(
             t for t in LATER_TABLES
