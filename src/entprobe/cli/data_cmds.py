@@ -88,6 +88,8 @@ def format_list() -> str:
     show_default=True,
     help="List at most N skipped rows (0: all of them).",
 )
+@click.option("--allow-outside-paths", is_flag=True,
+              help="Let image paths in a data file point outside its folder.")
 def inspect(
     spec: str,
     limit: int | None,
@@ -96,6 +98,7 @@ def inspect(
     tokenizer: str | None,
     thresholds: str | None,
     show_skipped: int,
+    allow_outside_paths: bool,
 ) -> None:
     """Counts per category, subcategory and length bucket; skipped rows.
 
@@ -108,7 +111,8 @@ def inspect(
     """
     fixed = _parse_thresholds(thresholds)
     try:
-        prompts = load_prompts(spec, limit=limit, dedup=dedup, max_pixels=max_pixels)
+        prompts = load_prompts(spec, limit=limit, dedup=dedup, max_pixels=max_pixels,
+                               allow_outside_paths=allow_outside_paths)
     except EntprobeError as err:
         raise click.ClickException(str(err)) from None
     count, how = (

@@ -32,12 +32,18 @@ _UNSET = object()
 def _pca_dim(value: str | None) -> Any:
     if value is None:
         return _UNSET
-    if value.strip().lower() in ("none", "off", "0"):
+    if value.strip().lower() == "none":
         return None
     try:
-        return int(value)
+        out = int(value)
     except ValueError:
-        raise click.BadParameter(f"expected an integer or 'none'; got {value!r}") from None
+        out = 0
+    if out < 1:
+        raise click.BadParameter(
+            f"expected a positive number of components, or 'none' for no PCA; got {value!r}",
+            param_hint="'--pca-dim'",
+        )
+    return out
 
 
 def _base(value: str | None) -> str | float | None:
@@ -66,7 +72,7 @@ def estimator_options(*, inherit: bool) -> Callable[[Callable[..., Any]], Callab
         click.option("--sigma-scale", type=float, default=None,
                      help=f"Factor on the median bandwidth. {note('1.0')}"),
         click.option("--pca-dim", default=None,
-                     help=f"PCA components kept, or 'none'. {note('64')}"),
+                     help=f"PCA components kept (a positive integer), or 'none' for no PCA. {note('64')}"),
         click.option("--eps", type=float, default=None, help=f"Ridge on the kernel diagonal. {note('1e-6')}"),
         click.option("--base", default=None, help=f"Logarithm base: a number or 'e'. {note('2 (bits)')}"),
         click.option("--normalization", default=None,
@@ -133,6 +139,11 @@ def _fail(exc: EntprobeError) -> click.ClickException:
 @click.option("--save-grams", type=click.Path(file_okay=False), default=None,
               help="Save per-layer Gram matrices here, for `entprobe reestimate`.")
 @click.option("--retry-failed", is_flag=True, help="Recompute samples recorded as failed.")
+@click.option("--last-layer", type=click.Choice(["raw", "normed"]), default="raw",
+              help="The last layer's states: before the final norm (raw), or after it, as "
+                   "transformers' output_hidden_states gives (normed). Part of the run id when normed.")
+@click.option("--allow-outside-paths", is_flag=True,
+              help="Let image paths in a data file (images: CSV, RealUnify JSON) point outside its folder.")
 @click.option("--length-thresholds", default=None, metavar="A,B",
               help="Token counts splitting short/middle/long text prompts. [default: the set's terciles]")
 @click.option("--upstream-src", type=click.Path(file_okay=False), default=None,
@@ -199,6 +210,18 @@ def probe(**kwargs: Any) -> None:
     except EntprobeError as exc:
         raise _fail(exc) from exc
     click.echo(summary.report(), err=True)
+    fail_if_nothing_done([summary])
+
+
+def fail_if_nothing_done(summaries: list[Any]) -> None:
+    """Exit non-zero when every (sample, level) this session tried failed."""
+    ok = sum(s.n_ok for s in summaries)
+    failed = sum(s.n_failed for s in summaries)
+    if failed and not ok:
+        raise click.ClickException(
+            f"all {failed} (sample, level) pair(s) of this session failed; nothing was computed "
+            f"(the reasons are above and in the store's samples table)"
+        )
 
 
 @click.command()

@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
-from entprobe.cli.probe_cmds import estimator_options, estimator_overrides
+from entprobe.cli.probe_cmds import estimator_options, estimator_overrides, fail_if_nothing_done
 from entprobe.errors import EntprobeError
 
-__all__ = ["export", "merge", "reestimate"]
+__all__ = ["export", "merge", "reestimate", "status"]
 
 
 @click.command()
@@ -90,3 +90,21 @@ def reestimate(grams: str, store: str, device: str, retry_failed: bool, progress
         raise click.ClickException(str(exc)) from exc
     for summary in summaries:
         click.echo(summary.report(), err=True)
+    fail_if_nothing_done(summaries)
+
+
+@click.command()
+@click.option("--store", required=True, type=click.Path(dir_okay=False), help="Results store.")
+def status(store: str) -> None:
+    """Show the progress of the runs in a store, also while a probe writes to it.
+
+    Reads a copy taken in a moment, so the running probe is neither stopped nor
+    slowed. `entprobe report --store S` likewise builds a partial report meanwhile.
+    """
+    from entprobe.store import store_status
+
+    try:
+        found = store_status(store)
+    except EntprobeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(found.report())

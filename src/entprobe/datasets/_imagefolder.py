@@ -159,8 +159,7 @@ def _listed(
             name = text_value(row[cols.file], cols.file)
             if not name:
                 raise RowProblem(f"empty {cols.file!r} column", "missing-image")
-            image = Path(name).expanduser()
-            image = image if image.is_absolute() else folder / image
+            image = ctx.inside(Path(name), folder)
             listed.add(image.resolve())
             check_image_file(str(image), ctx.max_pixels)
             used = {cols.file, cols.text, cols.category, cols.subcategory, cols.id}

@@ -245,6 +245,7 @@ def _image(item: dict, file: Path, ctx: LoadContext) -> tuple[FileImage | Base64
         return Base64Image(value, ctx.max_pixels), extra
     if path is None:
         raise RowProblem("image field is neither a file path nor base64", "bad-image")
+    path = ctx.inside(path, file.parent)
     check_image_file(str(path), ctx.max_pixels)
     return FileImage(str(path), ctx.max_pixels), extra
 

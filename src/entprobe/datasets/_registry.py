@@ -90,6 +90,7 @@ def load_prompts(
     dedup: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     options: Mapping[str, str] | None = None,
+    allow_outside_paths: bool = False,
 ) -> PromptSet:
     """Load a prompt set named by a SPEC string into uniform :class:`PromptRecord` s.
 
@@ -108,6 +109,9 @@ def load_prompts(
         max_pixels: Images with more pixels are skipped (decompression-bomb guard);
             ``None`` leaves only Pillow's own limit.
         options: Format options, merged over those in the SPEC.
+        allow_outside_paths: Image paths named in a data file (an ``images:`` CSV, a
+            RealUnify JSON) must lie inside its folder; True lifts that (otherwise
+            such a row is skipped with kind ``outside-folder``).
 
     Returns:
         The :class:`PromptSet`, records in file order.
@@ -139,7 +143,8 @@ def load_prompts(
     if unknown:
         known = ", ".join(loader.OPTIONS) or "none"
         raise DatasetError(f"unknown option(s) {', '.join(unknown)} for {scheme}; known: {known}")
-    ctx = LoadContext(dataset=dataset, options=merged, dedup=dedup, max_pixels=max_pixels)
+    ctx = LoadContext(dataset=dataset, options=merged, dedup=dedup, max_pixels=max_pixels,
+                      allow_outside_paths=allow_outside_paths)
     try:
         outcomes = loader.load(path, ctx)
     except PermissionError as err:

@@ -61,6 +61,29 @@ class LoadContext:
     dedup: bool = True
     max_pixels: int | None = None
     sources: list[str] = field(default_factory=list)
+    #: let image paths named in a data file point outside its folder.
+    allow_outside_paths: bool = False
+
+    def inside(self, image: Path, folder: Path) -> Path:
+        """``image`` (absolute, or relative to ``folder``) if it lies inside
+        ``folder`` after resolving ``..`` and links, or ``allow_outside_paths``.
+
+        Raises:
+            RowProblem: the path leaves the folder.
+        """
+        image = image.expanduser()
+        image = image if image.is_absolute() else folder / image
+        if self.allow_outside_paths:
+            return image
+        try:
+            image.resolve().relative_to(folder.resolve())
+        except ValueError:
+            raise RowProblem(
+                f"image path {str(image)!r} points outside the data folder {str(folder)!r}; "
+                f"pass --allow-outside-paths to allow it",
+                "outside-folder",
+            ) from None
+        return image
 
     def skip(
         self, source: str, row: int | None, problem: Exception, id: str | None = None

@@ -190,6 +190,17 @@ class ModelAdapter(ABC):
     #: single samples (the default implementations), as ``entprobe models`` shows.
     batched: ClassVar[bool] = False
 
+    #: names of the final norm beside the decoder-layer list (the module
+    #: ``output_hidden_states`` applies to its last entry), tried in order; None:
+    #: the family has no final norm (post-norm encoders), so the last layer's states
+    #: are the same either way.
+    final_norm_names: ClassVar[tuple[str, ...] | None] = (
+        "norm", "ln_f", "final_layer_norm", "final_layernorm", "norm_f", "final_norm",
+    )
+    #: False: a family member without a final norm is fine (its last layer's states
+    #: are then the same either way).
+    final_norm_required: ClassVar[bool] = True
+
     model: torch.nn.Module
     processor: Any
     source: str = ""
@@ -241,6 +252,30 @@ class ModelAdapter(ABC):
             "n_parameters": sum(p.numel() for p in self.model.parameters()),
             **self.extra_identity,
         }
+
+    def final_norm(self) -> torch.nn.Module | None:
+        """The norm applied after the last decoder layer (``--last-layer normed``
+        applies it to the last layer's states), or None when the family has none.
+
+        Raises:
+            UnsupportedError: the family should have one and none is found beside
+                :attr:`layers_path`.
+        """
+        if self.final_norm_names is None:
+            return None
+        parent_path = self.layers_path.rpartition(".")[0]
+        parent = self.model.get_submodule(parent_path) if parent_path else self.model
+        for name in self.final_norm_names:
+            mod = getattr(parent, name, None)
+            if isinstance(mod, torch.nn.Module):
+                return mod
+        if not self.final_norm_required:
+            return None
+        raise UnsupportedError(
+            f"adapter {self.name!r}: no final norm ({', '.join(self.final_norm_names)}) beside "
+            f"{self.layers_path!r} in {type(self.model).__name__}; --last-layer normed needs one "
+            f"(use --last-layer raw)"
+        )
 
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities

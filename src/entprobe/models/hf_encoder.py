@@ -64,6 +64,9 @@ class HFEncoderAdapter(ModelAdapter):
     capabilities: ClassVar[frozenset[str]] = frozenset({"text-prompt"})
     batched: ClassVar[bool] = True
 
+    # Post-norm encoders (BERT and kin) end with their last layer's own norm and have
+    # none beside the layers; pre-norm ones (ModernBERT) have one.
+    final_norm_required: ClassVar[bool] = False
     # Keyword-only: the base class declares layers_path (as a ClassVar) before its fields.
     layers_path: str = field(default="encoder.layer", kw_only=True)
 

@@ -16,6 +16,7 @@ from ..models.base import GenerationSettings
 from ..store.schema import LEVELS
 
 __all__ = [
+    "LAST_LAYER_CHOICES",
     "LEVELS",
     "MODALITY_LEVELS",
     "EstimatorOptions",
@@ -158,6 +159,9 @@ class ProbeOptions:
             1e-10 in float64; a run may be resumed with another batch size).
         overlap: estimate on a worker thread while the model runs the next batch
             (not part of the run id).
+        last_layer: ``"raw"`` (default): the last decoder layer's output before the
+            final norm; ``"normed"``: after it, as ``output_hidden_states`` gives
+            (part of the run id when not the default).
     """
 
     estimator: EstimatorOptions = field(default_factory=EstimatorOptions)
@@ -175,10 +179,19 @@ class ProbeOptions:
     extra: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 1
     overlap: bool = True
+    last_layer: str = "raw"
 
     def __post_init__(self) -> None:
+        if self.last_layer not in LAST_LAYER_CHOICES:
+            raise ProbeInputError(
+                f"last_layer must be one of {', '.join(LAST_LAYER_CHOICES)}; got {self.last_layer!r}"
+            )
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ProbeInputError(f"batch_size must be an integer >= 1; got {self.batch_size!r}")
+
+
+#: ``--last-layer``: the last layer's states before the final norm, or after it.
+LAST_LAYER_CHOICES: tuple[str, ...] = ("raw", "normed")
 
 
 def _number(value: Any, name: str) -> float:

@@ -31,11 +31,11 @@ import numpy as np
 import torch
 
 from ..capture import Role
-from ..errors import ProbeInputError, StoreError, UnsupportedError
+from ..errors import EntprobeError, ModelLoadError, ProbeInputError, StoreError, UnsupportedError
 from ..models._stepwise import StepwiseImageAdapter, parse_response_steps, resolve_response_steps
 from ..models.base import Encoded, Generation, GenerationSettings, ModelAdapter
 from ..store import ResultStore
-from ..store.grams import safe_name, save_gram
+from ..store.grams import pending_grams, publish_gram, published_path, read_gram_meta, safe_name, save_gram
 from ..store.schema import LEVEL_METRIC, LEVELS
 from ._overlap import EstimationQueue, Job
 from .options import (
@@ -236,6 +236,8 @@ def _gram_config(
         config["image_response"] = adapter.image_response_config(
             options.image_response_steps, options.generation
         )
+    if options.last_layer != "raw":  # absent at the default, so earlier run ids hold
+        config["last_layer"] = options.last_layer
     return config
 
 
@@ -332,6 +334,7 @@ def run_probe(
         raise ProbeInputError("no prompt records to probe")
     check_plan(adapter.capabilities, adapter.name, levels, modalities, getattr(adapter, "unsupported", None))
     check_response_steps(adapter, levels, options)
+    final_norm = adapter.final_norm() if options.last_layer == "normed" else None
     seen: dict[tuple[str, str], str] = {}
     for rec in records_all:
         key = (rec.dataset, rec.id)
@@ -368,6 +371,7 @@ def run_probe(
             **options.extra,
         },
     }
+    config["last_layer"] = options.last_layer
 
     # Length buckets over each whole prompt set (before sharding), so that shards agree.
     buckets: dict[tuple[str, str], str] = {}
@@ -385,7 +389,14 @@ def run_probe(
                 buckets[(dataset, sid)] = bucket
             lengths.update({(dataset, sid): n for sid, n in ds_lengths.items()})
 
+    # What this session is to do, so `entprobe status` can show progress against it.
+    config["session"]["planned_pairs"] = sum(
+        sum(lv in MODALITY_LEVELS[rec.modality] for lv in levels)
+        for rec in records_all if in_shard(rec.dataset, rec.id, options.shard)
+    )
     store.start_run(run_id, model_name, adapter.name, config)
+    if options.save_grams is not None:
+        _reconcile_grams(options.save_grams, gram_id, store, options.shard)
     done = store.done_keys(run_id, status="ok" if options.retry_failed else None)
     summary = RunSummary(
         run_id=run_id, store=str(store.path), batch_size=options.batch_size, overlap=options.overlap
@@ -414,6 +425,7 @@ def run_probe(
         gram_config=gram_config,
         buckets=buckets,
         lengths=lengths,
+        final_norm=final_norm,
     )
     start = time.perf_counter()
     bar = tqdm(
@@ -448,6 +460,43 @@ def _batches(work: Sequence[tuple[Any, list[str]]], size: int) -> Iterable[list[
         yield batch
 
 
+def _alive(pid: int | None) -> bool:
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _reconcile_grams(root: Path, gram_id: str, store: ResultStore, shard: tuple[int, int] | None) -> None:
+    """Settle the pending Gram files a killed run left (written, rows maybe not):
+    publish those whose ok row is in the store, remove the others. Files of live
+    processes and of other shards (other stores may hold their rows) are left alone."""
+    done: dict[str, set[tuple[str, str, str]]] = {}
+    for path, pid in pending_grams(root, gram_id):
+        if _alive(pid):
+            continue
+        try:
+            meta = read_gram_meta(path)
+            key = (meta["dataset"], meta["sample_id"], meta["level"])
+            run_id = meta["config"]["run_id"]
+        except (StoreError, KeyError, TypeError):
+            path.unlink(missing_ok=True)  # cut short while being written: its rows never were
+            continue
+        if not in_shard(key[0], key[1], shard):
+            continue
+        if run_id not in done:
+            done[run_id] = store.done_keys(run_id, status="ok")
+        if key in done[run_id] and not published_path(path).exists():
+            publish_gram(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -477,6 +526,17 @@ class _Runner:
     gram_config: dict[str, Any]
     buckets: dict[tuple[str, str], str]
     lengths: dict[tuple[str, str], int]
+    final_norm: torch.nn.Module | None = None
+
+    def _last_layer(self, states: torch.Tensor) -> torch.Tensor:
+        """``--last-layer normed``: the final norm applied to the last layer's states
+        (``(n_layers + 1, n, d)``; the norm acts per token, so applying it to the
+        selected tokens equals selecting from the normed sequence)."""
+        if self.final_norm is None:
+            return states
+        with torch.no_grad():
+            last = self.final_norm(states[-1])
+        return torch.cat([states[:-1], last.to(states.dtype).unsqueeze(0)], dim=0)
 
     queue: EstimationQueue | None = None
     batch_index: int = 0
@@ -648,7 +708,7 @@ class _Runner:
     def _prompt_level(self, rec: Any, enc: Encoded, model_seconds: float) -> None:
         info: dict[str, Any] = {"model_seconds": model_seconds}
         try:
-            states = enc.select(self._content_roles(rec))
+            states = self._last_layer(enc.select(self._content_roles(rec)))
             info["n_prompt_tokens"] = int(states.shape[-2])
             if states.shape[-2] == 0:
                 raise SampleFailure("the prompt has no content tokens")
@@ -665,8 +725,8 @@ class _Runner:
         try:
             if level == "image-gen" and gen.image is not None and self.options.save_images is not None:
                 info["image_path"] = self._save_image(rec, gen.image)
-            prompt_states = gen.prompt.content(include_special=self.options.include_special)
-            response_states = gen.response_states()
+            prompt_states = self._last_layer(gen.prompt.content(include_special=self.options.include_special))
+            response_states = self._last_layer(gen.response_states())
             info["n_prompt_tokens"] = int(prompt_states.shape[-2])
             info["n_response_tokens"] = int(response_states.shape[-2])
             if response_states.shape[-2] == 0:
@@ -727,7 +787,7 @@ class _Runner:
         """Per requested denoising step: ``[prompt; response at that step]`` states."""
         out: dict[int, torch.Tensor] = {}
         for step, response in sorted((gen.step_states or {}).items()):
-            response = response.to(prompt_states.device)
+            response = self._last_layer(response.to(prompt_states.device))
             self._check_states(response, f"response at step {step}")
             out[step] = torch.cat([prompt_states, response], dim=-2)
         return out
@@ -840,8 +900,17 @@ class _Runner:
                 "gram_config": self.gram_config,
                 "config": self.config,
             }
-            save_gram(self.options.save_grams, gram, meta=meta, n_prompt=n_prompt)
-        self.store.write_sample(row, metrics, step_rows)
+            # Pending name, rows, then the rename: a kill at any point leaves no Gram
+            # without rows (see _reconcile_grams for the one left pending).
+            pending = save_gram(self.options.save_grams, gram, meta=meta, n_prompt=n_prompt, publish=False)
+            try:
+                self.store.write_sample(row, metrics, step_rows)
+            except BaseException:
+                pending.unlink(missing_ok=True)
+                raise
+            publish_gram(pending)
+        else:
+            self.store.write_sample(row, metrics, step_rows)
         self.summary.n_ok += 1
 
     def _fail(self, rec: Any, level: str, exc: BaseException, info: Mapping[str, Any]) -> None:
@@ -881,6 +950,8 @@ def probe_from_cli(
     image_response_step: str | Sequence[int] | None = None,
     batch_size: int = 1,
     overlap: bool = True,
+    last_layer: str = "raw",
+    allow_outside_paths: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> RunSummary:
@@ -888,7 +959,10 @@ def probe_from_cli(
 
     Order: levels, adapter (by name, or detected from the model's config without
     loading weights), capabilities against levels and prompt modalities, estimator
-    options, prompt sets, the store (its lock), output folders; only then the model.
+    options, prompt sets, output folders (created and proved writable), the store
+    (its lock and ownership; the file itself is created on the first write), the
+    checkpoint's safetensors files; only then the model. A failure before the first
+    sample leaves no store behind.
 
     Args:
         model: hub id or local path, or an adapter already loaded (the Python API's
@@ -910,6 +984,9 @@ def probe_from_cli(
         image_response_step: ``final`` | ``all`` | ``K[,K...]`` (step-wise generators).
         batch_size: samples run through the model together (see ``ProbeOptions``).
         overlap: estimate on a worker thread while the model runs.
+        last_layer: ``"raw"`` or ``"normed"`` (see :class:`ProbeOptions`).
+        allow_outside_paths: let image paths of CSV/JSONL prompt files point outside
+            the file's folder.
         log: where to write the load reports (default: stderr).
 
     Raises:
@@ -918,6 +995,7 @@ def probe_from_cli(
         problem.
     """
     from ..datasets import PromptSet, load_prompts
+    from ..models._checkpoint import check_safetensors_files
     from ..models.registry import detect_adapter, get_adapter
 
     say = log or (lambda text: print(text, file=sys.stderr))
@@ -975,7 +1053,7 @@ def probe_from_cli(
         if isinstance(spec, PromptSet):
             ps, spec = spec, spec.spec
         else:
-            ps = load_prompts(spec, limit=limit)
+            ps = load_prompts(spec, limit=limit, allow_outside_paths=allow_outside_paths)
         if ps.skipped:
             say(ps.report())
         if not ps.records:
@@ -1006,17 +1084,25 @@ def probe_from_cli(
         revision=revision,
         datasets=datasets,
         image_response_steps=response_steps,
-        extra={"limit": limit, "dtype": dtype, "trust_remote_code": trust_remote_code},
         batch_size=batch_size,
         overlap=overlap,
+        extra={"limit": limit, "dtype": dtype, "trust_remote_code": trust_remote_code,
+               "allow_outside_paths": allow_outside_paths},
+        last_layer=last_layer,
     )
-    for folder in (options.save_grams, options.save_images):
-        if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
+    from .._outputs import writable_folder
+
+    if options.save_grams is not None:
+        writable_folder(options.save_grams, "--save-grams folder")
+    if options.save_images is not None:
+        if "image-gen" not in levels:
+            say("note: --save-images is unused without the image-gen level")
+        writable_folder(options.save_images, "--save-images folder")
 
     with nullcontext(store) if isinstance(store, ResultStore) else ResultStore(store) as results:
         if loaded is not None:
             return run_probe(loaded, prompt_sets, levels=levels, store=results, options=options, progress=progress)
+        check_safetensors_files(model)
         load_kwargs: dict[str, Any] = {"device": device, "dtype": dtype}
         if trust_remote_code:
             load_kwargs["trust_remote_code"] = True
@@ -1025,5 +1111,14 @@ def probe_from_cli(
         if upstream_src is not None:
             load_kwargs["upstream_src"] = str(upstream_src)
         say(f"loading {model} with adapter {adapter_name!r} on {device} ...")
-        loaded = adapter_cls.load(model, **load_kwargs)
+        try:
+            loaded = adapter_cls.load(model, **load_kwargs)
+        except EntprobeError:
+            raise
+        except Exception as exc:  # e.g. safetensors' or torch's own errors on a bad checkpoint
+            raise ModelLoadError(
+                f"adapter {adapter_name!r} cannot load {model!r}: {type(exc).__name__}: {exc}. "
+                f"Check that the checkpoint is complete (download it again if in doubt); "
+                f"nothing was written"
+            ) from exc
         return run_probe(loaded, prompt_sets, levels=levels, store=results, options=options, progress=progress)

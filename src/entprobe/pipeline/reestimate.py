@@ -75,8 +75,16 @@ def reestimate(
     # Plan: one new run per original configuration.
     runs: dict[str, dict[str, Any]] = {}
     plan: list[tuple[Path, str, EstimatorOptions]] = []
+    unreadable: list[tuple[Path, str]] = []
     for path in files:
-        meta = read_gram_meta(path)
+        try:
+            meta = read_gram_meta(path)
+            old = meta["config"]
+            meta["gram_config"], meta["model"], meta["adapter"]
+        except (StoreError, KeyError, TypeError) as exc:
+            # Not even the metadata: there is no (sample, level) to record it under.
+            unreadable.append((path, str(exc) if isinstance(exc, StoreError) else f"metadata lacks {exc}"))
+            continue
         old = meta["config"]
         est = EstimatorOptions.from_dict(old["estimator"]).updated(**overrides)
         run_id = run_id_for(meta["gram_config"], est)
@@ -93,6 +101,9 @@ def reestimate(
                             "summary": RunSummary(run_id=run_id, store=str(store.path))}
         plan.append((path, run_id, est))
 
+    if not plan:
+        shown = "; ".join(f"{p}: {why}" for p, why in unreadable[:3])
+        raise StoreError(f"none of the {len(files)} Gram file(s) under {root} can be read ({shown})")
     done: dict[str, set[tuple[str, str, str]]] = {}
     for run_id, run in runs.items():
         store.start_run(run_id, run["model"], run["adapter"], run["config"])
@@ -104,8 +115,7 @@ def reestimate(
     try:
         for path, run_id, est in plan:
             summary: RunSummary = runs[run_id]["summary"]
-            record = load_gram(path)
-            meta = record.meta
+            meta = read_gram_meta(path)
             key = (meta["dataset"], meta["sample_id"], meta["level"])
             bar.update(1)
             if key in done[run_id]:
@@ -117,6 +127,8 @@ def reestimate(
             row.update(run_id=run_id, model_seconds=None)
             t0 = time.perf_counter()
             try:
+                # A damaged file (truncated, say) fails this sample only, as in probe.
+                record = load_gram(path)
                 gram = torch.from_numpy(record.gram).to(device)
                 if record.n_prompt is None:
                     values = matrix_entropy_from_gram(gram, **est.entropy_kwargs())
@@ -126,8 +138,6 @@ def reestimate(
                 if not np.isfinite(values).all():
                     bad = [int(i) for i in np.flatnonzero(~np.isfinite(values))]
                     raise SampleFailure(f"the estimator gave non-finite values at layer(s) {bad}")
-            except StoreError:
-                raise
             except Exception as exc:
                 seconds = time.perf_counter() - t0
                 summary.estimate_seconds += seconds
@@ -151,7 +161,13 @@ def reestimate(
     finally:
         bar.close()
         wall = time.perf_counter() - start
+    summaries = [run["summary"] for run in runs.values()]
     for run_id, run in runs.items():
         run["summary"].wall_seconds = wall
         store.finish_run(run_id)
-    return [run["summary"] for run in runs.values()]
+    if unreadable:
+        first = summaries[0]
+        for path, why in unreadable:
+            first.n_failed += 1
+            first.failures.append(("-", str(path), "-", f"unreadable Gram file: {why}"))
+    return summaries

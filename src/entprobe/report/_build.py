@@ -437,12 +437,20 @@ def write_report(
 
     Raises:
         StoreError: a store is missing or unreadable.
+        OutputPathError: ``out_dir`` cannot be created or written (checked first).
 
     Example:
         >>> write_report(["run.duckdb"], "report-out")  # doctest: +SKIP
         PosixPath('report-out/report.html')
     """
+    from .._outputs import writable_folder
+
     paths = [stores] if isinstance(stores, (str, PathLike)) else list(stores)
+    # Before reading anything: the folder and the two it will hold must take files.
+    for folder, what in ((Path(out_dir), "report folder (--out)"),
+                         (Path(out_dir) / "figures", "report's figures folder"),
+                         (Path(out_dir) / "tables", "report's tables folder")):
+        writable_folder(folder, what)
     lm, samples, runs = A.load(paths)
     return build_report(lm, samples, runs, out_dir, sources=[str(p) for p in paths],
                         early_fraction=early_fraction, n_boot=n_boot, seed=seed, title=title)

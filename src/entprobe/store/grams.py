@@ -15,7 +15,11 @@ safetensors file per (dataset, sample, level) keeps:
 Layout: ``ROOT/<gram_id>/<dataset>/<level>/<sample_id>.safetensors`` (names made
 file-system safe), so runs whose Grams differ never overwrite each other and runs
 that differ only in estimator options share files. Files are written to a temporary
-name and renamed, so a killed run never leaves a half-written file.
+name and renamed, so a killed run never leaves a half-written file. The probe writes
+each Gram under a *pending* name, commits the sample's store rows, then renames it:
+a kill in between leaves a pending file that the next run of the same command
+publishes (its rows are in the store) or removes (they are not), so there is never
+a Gram file without its rows nor rows whose Gram went missing.
 """
 
 from __future__ import annotations
@@ -33,7 +37,20 @@ import numpy as np
 
 from ..errors import StoreError
 
-__all__ = ["FORMAT", "GramRecord", "gram_path", "iter_gram_files", "load_gram", "read_gram_meta", "safe_name", "save_gram"]
+__all__ = [
+    "FORMAT",
+    "PENDING_SUFFIX",
+    "GramRecord",
+    "gram_path",
+    "iter_gram_files",
+    "load_gram",
+    "pending_grams",
+    "publish_gram",
+    "published_path",
+    "read_gram_meta",
+    "safe_name",
+    "save_gram",
+]
 
 FORMAT = "entprobe-gram/1"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -76,6 +93,7 @@ def save_gram(
     *,
     meta: Mapping[str, Any],
     n_prompt: int | None = None,
+    publish: bool = True,
 ) -> Path:
     """Write one Gram file atomically (temporary file, then rename).
 
@@ -85,9 +103,12 @@ def save_gram(
         meta: JSON-able metadata with at least ``gram_id``, ``dataset``,
             ``sample_id`` and ``level``.
         n_prompt: leading prompt rows, for the response levels.
+        publish: False: leave the complete file under its *pending* name
+            (``.<name>.<pid>.pending``, skipped by :func:`iter_gram_files`) for
+            :func:`publish_gram` once the sample's store rows are committed.
 
     Returns:
-        The file's path.
+        The file's path (the pending one when ``publish`` is False).
     """
     from safetensors.numpy import save_file
 
@@ -105,13 +126,48 @@ def save_gram(
     body["n_prompt"] = None if n_prompt is None else int(n_prompt)
     metadata = {"format": FORMAT, "entprobe": json.dumps(body, sort_keys=True, default=str)}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pending = path.with_name(f".{path.name}.{os.getpid()}{PENDING_SUFFIX}")
     try:
         save_file({"gram": array}, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
+        os.replace(tmp, path if publish else pending)
     finally:
         if tmp.exists():
             tmp.unlink()
-    return path
+    return path if publish else pending
+
+
+#: Suffix of a Gram file written but not yet published (its store rows not yet committed).
+PENDING_SUFFIX = ".pending"
+
+
+def published_path(pending: str | os.PathLike[str]) -> Path:
+    """The final path of a pending Gram file ``.<name>.<pid>.pending``."""
+    pending = Path(pending)
+    stem = pending.name[1 : -len(PENDING_SUFFIX)]
+    return pending.with_name(stem.rsplit(".", 1)[0])
+
+
+def publish_gram(pending: str | os.PathLike[str]) -> Path:
+    """Rename a pending Gram file to its final name (after its rows are committed)."""
+    final = published_path(pending)
+    os.replace(pending, final)
+    return final
+
+
+def pending_grams(root: str | os.PathLike[str], gram_id: str) -> list[tuple[Path, int | None]]:
+    """The pending Gram files of configuration ``gram_id`` under ``root``, each with
+    the pid that wrote it (None if unreadable)."""
+    folder = Path(root) / safe_name(gram_id)
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.rglob(f".*{PENDING_SUFFIX}")):
+        try:
+            pid: int | None = int(path.name[: -len(PENDING_SUFFIX)].rsplit(".", 1)[1])
+        except (IndexError, ValueError):
+            pid = None
+        out.append((path, pid))
+    return out
 
 
 def read_gram_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
