@@ -81,6 +81,10 @@ def estimator_options(*, inherit: bool) -> Callable[[Callable[..., Any]], Callab
                      help=f"Draws of the 'subsample' normalization. {note('10')}"),
         click.option("--estimator-seed", type=int, default=None,
                      help=f"Seed of the 'subsample' draws. {note('0')}"),
+        click.option("--prompt-bandwidth", type=click.Choice(["joint", "own"]), default=None,
+                     help="Bandwidth of H(prompt) inside the proxy: the median distance of the "
+                          "joint prompt+response set, shared with H(prompt+response) (joint), or "
+                          f"of the prompt's own tokens (own; needs --sigma median). {note('joint')}"),
     ]
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,6 +109,7 @@ def estimator_overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
         "normalization": kwargs.pop("normalization"),
         "n_draws": kwargs.pop("n_draws"),
         "seed": kwargs.pop("estimator_seed"),
+        "prompt_sigma": kwargs.pop("prompt_bandwidth"),
     }
     out = {k: v for k, v in given.items() if v is not None}
     if given["pca_dim"] is not _UNSET:

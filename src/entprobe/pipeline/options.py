@@ -56,6 +56,9 @@ class EstimatorOptions:
     normalization: str = "trace"
     n_draws: int = 10
     seed: int = 0
+    #: bandwidth of H(prompt) inside the proxy: ``"joint"`` (the median of the joint
+    #: set, shared with H(prompt+response); the default) or ``"own"`` (the prompt's).
+    prompt_sigma: str = "joint"
 
     def __post_init__(self) -> None:
         # One spelling per value, so that equal options hash to the same run id
@@ -72,7 +75,11 @@ class EstimatorOptions:
         set_(self, "seed", _integer(self.seed, "seed"))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["prompt_sigma"] == "joint":
+            # Left out at its default, so the run ids of earlier runs stay as they were.
+            del out["prompt_sigma"]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EstimatorOptions:
@@ -106,7 +113,7 @@ class EstimatorOptions:
         return dict(
             normalization=self.normalization, alpha=self.alpha, sigma=self.sigma,
             sigma_scale=self.sigma_scale, pca_dim=self.pca_dim, eps=self.eps, base=self.base,
-            n_draws=self.n_draws, seed=self.seed,
+            n_draws=self.n_draws, seed=self.seed, prompt_sigma=self.prompt_sigma,
         )
 
     def check(self) -> None:
