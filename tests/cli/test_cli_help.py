@@ -12,7 +12,7 @@ from entprobe.cli import _COMMANDS, main
 
 EXPECTED = {
     "bench", "correlate", "datasets", "demo", "export", "merge", "models",
-    "probe", "reestimate", "report", "validate",
+    "probe", "reestimate", "report", "status", "validate",
 }
 
 

@@ -35,7 +35,7 @@ _SHORT_HELP: dict[str, str] = {
     "merge": "Combine the stores of sharded runs into one.",
     "export": "Export a results store to Parquet or CSV.",
     "reestimate": "Recompute metrics from saved Gram matrices, without the model.",
-    "status": "Show the progress of the runs in a store (also while a probe writes).",
+    "status": "Progress of the runs in a store, also while a probe writes.",
     "models": "List the model adapters and what each supports.",
     "datasets": "List prompt-set formats, or inspect one prompt set.",
     "report": "Write the HTML report, figures and tables from results stores.",
