@@ -88,9 +88,11 @@ def test_subsample_protocol_is_the_documented_one():
         np.testing.assert_array_equal(gr, wr)
 
 
-def test_one_solver_call_covers_all_layers(monkeypatch):
-    calls = {"eigh": [], "eigvalsh": []}
-    real_eigh, real_eigvalsh = torch.linalg.eigh, torch.linalg.eigvalsh
+def test_pca_uses_the_subset_solver_and_one_eigvalsh_call_covers_all_layers(monkeypatch):
+    import scipy.linalg
+
+    calls = {"eigh": [], "eigvalsh": [], "subset": []}
+    real_eigh, real_eigvalsh, real_scipy = torch.linalg.eigh, torch.linalg.eigvalsh, scipy.linalg.eigh
 
     def spy_eigh(mat):
         calls["eigh"].append(tuple(mat.shape))
@@ -100,22 +102,30 @@ def test_one_solver_call_covers_all_layers(monkeypatch):
         calls["eigvalsh"].append(tuple(mat.shape))
         return real_eigvalsh(mat)
 
+    def spy_scipy(a, **kw):
+        calls["subset"].append((a.shape, tuple(kw["subset_by_index"]), kw["driver"]))
+        return real_scipy(a, **kw)
+
     monkeypatch.setattr(torch.linalg, "eigh", spy_eigh)
     monkeypatch.setattr(torch.linalg, "eigvalsh", spy_eigvalsh)
+    monkeypatch.setattr(scipy.linalg, "eigh", spy_scipy)
     x = np.random.default_rng(4).normal(size=(13, 30, 20))
     matrix_entropy(x, pca_dim=4)
-    assert calls == {"eigh": [(13, 30, 30)], "eigvalsh": [(13, 30, 30)]}
-    calls["eigh"].clear()
-    calls["eigvalsh"].clear()
+    # Only the top 4 eigenpairs of each layer's centred Gram; no full eigh.
+    assert calls == {"eigh": [], "eigvalsh": [(13, 30, 30)], "subset": [((30, 30), (26, 29), "evx")] * 13}
+    for v in calls.values():
+        v.clear()
     matrix_entropy(x, alpha=2.0, pca_dim=None)  # Frobenius norm, no PCA: no solver at all
-    assert calls == {"eigh": [], "eigvalsh": []}
+    assert calls == {"eigh": [], "eigvalsh": [], "subset": []}
     conditional_entropy(x[:, :10], x[:, 10:], pca_dim=4)
-    assert calls["eigh"] == [(13, 30, 30)]
+    assert calls["eigh"] == [] and len(calls["subset"]) == 13
     assert calls["eigvalsh"] == [(13, 30, 30), (13, 10, 10)]
 
 
 def test_solver_failure_on_an_accelerator_falls_back_to_the_cpu(monkeypatch):
     x = np.random.default_rng(5).normal(size=(3, 25, 12))
+    # As on an accelerator: the full eigh serves the PCA.
+    monkeypatch.setattr(_linalg, "_use_subset_solver", lambda mat: False)
     want = matrix_entropy(x, pca_dim=4)
     real_eigh, real_eigvalsh = torch.linalg.eigh, torch.linalg.eigvalsh
     failed = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ._linalg import eigh
+from ._linalg import top_eigh
 
 __all__ = [
     "ZERO_RTOL",
@@ -63,9 +63,11 @@ def pca_gram(gc: torch.Tensor, pca_dim: int | None, *, rank_bound: int) -> torch
 
     .. math:: G_k = U_k \max(\Lambda_k, 0)\, U_k^\top
 
-    where ``U_k, Λ_k`` are the top-``k`` eigenpairs of the centred Gram. The centred
-    states span at most ``min(n - 1, rank_bound)`` dimensions, so when ``pca_dim`` is at
-    least that the projection is only a rotation and ``gc`` is returned unchanged (no
+    where ``U_k, Λ_k`` are the top-``k`` eigenpairs of the centred Gram, found by a
+    subset eigensolver (:func:`~entprobe.estimators._linalg.top_eigh`: only those
+    ``k`` pairs, not all ``n``). The centred states span at most
+    ``min(n - 1, rank_bound)`` dimensions, so when ``pca_dim`` is at least that the
+    projection is only a rotation and ``gc`` is returned unchanged (no
     eigendecomposition). With equal eigenvalues at the cut the kept subspace is not
     unique; the result then depends on the solver, as it does for any PCA.
 
@@ -81,9 +83,8 @@ def pca_gram(gc: torch.Tensor, pca_dim: int | None, *, rank_bound: int) -> torch
     n = gc.shape[-1]
     if pca_dim is None or pca_dim >= min(n - 1, rank_bound):
         return gc
-    vals, vecs = eigh(gc)
-    top_vals = vals[..., -pca_dim:].clamp_min(0)
-    top_vecs = vecs[..., -pca_dim:]
+    top_vals, top_vecs = top_eigh(gc, pca_dim)
+    top_vals = top_vals.clamp_min(0)
     proj = (top_vecs * top_vals[..., None, :]) @ top_vecs.mT
     return 0.5 * (proj + proj.mT)
 
@@ -105,25 +106,53 @@ def squared_distances(gram: torch.Tensor) -> torch.Tensor:
     return d2
 
 
-def _upper_pairs(d2: torch.Tensor) -> torch.Tensor:
+def _select(flat: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
+    """Order statistics: ``out[b, j]`` = the ``ks[b, j]``-th smallest (0-based) of ``flat[b]``.
+
+    By selection (introselect: ``numpy.partition`` on the CPU, ``torch.kthvalue``
+    elsewhere), linear in the number of values, not a full sort.
+    """
+    out = torch.empty(ks.shape, dtype=flat.dtype, device=flat.device)
+    for b in range(flat.shape[0]):
+        wanted = sorted({int(k) for k in ks[b]})
+        if flat.device.type == "cpu":
+            import numpy as np
+
+            part = np.partition(flat[b].numpy(), wanted)
+            got = {k: float(part[k]) for k in wanted}
+            out[b] = torch.tensor([got[int(k)] for k in ks[b]], dtype=flat.dtype)
+        else:
+            for j, k in enumerate(ks[b]):
+                out[b, j] = torch.kthvalue(flat[b], int(k) + 1).values
+    return out
+
+
+def _median_distance(d2: torch.Tensor, tol: torch.Tensor | None) -> torch.Tensor:
+    """Median over pairs ``i < j`` of ``sqrt(d2_ij)`` (NumPy convention: the mean of the two
+    middle values for an even count), counting only pairs above ``tol`` if given.
+    Empty selections give +inf.
+
+    Works on the full symmetric matrix (no copy of the upper triangle): its ``n²``
+    entries are the ``n`` zeros of the diagonal, which sort first, and every pair
+    twice, so the pairs' ``j``-th smallest is the full matrix's ``(c0 + 2j)``-th,
+    with ``c0`` the entries at or below the threshold.
+    """
     n = d2.shape[-1]
-    iu = torch.triu_indices(n, n, offset=1, device=d2.device)
-    return d2[..., iu[0], iu[1]]
-
-
-def _masked_median_distance(pairs_sq: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Median of ``sqrt(pairs_sq)`` over ``mask`` along the last axis (NumPy convention:
-    the mean of the two middle values for an even count). Empty selections give +inf."""
-    vals = pairs_sq if mask is None else pairs_sq.masked_fill(~mask, float("inf"))
-    srt, _ = torch.sort(vals, dim=-1)
-    count = torch.full(vals.shape[:-1], vals.shape[-1], device=vals.device) if mask is None else mask.sum(dim=-1)
+    lead = d2.shape[:-2]
+    flat = d2.reshape(-1, n * n)
+    if tol is None:
+        c0 = torch.full((flat.shape[0],), n, dtype=torch.int64)
+    else:
+        c0 = (flat <= tol.reshape(-1, 1)).sum(dim=-1).cpu()
+    count = (n * n - c0) // 2
     lo = ((count - 1) // 2).clamp_min(0)
-    hi = (count // 2).clamp_max(vals.shape[-1] - 1)
+    hi = (count // 2).clamp_max(max(n * (n - 1) // 2 - 1, 0))
+    ks = torch.stack([(c0 + 2 * lo).clamp_max(n * n - 1), (c0 + 2 * hi).clamp_max(n * n - 1)], dim=-1)
+    vals = _select(flat, ks)
     # sqrt is monotone, so the middle squared distances are the middle distances.
-    a = torch.gather(srt, -1, lo[..., None]).squeeze(-1).sqrt()
-    b = torch.gather(srt, -1, hi[..., None]).squeeze(-1).sqrt()
-    med = 0.5 * (a + b)
-    return torch.where(count > 0, med, torch.full_like(med, float("inf")))
+    med = 0.5 * (vals[:, 0].sqrt() + vals[:, 1].sqrt())
+    med = torch.where(count.to(med.device) > 0, med, torch.full_like(med, float("inf")))
+    return med.reshape(lead)
 
 
 class BandwidthResult:
@@ -151,6 +180,8 @@ def median_bandwidth(
 
     .. math:: \sigma = s \cdot \operatorname{median}_{i<j} \sqrt{D_{ij}}
 
+    The median is found by selection (linear time), not by sorting the pairs.
+
     If that median is 0 (more than half of the pairs coincide) but some distances are
     positive, the median of the positive distances is used instead (the caller warns).
 
@@ -163,17 +194,15 @@ def median_bandwidth(
     Returns:
         A :class:`BandwidthResult`.
     """
-    pairs = _upper_pairs(d2)
-    positive = pairs > tol[..., None]
-    identical = ~positive.any(dim=-1)
+    identical = d2.amax(dim=(-2, -1)) <= tol
     if sigma is not None:
-        sig = sigma.to(dtype=d2.dtype, device=d2.device).expand(pairs.shape[:-1])
+        sig = sigma.to(dtype=d2.dtype, device=d2.device).expand(identical.shape)
         degenerate = torch.zeros_like(identical)
     else:
-        med = _masked_median_distance(pairs, None)
+        med = _median_distance(d2, None)
         degenerate = (med <= tol.sqrt()) & ~identical
         if bool(degenerate.any()):
-            med = torch.where(degenerate, _masked_median_distance(pairs, positive), med)
+            med = torch.where(degenerate, _median_distance(d2, tol), med)
         sig = med * sigma_scale
     sig = torch.where(identical, torch.ones_like(sig), sig)
     return BandwidthResult(sig, identical, degenerate)
