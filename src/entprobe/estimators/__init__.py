@@ -15,9 +15,14 @@ Everything runs in float64 on the input's device, batched over leading axes
 """
 
 from ._conditional import conditional_entropy, conditional_entropy_from_gram, subsample_indices
+from ._chunks import default_max_memory, parse_memory
 from ._entropy import linear_gram, matrix_entropy, matrix_entropy_from_gram
+from ._validation import EntropyBounds
 
 __all__ = [
+    "EntropyBounds",
+    "default_max_memory",
+    "parse_memory",
     "conditional_entropy",
     "conditional_entropy_from_gram",
     "linear_gram",

@@ -21,6 +21,7 @@ from ._geometry import (
     squared_distances,
     zero_tolerance,
 )
+from ._chunks import item_bytes, run_chunked
 from ._spectrum import renyi_of_kernel
 from ._validation import (
     as_gram,
@@ -33,7 +34,12 @@ from ._validation import (
     check_normalization,
     check_pca_dim,
     check_prompt_sigma,
+    check_max_memory,
     check_seed,
+    check_spectrum,
+    in_base,
+    wrap_interval,
+    EntropyBounds,
     check_sigma,
     wrap_result,
 )
@@ -80,21 +86,35 @@ def _proxy_nats(
     pca_dim: int | None,
     eps: float,
     prompt_sigma: str = "joint",
+    topk: int | None = None,
 ) -> torch.Tensor:
     """Plain or trace-normalised proxy for one joint Gram ``(..., n, n)``, prompt rows first.
 
     ``prompt_sigma="own"``: H(prompt) uses the median distance of the prompt's own
     pairs (in the joint PCA space) instead of the joint set's bandwidth.
+
+    Returns:
+        ``(3, ...)``: value, lower and upper bound in nats.
     """
     n = gram.shape[-1]
     n_resp = n - n_prompt
     tol = zero_tolerance(gram)
-    proj = pca_gram(centre_gram(gram), pca_dim, rank_bound=rank_bound)
-    d2 = squared_distances(proj)
+    d2 = squared_distances(pca_gram(centre_gram(gram), pca_dim, rank_bound=rank_bound))
     bw = median_bandwidth(d2, tol, sigma=sigma, sigma_scale=sigma_scale)
     # this -> _proxy_nats -> conditional_nats -> public function -> its caller
     warn_degenerate_median(bw.degenerate, _WHAT, stacklevel=5)
-    k = gaussian_kernel(d2, bw.sigma)
+    # Everything the prompt term needs from the distances is taken before the joint
+    # kernel overwrites them (one n x n matrix less at the peak).
+    d2_p = d2[..., :n_prompt, :n_prompt]
+    prompt_identical = d2_p.amax(dim=(-2, -1)) <= tol
+    k_p = None
+    if prompt_sigma == "own" and sigma is None:
+        bw_p = median_bandwidth(d2_p, tol, sigma=None, sigma_scale=sigma_scale)
+        warn_degenerate_median(bw_p.degenerate, "the prompt tokens", stacklevel=5)
+        k_p = gaussian_kernel(d2_p, bw_p.sigma)
+    k = gaussian_kernel(d2, bw.sigma, out=d2)
+    if k_p is None:
+        k_p = k[..., :n_prompt, :n_prompt].contiguous()
     weights = None
     if weighted:
         # W (K + εI) W with W = diag(1/sqrt(2 n_side)): each side's block carries half
@@ -105,19 +125,13 @@ def _proxy_nats(
                 torch.full((n_resp,), (2.0 * n_resp) ** -0.5, dtype=gram.dtype, device=gram.device),
             ]
         )
-    h_joint = renyi_of_kernel(k, alpha=alpha, eps=eps, weights=weights)
+    h_joint = torch.stack(renyi_of_kernel(k, alpha=alpha, eps=eps, weights=weights, topk=topk))
+    del k
     h_joint = torch.where(bw.identical, torch.zeros_like(h_joint), h_joint)
-    d2_p = d2[..., :n_prompt, :n_prompt]
-    prompt_identical = (d2_p <= tol[..., None, None]).all(dim=-1).all(dim=-1)
-    if prompt_sigma == "own" and sigma is None:
-        bw_p = median_bandwidth(d2_p, tol, sigma=None, sigma_scale=sigma_scale)
-        warn_degenerate_median(bw_p.degenerate, "the prompt tokens", stacklevel=5)
-        k_p = gaussian_kernel(d2_p, bw_p.sigma)
-    else:
-        k_p = k[..., :n_prompt, :n_prompt].contiguous()
-    h_prompt = renyi_of_kernel(k_p, alpha=alpha, eps=eps)
+    h_prompt = torch.stack(renyi_of_kernel(k_p, alpha=alpha, eps=eps, topk=topk))
     h_prompt = torch.where(prompt_identical, torch.zeros_like(h_prompt), h_prompt)
-    return h_joint - h_prompt
+    # Interval arithmetic: lower = H_joint_lo - H_prompt_hi, upper = H_joint_hi - H_prompt_lo.
+    return torch.stack([h_joint[0] - h_prompt[0], h_joint[1] - h_prompt[2], h_joint[2] - h_prompt[1]])
 
 
 def conditional_nats(
@@ -134,16 +148,17 @@ def conditional_nats(
     n_draws: int,
     seed: int,
     prompt_sigma: str = "joint",
+    topk: int | None = None,
 ) -> torch.Tensor:
-    """The one code path behind both public conditional-entropy functions (nats)."""
+    """The one code path behind both public conditional-entropy functions: ``(3, ...)`` nats."""
     options = dict(
         rank_bound=rank_bound, alpha=alpha, sigma=sigma, sigma_scale=sigma_scale, pca_dim=pca_dim, eps=eps,
-        prompt_sigma=prompt_sigma,
+        prompt_sigma=prompt_sigma, topk=topk,
     )
     if normalization != "subsample":
         return _proxy_nats(gram, n_prompt, weighted=normalization == "trace", **options)
     n_resp = gram.shape[-1] - n_prompt
-    total = torch.zeros(gram.shape[:-2], dtype=gram.dtype, device=gram.device)
+    total = torch.zeros((3, *gram.shape[:-2]), dtype=gram.dtype, device=gram.device)
     # A loop over draws (not layers): each draw is one batched call over all layers,
     # and stacking the draws would multiply peak memory by n_draws.
     for ip, ir in subsample_indices(n_prompt, n_resp, n_draws=n_draws, seed=seed):
@@ -167,6 +182,8 @@ class _Options:
     n_draws: int
     seed: int
     prompt_sigma: str
+    topk: int | None
+    max_memory: int | None
 
     @classmethod
     def check(
@@ -181,6 +198,8 @@ class _Options:
         n_draws: object,
         seed: object,
         prompt_sigma: object = "joint",
+        spectrum: object = "exact",
+        max_memory: object = None,
     ) -> _Options:
         """Check every option (raising :class:`ProbeInputError`) and keep the results."""
         fixed_sigma, sigma_scale = check_sigma(sigma, sigma_scale)
@@ -196,6 +215,8 @@ class _Options:
             n_draws=check_n_draws(n_draws),
             seed=check_seed(seed),
             prompt_sigma=prompt_sigma,
+            topk=check_spectrum(spectrum),
+            max_memory=check_max_memory(max_memory),
         )
 
     def run(
@@ -220,8 +241,9 @@ class _Options:
             n_draws=self.n_draws,
             seed=self.seed,
             prompt_sigma=self.prompt_sigma,
+            topk=self.topk,
         )
-        return h / self.log_base
+        return in_base(h, self.log_base)
 
 
 def conditional_entropy(
@@ -238,7 +260,9 @@ def conditional_entropy(
     n_draws: int = 10,
     seed: int = 0,
     prompt_sigma: str = "joint",
-) -> float | np.ndarray | torch.Tensor:
+    spectrum: str = "exact",
+    max_memory: int | None = None,
+) -> float | np.ndarray | torch.Tensor | EntropyBounds:
     r"""Conditional entropy proxy of a response given its prompt (Algorithm 1).
 
     .. math:: \widehat H_\alpha(Z_r \mid Z_p) = H_\alpha(A_\mathrm{joint}) - H_\alpha(A_{pp})
@@ -288,10 +312,18 @@ def conditional_entropy(
         n_draws: draws for ``"subsample"``, >= 1.
         seed: seed of the draws for ``"subsample"``, >= 0.
         prompt_sigma: ``"joint"`` or ``"own"``: the bandwidth of ``H(prompt)``.
+        spectrum: ``"exact"`` (all eigenvalues) or ``"topk:K"``: the certified
+            approximation from ``K`` Ritz pairs per spectrum (see
+            :func:`matrix_entropy`); the interval is
+            ``[H_joint_lo - H_prompt_hi, H_joint_hi - H_prompt_lo]``.
+        max_memory: bytes the estimator may hold at once; layers are processed in
+            chunks that fit (None: half the memory available). Numbers do not change.
 
     Returns:
         A Python float for unbatched input; otherwise shape ``(...)`` in float64,
         NumPy for NumPy input, a torch tensor on the input's device for torch input.
+        With ``spectrum="topk:K"`` an :class:`EntropyBounds` ``(value, lower, upper)``
+        of such results.
 
     Raises:
         ProbeInputError: either input is not a float array/tensor, has rank < 2,
@@ -307,7 +339,9 @@ def conditional_entropy(
         >>> abs(conditional_entropy(x, x)) < 1e-3   # response = prompt: nothing new
         True
     """
-    opts = _Options.check(normalization, alpha, sigma, sigma_scale, pca_dim, eps, base, n_draws, seed, prompt_sigma)
+    opts = _Options.check(
+        normalization, alpha, sigma, sigma_scale, pca_dim, eps, base, n_draws, seed, prompt_sigma, spectrum, max_memory
+    )
     p, kind_p = as_states(prompt_states, "prompt_states")
     r, kind_r = as_states(response_states, "response_states")
     if kind_p != kind_r:
@@ -330,9 +364,14 @@ def conditional_entropy(
         )
     if p.numel() == 0:
         return empty_result(p.shape[:-2], kind_p)
-    gram, factor = centred_state_gram(torch.cat([p, r], dim=-2))
-    h = opts.run(gram, p.shape[-2], rank_bound=p.shape[-1], sigma_factor=factor)
-    return wrap_result(h, kind_p)
+
+    def chunk(pc: torch.Tensor, rc: torch.Tensor) -> torch.Tensor:
+        gram, factor = centred_state_gram(torch.cat([pc, rc], dim=-2))
+        return opts.run(gram, pc.shape[-2], rank_bound=pc.shape[-1], sigma_factor=factor)
+
+    n = p.shape[-2] + r.shape[-2]
+    h = run_chunked(chunk, (p, r), per_item=item_bytes(n, d=p.shape[-1]), max_memory=opts.max_memory)
+    return wrap_interval(h, kind_p, opts.topk)
 
 
 def conditional_entropy_from_gram(
@@ -349,7 +388,9 @@ def conditional_entropy_from_gram(
     n_draws: int = 10,
     seed: int = 0,
     prompt_sigma: str = "joint",
-) -> float | np.ndarray | torch.Tensor:
+    spectrum: str = "exact",
+    max_memory: int | None = None,
+) -> float | np.ndarray | torch.Tensor | EntropyBounds:
     r""":func:`conditional_entropy` from the linear Gram of ``[prompt; response]``.
 
     ``gram = Z Zᵀ`` with ``Z`` the prompt rows followed by the response rows (what
@@ -363,7 +404,7 @@ def conditional_entropy_from_gram(
             is applied again and is idempotent), ``n = n_p + n_r``.
         n_prompt: ``n_p``, the number of leading prompt rows; ``2 <= n_p <= n - 2``.
         normalization, alpha, sigma, sigma_scale, pca_dim, eps, base, n_draws, seed,
-        prompt_sigma: as in :func:`conditional_entropy`.
+        prompt_sigma, spectrum, max_memory: as in :func:`conditional_entropy`.
 
     Returns:
         As :func:`conditional_entropy`.
@@ -380,10 +421,15 @@ def conditional_entropy_from_gram(
         >>> abs(conditional_entropy_from_gram(g, 20)) < 1e-3
         True
     """
-    opts = _Options.check(normalization, alpha, sigma, sigma_scale, pca_dim, eps, base, n_draws, seed, prompt_sigma)
+    opts = _Options.check(
+        normalization, alpha, sigma, sigma_scale, pca_dim, eps, base, n_draws, seed, prompt_sigma, spectrum, max_memory
+    )
     g, kind = as_gram(gram, "gram")
     n_p = check_n_prompt(n_prompt, g.shape[-1])
     if g.numel() == 0:
         return empty_result(g.shape[:-2], kind)
-    h = opts.run(g, n_p, rank_bound=g.shape[-1], sigma_factor=None)
-    return wrap_result(h, kind)
+    h = run_chunked(
+        lambda gc: opts.run(gc, n_p, rank_bound=g.shape[-1], sigma_factor=None),
+        (g,), per_item=item_bytes(g.shape[-1]), max_memory=opts.max_memory,
+    )
+    return wrap_interval(h, kind, opts.topk)

@@ -32,10 +32,15 @@ from ._validation import (
     check_eps,
     check_kernel,
     check_pca_dim,
+    check_max_memory,
     check_sigma,
+    check_spectrum,
+    EntropyBounds,
     format_indices,
-    wrap_result,
+    in_base,
+    wrap_interval,
 )
+from ._chunks import item_bytes, run_chunked
 
 __all__ = [
     "centred_state_gram",
@@ -99,6 +104,7 @@ def entropy_nats(
     pca_dim: int | None,
     eps: float,
     what: str,
+    topk: int | None = None,
 ) -> torch.Tensor:
     """The one code path behind :func:`matrix_entropy` and :func:`matrix_entropy_from_gram`.
 
@@ -107,17 +113,20 @@ def entropy_nats(
         rank_bound: upper bound on the states' dimension, for skipping PCA.
         sigma: ``(...)`` fixed bandwidths in the Gram's units, or None for the median.
         what: how to name the input in warnings.
+        topk: Ritz pairs of the certified approximation, or None (exact).
 
     Returns:
-        ``(...)`` entropies in nats; exactly 0 where all tokens coincide.
+        ``(3, ...)``: value, lower and upper bound in nats (equal when exact); exactly 0
+        where all tokens coincide.
     """
     tol = zero_tolerance(gram)
     proj = pca_gram(centre_gram(gram), pca_dim, rank_bound=rank_bound)
     if kernel == "gaussian":
         d2 = squared_distances(proj)
+        del proj
         bw = median_bandwidth(d2, tol, sigma=sigma, sigma_scale=sigma_scale)
         warn_degenerate_median(bw.degenerate, what, stacklevel=4)
-        h = renyi_of_kernel(gaussian_kernel(d2, bw.sigma), alpha=alpha, eps=eps)
+        h = renyi_of_kernel(gaussian_kernel(d2, bw.sigma, out=d2), alpha=alpha, eps=eps, topk=topk)
         identical = bw.identical
     else:
         k, zero_rows = cosine_kernel(proj, tol)
@@ -131,8 +140,9 @@ def entropy_nats(
                 DegenerateGeometryWarning,
                 stacklevel=3,
             )
-        h = renyi_of_kernel(k, alpha=alpha, eps=eps)
-    return torch.where(identical, torch.zeros_like(h), h)
+        h = renyi_of_kernel(k, alpha=alpha, eps=eps, topk=topk)
+    out = torch.stack(h)
+    return torch.where(identical, torch.zeros_like(out), out)
 
 
 def empty_result(shape: torch.Size, kind: ArrayKind) -> np.ndarray | torch.Tensor:
@@ -187,7 +197,9 @@ def matrix_entropy(
     pca_dim: int | None = 64,
     eps: float = 1e-6,
     base: float | str = 2,
-) -> float | np.ndarray | torch.Tensor:
+    spectrum: str = "exact",
+    max_memory: int | None = None,
+) -> float | np.ndarray | torch.Tensor | EntropyBounds:
     r"""Matrix-based Rényi entropy of a set of token states.
 
     With the Gaussian kernel: centre the states, project them on their top
@@ -229,11 +241,22 @@ def matrix_entropy(
         pca_dim: principal components kept, or None for no projection.
         eps: ridge added to the kernel diagonal, >= 0.
         base: logarithm base: 2 (bits), ``"e"`` (nats) or any positive number != 1.
+        spectrum: ``"exact"`` (all eigenvalues of the normalised kernel) or
+            ``"topk:K"``, the certified approximation for long sequences: ``K`` Ritz
+            pairs from a block subspace iteration and the leftover trace mass give a
+            guaranteed ``[lower, upper]`` (see ``estimators/_bounds.py``). The PCA
+            step stays exact, so the interval is certified for the exact value.
+            Exact where ``n <= 2K`` or ``alpha == 2``.
+        max_memory: bytes the estimator may hold at once; layers are processed in
+            chunks that fit (None: half of the memory available). Numbers do not
+            change.
 
     Returns:
         A Python float for ``(n_tokens, d_model)`` input; otherwise the entropies of
         shape ``(...)`` in float64, as a NumPy array for NumPy input or a torch tensor
-        on the input's device for torch input.
+        on the input's device for torch input. With ``spectrum="topk:K"`` an
+        :class:`~entprobe.estimators.EntropyBounds` ``(value, lower, upper)`` of such
+        results (``value`` the midpoint).
 
     Raises:
         ProbeInputError: ``states`` is not a float array/tensor, has rank < 2, fewer
@@ -254,22 +277,29 @@ def matrix_entropy(
     pca_dim = check_pca_dim(pca_dim)
     eps = check_eps(eps)
     log_base = check_base(base)
+    topk = check_spectrum(spectrum)
+    max_memory = check_max_memory(max_memory)
     x, kind = as_states(states, "states")
     if x.numel() == 0:
         return empty_result(x.shape[:-2], kind)
-    gram, factor = centred_state_gram(x)
-    h = entropy_nats(
-        gram,
-        rank_bound=x.shape[-1],
-        alpha=alpha,
-        kernel=kernel,
-        sigma=None if fixed_sigma is None else fixed_sigma * factor,
-        sigma_scale=sigma_scale,
-        pca_dim=pca_dim,
-        eps=eps,
-        what="states",
-    )
-    return wrap_result(h / log_base, kind)
+
+    def chunk(xc: torch.Tensor) -> torch.Tensor:
+        gram, factor = centred_state_gram(xc)
+        return entropy_nats(
+            gram,
+            rank_bound=x.shape[-1],
+            alpha=alpha,
+            kernel=kernel,
+            sigma=None if fixed_sigma is None else fixed_sigma * factor,
+            sigma_scale=sigma_scale,
+            pca_dim=pca_dim,
+            eps=eps,
+            what="states",
+            topk=topk,
+        )
+
+    h = run_chunked(chunk, (x,), per_item=item_bytes(x.shape[-2], d=x.shape[-1]), max_memory=max_memory)
+    return wrap_interval(in_base(h, log_base), kind, topk)
 
 
 def matrix_entropy_from_gram(
@@ -282,7 +312,9 @@ def matrix_entropy_from_gram(
     pca_dim: int | None = 64,
     eps: float = 1e-6,
     base: float | str = 2,
-) -> float | np.ndarray | torch.Tensor:
+    spectrum: str = "exact",
+    max_memory: int | None = None,
+) -> float | np.ndarray | torch.Tensor | EntropyBounds:
     r""":func:`matrix_entropy` from the linear Gram ``G = X Xᵀ`` of the states.
 
     Centring is ``H G H``; PCA keeps the top-``pca_dim`` eigenpairs of the centred
@@ -305,8 +337,8 @@ def matrix_entropy_from_gram(
     Args:
         gram: ``(n, n)`` or ``(..., n, n)`` linear Gram (centred or not), symmetric (to a relative
             ``1e-5``), NumPy or torch, any float dtype.
-        alpha, kernel, sigma, sigma_scale, pca_dim, eps, base: as in
-            :func:`matrix_entropy`.
+        alpha, kernel, sigma, sigma_scale, pca_dim, eps, base, spectrum, max_memory:
+            as in :func:`matrix_entropy`.
 
     Returns:
         As :func:`matrix_entropy`: a float for ``(n, n)``, else shape ``(...)``.
@@ -329,18 +361,27 @@ def matrix_entropy_from_gram(
     pca_dim = check_pca_dim(pca_dim)
     eps = check_eps(eps)
     log_base = check_base(base)
+    topk = check_spectrum(spectrum)
+    max_memory = check_max_memory(max_memory)
     g, kind = as_gram(gram, "gram")
     if g.numel() == 0:
         return empty_result(g.shape[:-2], kind)
-    h = entropy_nats(
-        g,
-        rank_bound=g.shape[-1],
-        alpha=alpha,
-        kernel=kernel,
-        sigma=None if fixed_sigma is None else torch.tensor(fixed_sigma, dtype=g.dtype, device=g.device),
-        sigma_scale=sigma_scale,
-        pca_dim=pca_dim,
-        eps=eps,
-        what="gram",
+    fixed = None if fixed_sigma is None else torch.tensor(fixed_sigma, dtype=g.dtype, device=g.device)
+    h = run_chunked(
+        lambda gc: entropy_nats(
+            gc,
+            rank_bound=g.shape[-1],
+            alpha=alpha,
+            kernel=kernel,
+            sigma=fixed,
+            sigma_scale=sigma_scale,
+            pca_dim=pca_dim,
+            eps=eps,
+            what="gram",
+            topk=topk,
+        ),
+        (g,),
+        per_item=item_bytes(g.shape[-1]),
+        max_memory=max_memory,
     )
-    return wrap_result(h / log_base, kind)
+    return wrap_interval(in_base(h, log_base), kind, topk)

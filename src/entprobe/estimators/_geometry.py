@@ -54,8 +54,13 @@ def centre_gram(gram: torch.Tensor) -> torch.Tensor:
     row = gram.mean(dim=-1, keepdim=True)
     col = gram.mean(dim=-2, keepdim=True)
     tot = row.mean(dim=-2, keepdim=True)
-    gc = gram - row - col + tot
-    return 0.5 * (gc + gc.mT)
+    gc = gram - row
+    gc -= col
+    gc += tot
+    sym = gc.mT.clone()
+    gc += sym
+    del sym
+    return gc.mul_(0.5)
 
 
 def pca_gram(gc: torch.Tensor, pca_dim: int | None, *, rank_bound: int) -> torch.Tensor:
@@ -86,7 +91,10 @@ def pca_gram(gc: torch.Tensor, pca_dim: int | None, *, rank_bound: int) -> torch
     top_vals, top_vecs = top_eigh(gc, pca_dim)
     top_vals = top_vals.clamp_min(0)
     proj = (top_vecs * top_vals[..., None, :]) @ top_vecs.mT
-    return 0.5 * (proj + proj.mT)
+    sym = proj.mT.clone()
+    proj += sym
+    del sym
+    return proj.mul_(0.5)
 
 
 def squared_distances(gram: torch.Tensor) -> torch.Tensor:
@@ -101,7 +109,10 @@ def squared_distances(gram: torch.Tensor) -> torch.Tensor:
         ``(..., n, n)`` symmetric with a zero diagonal.
     """
     diag = torch.diagonal(gram, dim1=-2, dim2=-1)
-    d2 = (diag[..., :, None] + diag[..., None, :] - 2.0 * gram).clamp_min(0)
+    d2 = gram * -2.0
+    d2 += diag[..., :, None]
+    d2 += diag[..., None, :]
+    d2.clamp_min_(0)
     torch.diagonal(d2, dim1=-2, dim2=-1).zero_()
     return d2
 
@@ -208,14 +219,18 @@ def median_bandwidth(
     return BandwidthResult(sig, identical, degenerate)
 
 
-def gaussian_kernel(d2: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+def gaussian_kernel(d2: torch.Tensor, sigma: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
     r"""``K_ij = exp(-D_ij / (2 σ²))`` with one ``σ`` per item.
 
     Args:
         d2: ``(..., n, n)`` squared distances.
         sigma: ``(...)`` bandwidths.
+        out: ``d2`` itself to overwrite it (saves one ``n x n`` matrix), or None.
     """
-    return torch.exp(-d2 / (2.0 * sigma[..., None, None] ** 2))
+    scale = -1.0 / (2.0 * sigma[..., None, None] ** 2)
+    if out is None:
+        return torch.exp(d2 * scale)
+    return out.mul_(scale).exp_()
 
 
 def cosine_kernel(gc: torch.Tensor, tol: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -71,26 +71,48 @@ def normalised_kernel(
 
 
 def renyi_of_kernel(
-    kernel: torch.Tensor, *, alpha: float, eps: float, weights: torch.Tensor | None = None
-) -> torch.Tensor:
-    r"""Matrix-based Rényi entropy of a kernel matrix, in nats.
+    kernel: torch.Tensor,
+    *,
+    alpha: float,
+    eps: float,
+    weights: torch.Tensor | None = None,
+    topk: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Matrix-based Rényi entropy of a kernel matrix, in nats, with certified bounds.
 
     .. math:: H_\alpha(A) = \frac{1}{1-\alpha} \log \operatorname{tr}(A^\alpha),
               \qquad A = \frac{W(K + \varepsilon I)W}{\operatorname{tr}(W(K + \varepsilon I)W)}
 
-    For ``alpha == 2``, ``tr(A²) = ‖A‖_F²`` is used directly.
+    For ``alpha == 2``, ``tr(A²) = ‖A‖_F²`` is used directly. With ``topk=K`` (and
+    ``n > 2K``, else the exact spectrum is cheap) only ``K`` Ritz pairs are computed
+    and :func:`~entprobe.estimators._bounds.renyi_bounds` gives a guaranteed interval;
+    the value is its midpoint.
 
     Args:
         kernel: ``(..., n, n)`` symmetric PSD.
         alpha: order, > 0.
         eps: ridge on the diagonal.
         weights: ``(n,)`` per-token weights, or None.
+        topk: Ritz pairs for the certified approximation, or None for the exact spectrum.
 
     Returns:
-        ``(...)`` entropies in nats.
+        ``(value, lower, upper)``, each ``(...)`` in nats (all equal when exact).
     """
     a = normalised_kernel(kernel, eps=eps, weights=weights)
+    n = a.shape[-1]
     if alpha == 2.0:
         tr = torch.diagonal(a, dim1=-2, dim2=-1).sum(dim=-1)
-        return -torch.log((a * a).sum(dim=(-2, -1)) / tr**2)
-    return renyi_from_eigenvalues(eigvalsh(a), alpha)
+        h = -torch.log((a * a).sum(dim=(-2, -1)) / tr**2)
+        return h, h, h
+    if topk is None or n <= 2 * topk:
+        h = renyi_from_eigenvalues(eigvalsh(a), alpha)
+        return h, h, h
+    from ._bounds import renyi_bounds
+
+    # Every eigenvalue of W(K + εI)W is at least ε min(w²) (K is PSD); divided by the trace.
+    w2 = torch.ones((), dtype=a.dtype, device=a.device) if weights is None else (weights**2).min()
+    raw_tr = torch.diagonal(kernel, dim1=-2, dim2=-1)
+    raw_tr = (raw_tr if weights is None else raw_tr * weights**2).sum(dim=-1) + eps * (n if weights is None else (weights**2).sum())
+    floor = eps * w2 / raw_tr
+    lo, hi = renyi_bounds(a, alpha=alpha, k=topk, floor=floor)
+    return 0.5 * (lo + hi), lo, hi

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -31,10 +32,15 @@ __all__ = [
     "check_pca_dim",
     "check_prompt_sigma",
     "check_seed",
+    "check_spectrum",
+    "check_max_memory",
     "check_sigma",
     "format_index",
     "format_indices",
     "wrap_result",
+    "wrap_interval",
+    "in_base",
+    "EntropyBounds",
 ]
 
 KERNELS = ("gaussian", "linear")
@@ -274,6 +280,29 @@ def check_prompt_sigma(prompt_sigma: object, fixed_sigma: float | None) -> str:
     return str(prompt_sigma)
 
 
+def check_spectrum(spectrum: object) -> int | None:
+    """``"exact"`` -> None; ``"topk:K"`` (K >= 1) -> K (the certified approximation)."""
+    if spectrum == "exact":
+        return None
+    if isinstance(spectrum, str) and spectrum.startswith("topk:"):
+        try:
+            k = int(spectrum[5:])
+        except ValueError:
+            k = 0
+        if k >= 1:
+            return k
+    raise ProbeInputError(f"spectrum must be 'exact' or 'topk:K' with an integer K >= 1; got {spectrum!r}")
+
+
+def check_max_memory(max_memory: object) -> int | None:
+    """None (half the available memory) or a positive number of bytes (at least 1 MiB)."""
+    if max_memory is None:
+        return None
+    if not _is_int(max_memory) or int(max_memory) < 2**20:
+        raise ProbeInputError(f"max_memory must be None or a number of bytes >= 2**20; got {max_memory!r}")
+    return int(max_memory)
+
+
 def check_pca_dim(pca_dim: object) -> int | None:
     if pca_dim is None:
         return None
@@ -314,3 +343,31 @@ def wrap_result(value: torch.Tensor, kind: ArrayKind) -> float | np.ndarray | to
     if kind.is_numpy:
         return value.cpu().numpy()
     return value.to(kind.device)
+
+
+class EntropyBounds(NamedTuple):
+    """Result of ``spectrum="topk:K"``: a certified interval and its midpoint.
+
+    ``lower <= exact value <= upper`` is guaranteed (see ``estimators/_bounds.py``);
+    ``value`` is the midpoint. Each field has the shape and kind of the exact result.
+    """
+
+    value: float | np.ndarray | torch.Tensor
+    lower: float | np.ndarray | torch.Tensor
+    upper: float | np.ndarray | torch.Tensor
+
+
+def in_base(h: torch.Tensor, log_base: float) -> torch.Tensor:
+    """``(3, ...)`` value/lower/upper in nats -> the base with ln(base) ``log_base``
+    (a base below 1 flips the sign, so lower and upper swap)."""
+    out = h / log_base
+    if log_base < 0:
+        out = torch.stack([out[0], out[2], out[1]])
+    return out
+
+
+def wrap_interval(h: torch.Tensor, kind: ArrayKind, topk: int | None) -> object:
+    """``(3, ...)`` -> the exact result (``topk`` None) or :class:`EntropyBounds`."""
+    if topk is None:
+        return wrap_result(h[0], kind)
+    return EntropyBounds(*(wrap_result(h[i], kind) for i in range(3)))
