@@ -145,3 +145,4 @@ def test_tagging_names_calls_from_their_inputs_when_the_loop_is_not_ours():
     with pytest.raises(RuntimeError, match="do not nest"):
         with rec.tagging(tagger), rec.tagging(tagger):
             pass  # pragma: no cover
+

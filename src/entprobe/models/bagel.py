@@ -105,6 +105,11 @@ class BagelAdapter(StepwiseImageAdapter):
             raise ModelLoadError(f"{source!r} is not a BAGEL checkpoint folder: it lacks {missing}")
         if dtype == "float16":
             raise ModelLoadError("BAGEL runs its attention in bfloat16; use --dtype bfloat16 (auto) or float32")
+        import transformers
+
+        if int(transformers.__version__.split(".")[0]) >= 5:  # BAGEL's code breaks on 5.x
+            raise ModelLoadError(f"BAGEL's upstream code pins transformers 4.49; this environment has "
+                                 f"{transformers.__version__} (run entprobe in BAGEL's own environment)")
         found = import_upstream(cls.upstream, upstream_src)
         m = found["modules"]
         bagel, navit = m["modeling.bagel"], m["modeling.bagel.qwen2_navit"]

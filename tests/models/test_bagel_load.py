@@ -1,0 +1,22 @@
+"""``bagel``'s checks that need no upstream code (the rest: tests/upstream/test_upstream_bagel.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_bagel_checks_the_folder_dtype_and_transformers_before_importing_upstream(tmp_path):
+    import transformers
+
+    from entprobe.errors import ModelLoadError
+    from entprobe.models.bagel import BagelAdapter
+
+    for name in ("llm_config.json", "vit_config.json", "ema.safetensors", "ae.safetensors", "vocab.json"):
+        (tmp_path / name).write_text("{}")
+    with pytest.raises(ModelLoadError, match="lacks"):
+        BagelAdapter.load(str(tmp_path / "nope"))
+    with pytest.raises(ModelLoadError, match="bfloat16"):
+        BagelAdapter.load(str(tmp_path), dtype="float16")
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        with pytest.raises(ModelLoadError, match="pins transformers 4.49"):
+            BagelAdapter.load(str(tmp_path))
