@@ -222,8 +222,11 @@ def test_probe_every_level_per_step_rows_report_and_resume_after_kill(checkpoint
     store, clean = tmp_path / "s.duckdb", tmp_path / "clean.duckdb"
     assert _run(store, checkpoint, src, "kill").returncode == -signal.SIGKILL
     with duckdb.connect(str(store), read_only=True) as con:
-        # text prompts first: sample 1's three levels, sample 2's prompt and text-gen
-        assert con.execute("select count(*) from samples").fetchone()[0] == 5
+        # the first text prompt's three levels are in; the sample in flight (its earlier
+        # levels, depending on how the pipeline groups writes) at most partly; no image prompt yet
+        rows = con.execute("select sample_id, level from samples").fetchall()
+        assert {lv for sid, lv in rows if sid == "C-MI-001"} == {"prompt", "text-gen", "image-gen"}
+        assert len(rows) in (3, 5)
     for path in (store, clean):
         done = _run(path, checkpoint, src, "run")
         assert done.returncode == 0, done.stderr[-3000:]
