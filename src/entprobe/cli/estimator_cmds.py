@@ -88,8 +88,22 @@ def validate(
 @click.option("--response-ratio", type=click.FloatRange(min=0, min_open=True), default=0.5, show_default=True, help="Response length as a fraction of the prompt length.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads for the estimators [default: torch's own choice].")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the results to FILE.json or FILE.csv.")
+@click.option("--model-config", default=None, metavar="NAME",
+              help="Instead: time a full probe (prompt, text-gen, image-gen) of a randomly initialised model of "
+                   "this size: janus-pro-1b, janus-pro-7b, or tiny-janus / tiny-emu3 / tiny-llama / tiny-chameleon / tiny-bert.")
+@click.option("--batch-sizes", default="1,4", show_default=True, help="With --model-config: batch sizes, side by side.")
+@click.option("--prompts", "n_prompts", type=click.IntRange(1, 8), default=4, show_default=True,
+              help="With --model-config: short built-in text prompts probed at each batch size.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=16, show_default=True,
+              help="With --model-config: text-gen length.")
+@click.option("--image-tokens", type=click.IntRange(min=1), default=None,
+              help="With --model-config: image tokens generated (a square; default: the model's, 576 for Janus-Pro).")
+@click.option("--dtype", "dtype_name", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32",
+              show_default=True, help="With --model-config: model dtype.")
 def bench(
-    device: str, layers: int, ns: list[int], d: int, repeats: int, response_ratio: float, threads: int | None, out_file: Path | None
+    device: str, layers: int, ns: list[int], d: int, repeats: int, response_ratio: float, threads: int | None,
+    out_file: Path | None, model_config: str | None, batch_sizes: str, n_prompts: int, max_new_tokens: int,
+    image_tokens: int | None, dtype_name: str,
 ) -> None:
     """Time the estimators against a naive per-layer NumPy/SciPy reference.
 
@@ -102,6 +116,10 @@ def bench(
     from entprobe.errors import EntprobeError
     from entprobe.validation import format_bench_table, run_benchmark, torch_threads
 
+    if model_config is not None:
+        _bench_model(model_config, device, batch_sizes, n_prompts, max_new_tokens, image_tokens, dtype_name,
+                     threads, out_file)
+        return
     if out_file is not None and out_file.suffix.lower() not in (".json", ".csv"):
         raise click.BadParameter(f"must end in .json or .csv; got {out_file.name!r}", param_hint="--out")
     click.echo(
@@ -131,3 +149,41 @@ def bench(
         else:
             result.rows.to_csv(out_file, index=False)
         click.echo(f"written: {out_file}")
+
+
+def _bench_model(
+    name: str, device: str, batch_sizes: str, n_prompts: int, max_new_tokens: int, image_tokens: int | None,
+    dtype_name: str, threads: int | None, out_file: Path | None,
+) -> None:
+    import torch
+
+    from entprobe.errors import EntprobeError
+    from entprobe.models.base import GenerationSettings
+    from entprobe.pipeline.bench import run_model_bench
+    from entprobe.validation import torch_threads
+
+    try:
+        sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers; got {batch_sizes!r}", param_hint="--batch-sizes") from None
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"batch sizes must be >= 1; got {batch_sizes!r}", param_hint="--batch-sizes")
+    click.echo(f"entprobe bench --model-config {name}: batch sizes {sizes}, {n_prompts} prompt(s), device={device}, "
+               f"torch threads={threads or torch.get_num_threads()}")
+    try:
+        with torch_threads(threads):
+            result = run_model_bench(
+                name, batch_sizes=sizes, n_prompts=n_prompts, image_tokens=image_tokens,
+                generation=GenerationSettings(max_new_tokens=max_new_tokens), dtype=getattr(torch, dtype_name),
+                device=device, log=click.echo,
+            )
+    except EntprobeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for note in result.notes:
+        click.echo(f"  {note}")
+    if len(result.rows) > 1:
+        click.echo("  speed-up over B=" + str(result.rows[0]["batch_size"]) + ": " + ", ".join(
+            f"B={r['batch_size']} x{r['speedup_vs_first']:.2f}" for r in result.rows))
+    click.echo("  Timings taken one after the other in this process; on a shared machine only the ratios mean much.")
+    if out_file is not None:
+        out_file.write_text(json.dumps({"model_config": name, "notes": result.notes, "rows": result.rows}, indent=2))

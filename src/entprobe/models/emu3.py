@@ -274,19 +274,17 @@ class Emu3Adapter(ImagePromptAdapter):
             pad_token_id=pad,
         )
         cfg, sampler = row_sampler(cfg, len(prompts), settings.seed, self.device, self.model)
-        kwargs: dict[str, Any] = {"prefix_allowed_tokens_fn": allowed, "generation_config": cfg}
         guided = settings.guidance_scale is not None and settings.guidance_scale > 1
+        cfg.guidance_scale = settings.guidance_scale if guided else None
+        kwargs: dict[str, Any] = {"prefix_allowed_tokens_fn": allowed, "generation_config": cfg}
         if guided:
             negative = tok(
                 proc.bos_token + self.negative_prompt + prefix, add_special_tokens=False, return_tensors="pt"
             )
             kwargs.update(
-                guidance_scale=settings.guidance_scale,
                 negative_prompt_ids=negative["input_ids"].repeat(len(prompts), 1).to(self.device),
                 negative_prompt_attention_mask=negative["attention_mask"].repeat(len(prompts), 1).to(self.device),
             )
-        else:
-            kwargs["guidance_scale"] = None
 
         with torch.no_grad(), seeded(settings.seed, self.device):
             with maybe_capture(model, self.layers_path, keep_generation_states) as rec:
