@@ -137,8 +137,7 @@ class BagelAdapter(StepwiseImageAdapter):
             raise ModelLoadError(f"{folder / 'ema.safetensors'} lacks {len(absent)} weights, e.g. {absent[:3]}")
         tokenizer, token_ids, _ = m["data.data_utils"].add_special_tokens(
             m["modeling.qwen2"].Qwen2Tokenizer.from_pretrained(str(folder)))
-        up = {"bagel": bagel, "NaiveCache": navit.NaiveCache, "data_utils": m["data.data_utils"],
-              "Inferencer": m["inferencer"].InterleaveInferencer}
+        up = {"NaiveCache": navit.NaiveCache, "Inferencer": m["inferencer"].InterleaveInferencer}
         return cls(model=model.to(device).eval(), processor=tokenizer, source=str(source), up=up,
                    vae=vae.to(device).eval(), token_ids=token_ids,
                    extra_identity={"upstream": found["identity"], "experts": "und: prompt and markers; gen: latents"})
