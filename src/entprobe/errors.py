@@ -13,6 +13,8 @@ __all__ = [
     "UnsupportedError",
     "StoreError",
     "StoreLockedError",
+    "BackendError",
+    "MissingDependencyError",
     "ModelLoadError",
     "OutputPathError",
     "EntprobeWarning",
@@ -54,6 +56,14 @@ class StoreLockedError(StoreError):
 class OutputPathError(EntprobeError, OSError):
     """An output path (``--out``, ``--save-images``, ``--save-grams``, the store's
     folder) that cannot be created or written; checked before any work."""
+
+
+class BackendError(EntprobeError, RuntimeError):
+    """A distributed backend (Ray) cannot be reached or lost a worker for good."""
+
+
+class MissingDependencyError(EntprobeError, ImportError):
+    """An optional dependency is not installed; the message says how to install it."""
 
 
 class EntprobeWarning(UserWarning):

@@ -179,6 +179,12 @@ def _fail(exc: EntprobeError) -> click.ClickException:
 @click.option("--overlap/--no-overlap", default=True,
               help="Estimate the previous batch on a worker thread while the model runs the next.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local",
+              help="local: this process; ray: one shard per Ray worker, merged into --store (pip install 'entprobe[ray]').")
+@click.option("--address", default=None, help="Ray cluster (HOST:PORT, ray://HOST:PORT, auto). [default: a local Ray]")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Ray workers (model replicas, one shard each). [default: GPUs / --gpus-per-worker, or CPUs]")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, help="GPUs of each Ray worker.")
 def probe(**kwargs: Any) -> None:
     """Probe a model layer by layer on prompt sets into a results store.
 
@@ -211,7 +217,16 @@ def probe(**kwargs: Any) -> None:
         "image_size": kwargs.pop("image_size"),
     }
     try:
-        summary = probe_from_cli(estimator=estimator, generation=generation, **kwargs)
+        backend = kwargs.pop("backend")
+        ray_options = {k: kwargs.pop(k) for k in ("address", "workers", "gpus_per_worker")}
+        if backend == "ray":
+            from entprobe.pipeline.ray_backend import probe_on_ray
+
+            summary = probe_on_ray(estimator=estimator, generation=generation, **ray_options, **kwargs)
+        elif any(v for v in ray_options.values()):
+            raise EntprobeError("--address, --workers and --gpus-per-worker need --backend ray")
+        else:
+            summary = probe_from_cli(estimator=estimator, generation=generation, **kwargs)
     except EntprobeError as exc:
         raise _fail(exc) from exc
     click.echo(summary.report(), err=True)
