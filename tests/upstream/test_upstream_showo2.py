@@ -26,7 +26,7 @@ if int(transformers.__version__.split(".")[0]) >= 5:
 pytest.importorskip("torchdiffeq", reason="Show-o2's sampler imports torchdiffeq")
 
 TEXT = "A red circle left of a blue square."
-STEPS = 4  # ODE grid points -> 3 LLM forwards per image
+STEPS = 3  # --image-steps: LLM forwards per image (ODE grid of 4 points)
 # Show-o2 builds SigLIP on the meta device inside from_pretrained; the checkpoint then fills it.
 pytestmark = pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")
 
@@ -54,7 +54,7 @@ def checkpoint(src, tmp_path_factory) -> Path:
 def showo2(checkpoint, src):
     from entprobe.models.showo2 import Showo2Adapter
 
-    return Showo2Adapter.load(str(checkpoint), upstream_src=str(src), image_steps=STEPS)
+    return Showo2Adapter.load(str(checkpoint), upstream_src=str(src))
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> None:
@@ -138,7 +138,7 @@ def test_image_generation_states_roles_and_forward_count(showo2):
     from models.misc import prepare_gen_input  # Show-o2's own
     from transport import Sampler, create_transport
 
-    settings = GenerationSettings(seed=3)
+    settings = GenerationSettings(seed=3, image_steps=STEPS)
     with _LLMOutputs(showo2.model) as spy:
         gen = showo2.generate_image(TEXT, settings=settings)
     _compare_with_own_hidden(showo2, gen.encoded.states, spy.last)
@@ -156,7 +156,7 @@ def test_image_generation_states_roles_and_forward_count(showo2):
     # the upstream's own generation (inference_t2i.py's calls) on the same model
     flow = create_transport(path_type="Linear", prediction="velocity", loss_weight=None, train_eps=None,
                             sample_eps=None, snr_type="lognorm", do_shift=True, seq_len=grid + 1)
-    sample = Sampler(flow).sample_ode(sampling_method="euler", num_steps=STEPS, atol=1e-6, rtol=1e-3,
+    sample = Sampler(flow).sample_ode(sampling_method="euler", num_steps=STEPS + 1, atol=1e-6, rtol=1e-3,
                                       reverse=False, time_shifting_factor=3.0)
     prompt = showo2.image_gen_prompt(TEXT, settings)
     tokens = torch.cat([prompt["cond"], prompt["uncond"]])
@@ -165,23 +165,23 @@ def test_image_generation_states_roles_and_forward_count(showo2):
     with _LLMOutputs(showo2.model) as own:
         sample(z, showo2.model.t2i_generate, text_tokens=tokens, attention_mask=showo2._mask(mods, tokens.shape[1]),
                modality_positions=mods, max_seq_len=tokens.shape[1], guidance_scale=5.0)
-    assert gen.model_calls == {"generation": own.n, "teacher-forced": 1} == {"generation": STEPS - 1, "teacher-forced": 1}
+    assert gen.model_calls == {"generation": own.n, "teacher-forced": 1} == {"generation": STEPS, "teacher-forced": 1}
     assert spy.n == own.n + 1
 
 
 def test_conditional_states_do_not_depend_on_the_unconditional_row(showo2):
     """Step 1 sees the same noise and t with or without the [uncond] row (guidance 0
     runs the conditional row alone): its conditional states must not change."""
-    guided = showo2.generate_image(TEXT, settings=GenerationSettings(guidance_scale=5.0), response_steps=(1,))
-    alone = showo2.generate_image(TEXT, settings=GenerationSettings(guidance_scale=0.0), response_steps=(1,))
+    guided = showo2.generate_image(TEXT, settings=GenerationSettings(guidance_scale=5.0, image_steps=STEPS), response_steps=(1,))
+    alone = showo2.generate_image(TEXT, settings=GenerationSettings(guidance_scale=0.0, image_steps=STEPS), response_steps=(1,))
     _close(guided.step_states[1], alone.step_states[1])
     assert guided.step_states[1].shape == (showo2.n_layers + 1, 9, 32)
 
 
 def test_seeded_runs_reproduce(showo2):
-    a = showo2.generate_image(TEXT, settings=GenerationSettings(seed=1), response_steps="all")
-    b = showo2.generate_image(TEXT, settings=GenerationSettings(seed=1), response_steps="all")
-    c = showo2.generate_image(TEXT, settings=GenerationSettings(seed=2))
+    a = showo2.generate_image(TEXT, settings=GenerationSettings(seed=1, image_steps=STEPS), response_steps="all")
+    b = showo2.generate_image(TEXT, settings=GenerationSettings(seed=1, image_steps=STEPS), response_steps="all")
+    c = showo2.generate_image(TEXT, settings=GenerationSettings(seed=2, image_steps=STEPS))
     assert torch.equal(a.encoded.states, b.encoded.states)
     assert sorted(a.step_states) == [1, 2, 3] and all(torch.equal(a.step_states[k], b.step_states[k]) for k in a.step_states)
     assert not torch.equal(a.response_states(), c.response_states())
@@ -211,7 +211,7 @@ def _run(store: Path, checkpoint: Path, src: Path, mode: str) -> subprocess.Comp
 
 
 def test_probe_every_level_per_step_rows_report_and_resume_after_kill(checkpoint, src, tmp_path):
-    """`entprobe probe` (Show-o2's default 50-point sampler, steps 1 and 49 kept) is
+    """`entprobe probe` (`--image-steps 3`, steps 1 and 3 kept) is
     SIGKILLed when the 2nd sample's image generation starts; the rerun finishes it
     with nothing lost or duplicated and equals an uninterrupted run; the report renders."""
     import duckdb
@@ -241,8 +241,8 @@ def test_probe_every_level_per_step_rows_report_and_resume_after_kill(checkpoint
 
     levels, lm, steps = read(store)
     assert levels == [("image-gen", "ok", 2), ("prompt", "ok", 4), ("text-gen", "ok", 4)]
-    assert {(r[1], r[2]) for r in steps} == {(1, 49), (49, 49)}
-    assert len(steps) == 2 * 2 * (3 + 1)  # samples x steps x (layers + 1), one metric
+    assert {(r[1], r[2]) for r in steps} == {(1, 3), (3, 3)}
+    assert len(steps) == 2 * 2 * (3 + 1)  # samples x kept steps x (layers + 1), one metric
     assert read(clean) == (levels, lm, steps)
     out = tmp_path / "report"
     result = CliRunner().invoke(main, ["report", "--store", str(store), "--out", str(out), "--n-boot", "20"])
@@ -261,11 +261,13 @@ def test_without_the_vae_image_prompts_are_refused_before_any_sample(checkpoint,
     bare.mkdir()
     for name in ("config.json", "pytorch_model.bin"):
         (bare / name).symlink_to(checkpoint / name)
-    adapter = Showo2Adapter.load(str(bare), upstream_src=str(src), image_steps=STEPS)
+    adapter = Showo2Adapter.load(str(bare), upstream_src=str(src))
     assert "image-prompt" not in adapter.capabilities and "image-gen" in adapter.capabilities
     with pytest.raises(UnsupportedError, match="Wan2.1_VAE.pth"):
         adapter.encode_image(_image(), TEXT)
     with ResultStore(tmp_path / "s.duckdb") as store, pytest.raises(UnsupportedError, match="Wan2.1 VAE"):
         run_probe(adapter, [load_prompts("sample:mmbench", limit=1)], levels=["prompt"], store=store,
                   progress=False)
-    assert adapter.generate_image(TEXT).image is None  # nothing to decode with
+    # Show-o2's default sampler: 50 grid points, 49 LLM forwards; nothing to decode with
+    gen = adapter.generate_image(TEXT)
+    assert gen.image is None and gen.model_calls == {"generation": 49, "teacher-forced": 1} and gen.n_steps == 49

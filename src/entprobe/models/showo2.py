@@ -18,7 +18,7 @@ layout ``[<|im_start|>] text [<|vision_start|>] [time slot] image x N [<|vision_
 [<|im_end|>]`` (no text padding: later positions cannot change earlier ones), with
 bidirectional attention inside the image span (``omni_attn_mask_naive``), [cond;
 uncond] rows (uncond: empty text) and the upstream ODE sampler (Euler, time shift 3,
-``image_steps`` grid points (default 50) -> one fewer LLM forward). The default response
+50 grid points = 49 LLM forwards; ``--image-steps K``: K forwards, K + 1 points). The default response
 is one teacher-forced forward of the clean latent at the data end (t = 1) through
 Show-o2's own ``forward``. Roles: text TEXT; markers and the time slot SPECIAL; the N
 image positions GENERATED_IMAGE. With the VAE, the final latent is decoded to an image.
@@ -49,6 +49,7 @@ __all__ = ["Showo2Adapter"]
 SYSTEM = "system\nYou are a helpful assistant.<|im_end|>"
 USER, ASSISTANT = "\n<|im_start|>user\n", "\n<|im_start|>assistant\n"
 VAE_FILE = "Wan2.1_VAE.pth"
+DEFAULT_GRID = 50  # ODE grid points of Show-o2's demos (num_inference_steps)
 WHY_NO_VAE = (
     f"Show-o2 encodes images with the Wan2.1 VAE, a separate file: put {VAE_FILE} in the model "
     "folder or set $ENTPROBE_SHOWO2_VAE (without it: no image prompts, no decoded images)"
@@ -66,6 +67,7 @@ class Showo2Adapter(StepwiseImageAdapter):
     )
     capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
     layers_path: ClassVar[str] = "showo.model.layers"
+    image_options: ClassVar[frozenset[str]] = frozenset({"image_steps"})
     image_generator: ClassVar[str] = "rectified flow (Show-o2 ODE sampler, Euler)"
     image_response: ClassVar[str] = "teacher-forced pass of the clean final latent at t=1 (data end)"
     upstream: ClassVar[Upstream] = Upstream(
@@ -74,15 +76,13 @@ class Showo2Adapter(StepwiseImageAdapter):
         modules=("models", "models.misc", "transport"), subdir="show-o2",
     )
 
-    #: grid points of the ODE sampler (Show-o2's demos: 50); LLM forwards = image_steps - 1.
-    image_steps: int = field(default=50, kw_only=True)
     ids: dict[str, int] = field(default_factory=dict, kw_only=True)
     upstream_modules: dict[str, Any] = field(default_factory=dict, kw_only=True)
     vae: Any = field(default=None, kw_only=True)  # Show-o2's WanVAE, or None
 
     @classmethod
     def load(cls, source: str, *, device: str = "cpu", dtype: str = "auto", trust_remote_code: bool = False,
-             revision: str | None = None, upstream_src: str | None = None, image_steps: int = 50,
+             revision: str | None = None, upstream_src: str | None = None,
              vae: str | None = None) -> Showo2Adapter:
         """Load a Show-o2 release folder with the upstream code (see module).
 
@@ -106,7 +106,7 @@ class Showo2Adapter(StepwiseImageAdapter):
         tok, ids = mods["models.misc"].get_text_tokenizer(
             model.config.llm_model_path, add_showo_tokens=True, return_showo_token_ids=True, llm_name="qwen2_5")
         adapter = cls(model=model, processor=tok, source=str(source), ids=ids, upstream_modules=mods,
-                      image_steps=image_steps, vae=vae_model,
+                      vae=vae_model,
                       extra_identity={"upstream": found["identity"], "llm": model.config.llm_model_path,
                                       "vae": str(vae_file) if vae_model is not None else None})
         if vae_model is None:  # no image prompts, known before any sample runs
@@ -214,7 +214,8 @@ class Showo2Adapter(StepwiseImageAdapter):
 
     # --- image generation (the step-wise hooks) -----------------------------------------
     def n_image_steps(self, settings: GenerationSettings) -> int:
-        return self.image_steps - 1
+        """LLM forwards (denoising steps): ``--image-steps``, else Show-o2's 50-point grid's 49."""
+        return settings.image_steps or DEFAULT_GRID - 1
 
     def image_gen_prompt(self, text: str, settings: GenerationSettings) -> dict[str, Any]:
         misc, n_img = self.upstream_modules["models.misc"], self.n_image_tokens + 1  # + time slot
@@ -243,7 +244,7 @@ class Showo2Adapter(StepwiseImageAdapter):
         flow = transport.create_transport(path_type="Linear", prediction="velocity", loss_weight=None,
                                           train_eps=None, sample_eps=None, snr_type="lognorm", do_shift=True,
                                           seq_len=self.n_image_tokens + 1)
-        sample = transport.Sampler(flow).sample_ode(sampling_method="euler", num_steps=self.image_steps,
+        sample = transport.Sampler(flow).sample_ode(sampling_method="euler", num_steps=self.n_image_steps(settings) + 1,
                                                     atol=1e-6, rtol=1e-3, reverse=False, time_shifting_factor=3.0)
         start = 2 + prompt["n_text"] + 1  # bos, text, boi, time slot
         rows = {"cond": slice(0, 1), "uncond": slice(1, 2)} if guided else {"cond": slice(0, 1)}
