@@ -16,6 +16,7 @@ from entprobe.models.hf_causal_lm import HFCausalLMAdapter
 from entprobe.pipeline import ProbeOptions, run_probe
 from entprobe.pipeline.probe import check_response_steps
 from entprobe.store import ResultStore
+from entprobe.store.schema import SCHEMA_VERSION
 
 TEXTS = ["a red cube on a table", "two birds", "the sea at night"]
 
@@ -95,8 +96,9 @@ def test_schema1_store_reads_and_upgrades(tmp_path):
         assert len(store.layer_metrics()) == len(TEXTS) * 3
         assert store.step_metrics().empty
     with ResultStore(path) as store:
-        version = store.con.execute("SELECT value FROM store_info WHERE key = 'schema_version'").fetchone()[0]
-        assert version == "2"
+        with store.session() as con:
+            version = con.execute("SELECT value FROM store_info WHERE key = 'schema_version'").fetchone()[0]
+        assert version == SCHEMA_VERSION
         run_probe(ToyMaskGIT(), [_set()], levels="image-gen", store=store, options=_options((2,)),
                   progress=False)
         assert len(store.step_metrics()) == len(TEXTS) * 3
