@@ -711,7 +711,6 @@ class ResultStore:
         return json.loads(row[0])
 
     # --- merge and export -----------------------------------------------------------
-    @_in_session
     def merge_from(
         self, paths: Iterable[str | os.PathLike[str]], *, on_conflict: str = "error"
     ) -> MergeSummary:
@@ -741,6 +740,18 @@ class ResultStore:
         self._require_writable()
         if on_conflict not in ("error", "keep"):
             raise ValueError(f"on_conflict must be 'error' or 'keep'; got {on_conflict!r}")
+        paths = [Path(p) for p in paths]
+        # Every source checked before the target is touched (or created).
+        for src_path in paths:
+            if not src_path.exists():
+                raise StoreError(f"results store {src_path} does not exist")
+            if src_path.resolve() == self.path.resolve():
+                raise StoreError(f"cannot merge results store {src_path} into itself")
+            check_duckdb_file(src_path)
+        with self.session():
+            return self._merge_sources(paths, on_conflict)
+
+    def _merge_sources(self, paths: list[Path], on_conflict: str) -> MergeSummary:
         summary = MergeSummary()
         con = self.con
         for src_path in paths:

@@ -183,10 +183,34 @@ def read_gram_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
         with safe_open(str(path), framework="numpy") as f:
             metadata = f.metadata() or {}
     except Exception as exc:
-        raise StoreError(f"cannot read Gram file {path}: {exc}") from exc
+        # A file cut short keeps its header: read the metadata from it directly, so
+        # the sample can be named (and recorded as failed) by whoever loads it.
+        metadata = _raw_header_metadata(path)
+        if metadata is None:
+            raise StoreError(f"cannot read Gram file {path}: {exc}") from exc
     if metadata.get("format") != FORMAT:
         raise StoreError(f"{path} is not an entprobe Gram file (format {metadata.get('format')!r})")
     return json.loads(metadata["entprobe"])
+
+
+def _raw_header_metadata(path: Path) -> dict[str, str] | None:
+    """``__metadata__`` of a safetensors header read by hand (8-byte little-endian
+    length, then JSON), or None if even that is unreadable."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return None
+            (n,) = struct.unpack("<Q", head)
+            if n > 100 * 1024 * 1024:
+                return None
+            header = json.loads(f.read(n))
+        meta = header.get("__metadata__") if isinstance(header, dict) else None
+        return meta if isinstance(meta, dict) else None
+    except (OSError, ValueError):
+        return None
 
 
 def load_gram(path: str | os.PathLike[str]) -> GramRecord:
