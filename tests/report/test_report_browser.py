@@ -39,9 +39,11 @@ def _non_blank(png: bytes) -> tuple[float, int]:
     return float(img.std()), len(np.unique(img.reshape(-1, 3), axis=0))
 
 
-def test_report_renders_in_headless_chromium(report_dir, tmp_path):
+def test_report_renders_in_headless_chromium(request, tmp_path):
+    # Browser and selenium first: the report is built only when it can be looked at.
     chromium, driver_path = _browser()
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+    report_dir = request.getfixturevalue("report_dir")
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
