@@ -200,6 +200,25 @@ class StepwiseImageAdapter(ModelAdapter):
                            "prompt rows from the teacher-forced pass",
         }
 
+    def forward_encoded(
+        self, run: Any, roles: Sequence[Role], input_ids: torch.Tensor | None = None
+    ) -> Encoded:
+        """States of one LLM forward (``run()``, batch of one) with its roles: for the
+        prompt levels and teacher-forced text passes of upstream families.
+
+        Raises:
+            RuntimeError: ``run`` did not run the LLM exactly once.
+        """
+        with torch.no_grad(), capture(self.model, self.layers_path) as rec:
+            run()
+        if rec.n_calls != 1:
+            raise RuntimeError(f"{self.name}: expected one LLM forward, got {rec.n_calls}")
+        states = rec.states(0)[:, 0]
+        if len(roles) != states.shape[-2]:
+            raise RuntimeError(f"{self.name}: {len(roles)} roles for {states.shape[-2]} positions")
+        ids = None if input_ids is None else input_ids.reshape(-1).to("cpu")
+        return Encoded(states, list(roles), ids)
+
     @contextmanager
     def _recording(self, wanted: tuple[int, ...]) -> Iterator[Recorder]:
         with capture(self.model, self.layers_path, input_name=self.layers_input) as rec:

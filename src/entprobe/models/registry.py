@@ -28,6 +28,7 @@ ADAPTERS: dict[str, str] = {
     "omnigen2": "entprobe.models.omnigen2:OmniGen2Adapter",
     "showo2": "entprobe.models.showo2:Showo2Adapter",
     "bagel": "entprobe.models.bagel:BagelAdapter",
+    "showo": "entprobe.models.showo:ShowoAdapter",
 }
 
 #: Handles any ``model_type`` that ``AutoModelForCausalLM`` knows and no other adapter claims.
