@@ -48,6 +48,7 @@ class ShowoAdapter(StepwiseImageAdapter):
         modules=_MODULES, requires={"transformers": "4.41"})
     image_generator: ClassVar[str] = "MaskGIT"
     image_response: ClassVar[str] = "teacher-forced pass of the final VQ ids (conditional row)"
+    image_options: ClassVar[frozenset[str]] = frozenset({"image_steps"})
 
     model: torch.nn.Module = None
     processor: Any = None  # the upstream's UniversalPrompting
@@ -181,7 +182,7 @@ class ShowoAdapter(StepwiseImageAdapter):
 
     # --- image generation (the step-wise hooks) --------------------------------------
     def n_image_steps(self, settings: GenerationSettings) -> int:
-        return _STEPS
+        return settings.image_steps or _STEPS
 
     def image_gen_prompt(self, text: str, settings: GenerationSettings) -> dict[str, Any]:
         masks = torch.full((1, self.n_vq), int(self.model.config.mask_token_id), device=self.device)
@@ -206,7 +207,8 @@ class ShowoAdapter(StepwiseImageAdapter):
         temperature = settings.image_temperature
         rows = {"cond": slice(0, 1), "uncond": slice(1, 2)} if p["guided"] else {"cond": slice(0, 1)}
         pos = range(ids.shape[1] - n - 1, ids.shape[1] - 1)
-        for step in range(_STEPS):
+        n_steps = self.n_image_steps(settings)
+        for step in range(n_steps):
             if p["guided"]:
                 ids[1:, _MAX_TEXT + 1:] = ids[:1, _MAX_TEXT + 1:]  # uncond shares the image part
             with self.llm_call(step=step + 1, branches=rows, positions=pos):
@@ -219,7 +221,7 @@ class ShowoAdapter(StepwiseImageAdapter):
             sampled = torch.multinomial(probs.reshape(-1, logits.size(-1)), 1, generator=gen)[:, 0].view(1, n)
             unknown = codes == mask_id
             sampled = torch.where(unknown, sampled, codes)
-            ratio = (step + 1) / _STEPS
+            ratio = (step + 1) / n_steps
             selected = torch.gather(probs, -1, sampled.long()[..., None]).squeeze(-1)
             selected = torch.where(unknown, selected, torch.finfo(selected.dtype).max)
             mask_len = (n * sampling.cosine_schedule(torch.tensor(ratio))).floor().unsqueeze(0).to(self.device)
