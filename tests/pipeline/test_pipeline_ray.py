@@ -120,6 +120,17 @@ def test_merged_store_equals_single_process_store(ray_session, tiny, prompts, si
         "shard-1-of-2.duckdb", "shard-2-of-2.duckdb"]
 
 
+def test_notebook_api_on_ray_matches_local(ray_session, tiny):
+    import entprobe
+
+    # inline prompts travel to the workers as pickled records
+    texts = ["a red cube", "two cats on a sofa", "a lamp by the door", "a tree in the rain"]
+    on_ray = entprobe.probe(tiny, texts, levels="prompt", backend="ray", workers=2)
+    local = entprobe.probe(tiny, texts, levels="prompt")
+    assert on_ray.run_id == local.run_id and on_ray.summary.workers == 2
+    pd.testing.assert_frame_equal(on_ray.prompt_entropies(wide=True), local.prompt_entropies(wide=True))
+
+
 def test_missing_ray_is_a_clear_error(monkeypatch, tmp_path):
     from entprobe.pipeline.ray_backend import probe_on_ray
 
