@@ -7,7 +7,7 @@ PY      = $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test install bench validate clean browser
+.PHONY: demo test install bench validate clean browser test-upstream
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,29 @@ test: $(STAMP) browser
 browser:
 	@sh scripts/install-chromium.sh || echo "(the browser test will be skipped)"
 
+# Integration tests against the upstream UMM repositories (tests/upstream), in a second
+# virtualenv pinned like the upstreams as far as one environment can be: Show-o pins
+# transformers 4.41 / diffusers 0.30, Show-o2 4.47 / 0.31, BAGEL 4.49; 4.49 + 0.31 import
+# them all. ENTPROBE_UPSTREAM_ROOT: a folder of <owner>+<repo> checkouts.
+UVENV   ?= .venv-upstream
+UPY      = $(UVENV)/bin/python
+USTAMP   = $(UVENV)/.installed
+UPSTREAM_PKGS ?= transformers==4.49.0 diffusers==0.31.0 accelerate einops timm mmengine \
+	sentencepiece omegaconf jaxtyping typeguard
+ENTPROBE_UPSTREAM_ROOT ?= ../shared/upstream
+
+$(UPY):
+	$(PYTHON) -m venv $(UVENV)
+	$(UPY) -m pip install -q --upgrade pip
+
+$(USTAMP): pyproject.toml Makefile | $(UPY)
+	$(UPY) -c "import torch" 2>/dev/null || $(UPY) -m pip install -q "$(TORCH_SPEC)"
+	$(UPY) -m pip install -q -e ".[test]" $(UPSTREAM_PKGS)
+	touch $(USTAMP)
+
+test-upstream: $(USTAMP)
+	ENTPROBE_UPSTREAM_ROOT="$(abspath $(ENTPROBE_UPSTREAM_ROOT))" $(UPY) -m pytest -q tests/upstream
+
 bench: $(STAMP)
 	$(VENV)/bin/entprobe bench
 
@@ -39,4 +62,4 @@ validate: $(STAMP)
 	$(VENV)/bin/entprobe validate --out validate-output
 
 clean:
-	rm -rf $(VENV) demo-output validate-output .pytest_cache
+	rm -rf $(VENV) $(UVENV) demo-output validate-output .pytest_cache
