@@ -225,9 +225,7 @@ class HarmonAdapter(StepwiseImageAdapter):
             embeds = m.llm.get_input_embeddings()(prompt["input_ids"])
             mask = torch.ones(bsz, n_tok, device=self.device, dtype=m.dtype)
             tokens = torch.zeros(bsz, n_tok, m.token_embed_dim, device=self.device, dtype=m.dtype)
-            orders = mar.sample_orders(bsz, seq_len=n_tok)
-            if bsz == 2:  # both rows reveal the same tokens in the same order
-                orders[1:] = orders[:1]
+            orders = mar.sample_orders(bsz, seq_len=n_tok)  # row 1's order is unused: masks are copied
             with self.llm_call(phase="prefill", branches=rows):
                 cache = m.llm_model(inputs_embeds=embeds, past_key_values=DynamicCache(),
                                     use_cache=True, return_dict=True).past_key_values
