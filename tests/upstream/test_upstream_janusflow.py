@@ -207,3 +207,26 @@ def test_fixed_seed_reproduces_and_another_seed_differs(adapter):
     assert torch.equal(a.encoded.states, b.encoded.states) and torch.equal(a.step_states[2], b.step_states[2])
     assert sorted(a.step_states) == [2] and c.step_states is None
     assert not torch.equal(a.response_states(), c.response_states())
+
+
+# --- end to end: CLI probe at every level, report, kill + resume -------------------------
+@pytest.fixture(scope="module")
+def clean_store(tiny, checkout, tmp_path_factory) -> Path:
+    from upstream_probe_checks import cli, probe_args
+
+    store = tmp_path_factory.mktemp("janusflow-cli") / "clean.duckdb"
+    cli(probe_args("janusflow", tiny, checkout, store, image_steps=STEPS))
+    return store
+
+
+def test_cli_probe_writes_every_level_and_step_and_the_report_renders(clean_store, tmp_path):
+    from upstream_probe_checks import check_report, check_store
+
+    check_store(clean_store, n_layers=2, n_steps=STEPS)
+    check_report(clean_store, tmp_path / "report", "clean latent at the data end")
+
+
+def test_a_killed_run_resumes_without_losing_anything(clean_store, tiny, checkout, tmp_path):
+    from upstream_probe_checks import killed_then_resumed
+
+    killed_then_resumed("janusflow", tiny, checkout, tmp_path / "killed.duckdb", STEPS, clean_store)

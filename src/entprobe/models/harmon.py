@@ -21,7 +21,8 @@ unconditional ``"Generate an image."`` are prefilled once as [cond; uncond] rows
 the LLM. The loop is the adapter's (upstream ``Harmon.sample`` hard-codes ``.cuda()``
 in its DiffLoss sampler), built from the upstream modules in the same order and with
 the same random draws; the DiffLoss timestep loop is run with tensors on the model's
-device. Step ``k``'s response positions are the revealed tokens. Default response: one
+device. Step ``k``'s response positions are the image part of that forward: the
+tokens revealed so far and the buffer (at step 1 the buffer alone). Default response: one
 teacher-forced pass with every token revealed (upstream ``forward_mae_encoder`` with an
 empty mask): prompt, grid (GENERATED_IMAGE), buffer (SPECIAL).
 """
@@ -200,7 +201,7 @@ class HarmonAdapter(StepwiseImageAdapter):
 
     # --- MAR image generation ---------------------------------------------------------
     def n_image_steps(self, settings: GenerationSettings) -> int:
-        return self.num_iter
+        return settings.image_steps or self.num_iter
 
     def image_gen_prompt(self, text: str, settings: GenerationSettings) -> dict[str, Any]:
         text = f"Generate an image: {text}"
@@ -220,6 +221,7 @@ class HarmonAdapter(StepwiseImageAdapter):
         mask_by_order = importlib.import_module("src.models.harmon").mask_by_order
         g = self.image_size // mar.vae_stride
         n_tok, bsz, cfg = g * g, prompt["input_ids"].shape[0], prompt["cfg"]
+        n_iter = self.n_image_steps(settings)
         rows = {"cond": slice(0, 1)} | ({"uncond": slice(1, 2)} if bsz == 2 else {})
         with seeded(settings.seed, self.device), _numpy_seeded(settings.seed):
             embeds = m.llm.get_input_embeddings()(prompt["input_ids"])
@@ -229,21 +231,21 @@ class HarmonAdapter(StepwiseImageAdapter):
             with self.llm_call(phase="prefill", branches=rows):
                 cache = m.llm_model(inputs_embeds=embeds, past_key_values=DynamicCache(),
                                     use_cache=True, return_dict=True).past_key_values
-            for step in range(self.num_iter):
-                revealed = int(n_tok - mask[0].sum())
-                with self.llm_call(step=step + 1, branches=rows, positions=slice(0, revealed)):
+            for step in range(n_iter):
+                # the image part of this forward: revealed tokens, then the buffer
+                with self.llm_call(step=step + 1, branches=rows, positions=slice(0, None)):
                     x_enc = m.forward_mae_encoder(tokens.view(bsz, g, g, -1), mask.to(m.dtype),
                                                   past_key_values=cache, attention_mask=prompt["attention_mask"])
                 cache.crop(embeds.shape[1])  # keep the prompt only, as upstream curtail_cache
                 z = mar.forward_mae_decoder(x_enc, mask.to(m.dtype), image_shape=(g, g))
-                ratio = np.cos(math.pi / 2.0 * (step + 1) / self.num_iter)
+                ratio = np.cos(math.pi / 2.0 * (step + 1) / n_iter)
                 n_masked = torch.Tensor([np.floor(n_tok * ratio)]).to(self.device)
                 n_masked = torch.maximum(torch.Tensor([1]).to(self.device),
                                          torch.minimum(mask.sum(dim=-1, keepdims=True) - 1, n_masked))
                 nxt = mask_by_order(n_masked[0], orders, bsz, n_tok).to(self.device)
                 if bsz == 2:
                     nxt[1:] = nxt[:1]
-                last = step >= self.num_iter - 1
+                last = step >= n_iter - 1
                 pred = mask.bool() if last else torch.logical_xor(mask.bool(), nxt.bool())
                 mask = nxt
                 where = pred.nonzero(as_tuple=True)

@@ -175,7 +175,7 @@ class JanusFlowAdapter(StepwiseImageAdapter):
 
     # --- rectified-flow image generation ----------------------------------------------
     def n_image_steps(self, settings: GenerationSettings) -> int:
-        return self.image_steps
+        return settings.image_steps or self.image_steps
 
     def image_gen_prompt(self, text: str, settings: GenerationSettings) -> dict[str, Any]:
         ids, roles = self._labelled(text, "", tail=self.processor.image_gen_tag)
@@ -193,11 +193,12 @@ class JanusFlowAdapter(StepwiseImageAdapter):
         m, embeds, cfg = self.model, prompt["embeds"], prompt["cfg"]
         side = self.processor.image_processor.image_size // self._vae_stride
         channels = m.vision_gen_enc_model.in_conv.in_channels
-        n_prompt, dt = embeds.shape[1], 1.0 / self.image_steps
+        n_steps = self.n_image_steps(settings)
+        n_prompt, dt = embeds.shape[1], 1.0 / n_steps
         with seeded(settings.seed, self.device):
             z = torch.randn((1, channels, side, side), dtype=m.dtype).to(self.device)
-            for step in range(self.image_steps):
-                t = torch.full((2,), step / self.image_steps * 1000.0, dtype=m.dtype, device=self.device)
+            for step in range(n_steps):
+                t = torch.full((2,), step / n_steps * 1000.0, dtype=m.dtype, device=self.device)
                 z_emb, t_emb, hs = self._latent_tokens(torch.cat([z, z]), t)
                 n_img = z_emb.shape[1]
                 mask = torch.ones((2, n_prompt + 1 + n_img), dtype=torch.int, device=self.device)

@@ -29,6 +29,8 @@ ADAPTERS: dict[str, str] = {
     "showo2": "entprobe.models.showo2:Showo2Adapter",
     "bagel": "entprobe.models.bagel:BagelAdapter",
     "showo": "entprobe.models.showo:ShowoAdapter",
+    "harmon": "entprobe.models.harmon:HarmonAdapter",
+    "janusflow": "entprobe.models.janusflow:JanusFlowAdapter",
 }
 
 #: Handles any ``model_type`` that ``AutoModelForCausalLM`` knows and no other adapter claims.
