@@ -246,6 +246,8 @@ def test_requested_steps_only(adapter):
 
     with pytest.raises(ProbeInputError, match="runs 6 steps"):
         adapter.generate_image("a blue bird", settings=SETTINGS, response_steps=(7,))
+    small = adapter.generate_image("a blue bird", settings=GenerationSettings(image_size=8, image_steps=2))
+    assert small.n_steps == 2 and small.n_response_tokens == (8 // 4) ** 2 and small.image.size == (8, 8)
 
 
 # --- end to end: CLI probe at every level, report, kill + resume -------------------------

@@ -106,6 +106,7 @@ class HarmonAdapter(StepwiseImageAdapter):
     upstream: ClassVar[Upstream] = UPSTREAM
     image_generator: ClassVar[str] = "MAR"
     image_response: ClassVar[str] = "teacher-forced pass with all MAR tokens revealed"
+    image_options: ClassVar[frozenset[str]] = frozenset({"image_steps", "image_size"})
     image_size: int = 512
     num_iter: int = 64
     cfg_prompt: str = "Generate an image."
@@ -219,7 +220,7 @@ class HarmonAdapter(StepwiseImageAdapter):
 
         m, mar = self.model, self.model.mar
         mask_by_order = importlib.import_module("src.models.harmon").mask_by_order
-        g = self.image_size // mar.vae_stride
+        g = (settings.image_size or self.image_size) // mar.vae_stride
         n_tok, bsz, cfg = g * g, prompt["input_ids"].shape[0], prompt["cfg"]
         n_iter = self.n_image_steps(settings)
         rows = {"cond": slice(0, 1)} | ({"uncond": slice(1, 2)} if bsz == 2 else {})

@@ -83,6 +83,7 @@ class JanusFlowAdapter(StepwiseImageAdapter):
     upstream: ClassVar[Upstream] = UPSTREAM
     image_generator: ClassVar[str] = "rectified flow"
     image_response: ClassVar[str] = "teacher-forced pass of the clean latent at the data end (t = 1000)"
+    image_options: ClassVar[frozenset[str]] = frozenset({"image_steps"})
     vae: Any = None
     image_steps: int = 30
 
