@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from ..capture import Role, capture
+from ..errors import ProbeInputError
 from ._batch import collate, row_sampler
 from ._hf import check_prompt_length, maybe_capture, seeded
 from ._multimodal import (
@@ -153,29 +154,39 @@ class JanusAdapter(ImagePromptAdapter):
     def _processed(
         self, text: str, image: Image.Image | None, *, for_image_generation: bool = False
     ) -> ProcessedPrompt:
-        from transformers.processing_utils import ProcessorMixin
-
         proc = self.processor
         content = [{"type": "image"}] if image is not None else []
         fallback = (f"{proc.image_token}\n" if image is not None else "", "")
         prefix, text, suffix = template_parts(proc, content, text, fallback)
-        # What JanusProcessor.__call__ adds before handing over to ProcessorMixin.__call__.
-        if for_image_generation:
-            suffix += proc.image_start_token
-        elif getattr(proc, "use_default_system_prompt", False):
+        mode = "image" if for_image_generation else "text"
+        # The processor's public call builds the prompt (JanusProcessor.__call__ adds
+        # the system prompt in text mode, the image-start token in image mode), so a
+        # change in transformers changes our prompts with it. Its offsets refer to the
+        # string after that prefix, so the user's text shifts by the system prompt.
+        shift = 0
+        if mode == "text" and getattr(proc, "use_default_system_prompt", False):
             from transformers.models.janus.processing_janus import DEFAULT_SYSTEM_PROMPT
 
-            prefix = DEFAULT_SYSTEM_PROMPT + prefix
-        return process_prompt(
-            lambda **kw: ProcessorMixin.__call__(proc, **kw),
+            shift = len(DEFAULT_SYSTEM_PROMPT)
+        prompt = process_prompt(
+            lambda **kw: proc(**kw, generation_mode=mode),
             self.tokenizer,
             prefix + text + suffix,
-            (len(prefix), len(prefix) + len(text)),
+            (shift + len(prefix), shift + len(prefix) + len(text)),
             image=image,
             image_token_id=self.image_token_id,
             device=self.device,
             dtype=self.model.dtype,
         )
+        # Loud, not silent, if the processor ever puts the text elsewhere.
+        got = self.tokenizer.decode([int(i) for i, r in zip(prompt.input_ids, prompt.roles) if r == Role.TEXT])
+        if "".join(got.split()) != "".join(text.split()):
+            raise ProbeInputError(
+                f"JanusProcessor placed the prompt text differently than entprobe expects "
+                f"(tokens labelled as text decode to {got[:80]!r}, not {text[:80]!r}); this "
+                f"transformers version needs a fix in models/janus.py"
+            )
+        return prompt
 
     def _prompt(
         self, text: str, image: Image.Image | None = None
