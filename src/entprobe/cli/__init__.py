@@ -66,19 +66,37 @@ class _LazyGroup(click.Group):
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    help="CPU threads for torch's linear algebra (default: torch's choice). On a shared "
-    "or busy machine 1 can be many times faster: idle threads spin against other load.",
+    help="CPU threads for torch's and BLAS's linear algebra. Default: the usable cores "
+    "minus the current load average (at least 1), with OMP_WAIT_POLICY=PASSIVE, so a busy "
+    "machine does not make idle threads spin against other work (see entprobe/_threads.py).",
 )
-def main(threads: int | None) -> None:
+@click.option(
+    "--max-memory",
+    default=None,
+    metavar="SIZE",
+    help="Memory the estimators may hold at once, e.g. 8G (layers are estimated in chunks "
+    "that fit; numbers do not change). Default: half of the memory available "
+    "(ENTPROBE_MAX_MEMORY).",
+)
+def main(threads: int | None, max_memory: str | None) -> None:
     """entprobe: layer-by-layer entropy probing of unified multimodal models.
 
     Prompt level: matrix-based Renyi entropy of a prompt's token states per layer.
     Response level: the conditional entropy proxy H(prompt+response) - H(prompt).
     """
-    if threads is not None:
-        import torch
+    import os
 
-        torch.set_num_threads(threads)
+    from entprobe._threads import apply_thread_policy
+
+    apply_thread_policy(threads)
+    if max_memory is not None:
+        from entprobe.estimators._chunks import parse_memory
+
+        try:
+            parse_memory(max_memory)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--max-memory") from None
+        os.environ["ENTPROBE_MAX_MEMORY"] = max_memory
 
 
 __all__ = ["main"]

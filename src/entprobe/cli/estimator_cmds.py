@@ -100,10 +100,19 @@ def validate(
               help="With --model-config: image tokens generated (a square; default: the model's, 576 for Janus-Pro).")
 @click.option("--dtype", "dtype_name", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32",
               show_default=True, help="With --model-config: model dtype.")
+@click.option("--long", "long_mode", is_flag=True,
+              help="Long sequences instead: per layer, the 0.1.0 exact path vs today's and --spectrum topk:K "
+                   "(time, interval width), side by side; then the peak memory of --layers x max(--n) under --max-memory. "
+                   "Suggested: --long --n 576,1152,2048,4096 --layers 1.")
+@click.option("--topk", type=click.IntRange(min=1), default=128, show_default=True, help="K of the approximation (--long).")
+@click.option("--load", "load_mode", is_flag=True,
+              help="Thread policy instead: one workload (or --load-command) under torch's default threads, "
+                   "the CLI's policy and --threads 1, quiet and with a one-core background load started and stopped here.")
+@click.option("--load-command", default=None, help="With --load: a shell command to time instead (e.g. 'entprobe demo --out /tmp/d').")
 def bench(
     device: str, layers: int, ns: list[int], d: int, repeats: int, response_ratio: float, threads: int | None,
     out_file: Path | None, model_config: str | None, batch_sizes: str, n_prompts: int, max_new_tokens: int,
-    image_tokens: int | None, dtype_name: str,
+    image_tokens: int | None, dtype_name: str, long_mode: bool, topk: int, load_mode: bool, load_command: str | None,
 ) -> None:
     """Time the estimators against a naive per-layer NumPy/SciPy reference.
 
@@ -113,6 +122,7 @@ def bench(
     case, the best-of-repeats seconds of the naive reference and of entprobe, the speed-up and
     the largest absolute difference in bits.
     """
+
     from entprobe.errors import EntprobeError
     from entprobe.validation import format_bench_table, run_benchmark, torch_threads
 
@@ -122,6 +132,29 @@ def bench(
         return
     if out_file is not None and out_file.suffix.lower() not in (".json", ".csv"):
         raise click.BadParameter(f"must end in .json or .csv; got {out_file.name!r}", param_hint="--out")
+    if long_mode or load_mode:
+        import shlex
+
+        from entprobe.validation.bench import run_load_bench, run_long_bench
+
+        if device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise click.ClickException("--device cuda: CUDA is not available to this torch; no timing was taken")
+        with torch_threads(threads):
+            if long_mode:
+                df = run_long_bench(ns=ns, d=d, layers=layers, topk=topk, memory_layers=30, memory_n=max(ns),
+                                    progress=lambda row: click.echo(f"  {row}"))
+            else:
+                df = run_load_bench(command=None if load_command is None else shlex.split(load_command))
+        click.echo(df.to_string(index=False))
+        if out_file is not None:
+            out_file.parent.mkdir(parents=True, exist_ok=True)
+            df.to_csv(out_file, index=False) if out_file.suffix.lower() == ".csv" else out_file.write_text(
+                df.to_json(orient="records", indent=2), encoding="utf-8")
+            click.echo(f"written: {out_file}")
+        return
     click.echo(
         f"entprobe bench: device={device}, layers={layers}, n={','.join(map(str, ns))}, d={d}, "
         f"response = {response_ratio:g} x n, repeats={repeats} (+1 warm-up)"

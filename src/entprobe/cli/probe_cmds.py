@@ -85,6 +85,9 @@ def estimator_options(*, inherit: bool) -> Callable[[Callable[..., Any]], Callab
                      help="Bandwidth of H(prompt) inside the proxy: the median distance of the "
                           "joint prompt+response set, shared with H(prompt+response) (joint), or "
                           f"of the prompt's own tokens (own; needs --sigma median). {note('joint')}"),
+        click.option("--spectrum", default=None, metavar="exact|topk:K",
+                     help="exact: all eigenvalues; topk:K: K Ritz pairs and certified lower/upper "
+                          f"bounds per layer (stored; the value is the interval's midpoint). {note('exact')}"),
     ]
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -110,6 +113,7 @@ def estimator_overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
         "n_draws": kwargs.pop("n_draws"),
         "seed": kwargs.pop("estimator_seed"),
         "prompt_sigma": kwargs.pop("prompt_bandwidth"),
+        "spectrum": kwargs.pop("spectrum"),
     }
     out = {k: v for k, v in given.items() if v is not None}
     if given["pca_dim"] is not _UNSET:

@@ -38,6 +38,17 @@ def report(stores: tuple[Path, ...], out_dir: Path, early_fraction: float, n_boo
     except EntprobeError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Wrote {path} (figures in {out_dir / 'figures'}, tables in {out_dir / 'tables'})")
+    from entprobe.pipeline._bounds import width_report
+    from entprobe.store import ResultStore
+
+    for store_path in stores:
+        try:
+            with ResultStore(store_path, read_only=True) as reader:
+                widths = width_report(reader)
+        except EntprobeError:
+            continue  # write_report has read it already; nothing more to say
+        if widths:
+            click.echo(f"{store_path}: {widths}")
 
 
 def _display(table):  # noqa: ANN001, ANN202 - pandas DataFrame in and out

@@ -86,10 +86,18 @@ def reestimate(grams: str, store: str, device: str, retry_failed: bool, progress
                 grams, results, estimator=overrides, device=device,
                 retry_failed=retry_failed, progress=progress,
             )
+        widths = None
+        if summaries:
+            from entprobe.pipeline._bounds import width_report
+
+            with ResultStore(store, read_only=True) as reader:
+                widths = width_report(reader, [sm.run_id for sm in summaries])
     except EntprobeError as exc:
         raise click.ClickException(str(exc)) from exc
     for summary in summaries:
         click.echo(summary.report(), err=True)
+    if widths:
+        click.echo(widths, err=True)
     fail_if_nothing_done(summaries)
 
 

@@ -45,7 +45,11 @@ def _available_cpu_bytes() -> int:
 
 
 def default_max_memory(device: torch.device | str = "cpu") -> int:
-    """Half of the memory available now: ``MemAvailable`` on the CPU, free GPU memory on CUDA."""
+    """``ENTPROBE_MAX_MEMORY`` if set (``entprobe --max-memory``, e.g. ``8G``), else half of
+    the memory available now: ``MemAvailable`` on the CPU, free GPU memory on CUDA."""
+    env = os.environ.get("ENTPROBE_MAX_MEMORY", "").strip()
+    if env and env.lower() != "auto":
+        return parse_memory(env)  # type: ignore[return-value]
     dev = torch.device(device)
     if dev.type == "cuda":
         free, _ = torch.cuda.mem_get_info(dev)

@@ -59,6 +59,8 @@ class EstimatorOptions:
     #: bandwidth of H(prompt) inside the proxy: ``"joint"`` (the median of the joint
     #: set, shared with H(prompt+response); the default) or ``"own"`` (the prompt's).
     prompt_sigma: str = "joint"
+    #: ``"exact"`` or ``"topk:K"`` (certified bounds; layer_metrics gets lower/upper).
+    spectrum: str = "exact"
 
     def __post_init__(self) -> None:
         # One spelling per value, so that equal options hash to the same run id
@@ -79,6 +81,8 @@ class EstimatorOptions:
         if out["prompt_sigma"] == "joint":
             # Left out at its default, so the run ids of earlier runs stay as they were.
             del out["prompt_sigma"]
+        if out["spectrum"] == "exact":
+            del out["spectrum"]
         return out
 
     @classmethod
@@ -105,7 +109,7 @@ class EstimatorOptions:
         """Keyword arguments of ``matrix_entropy_from_gram``."""
         return dict(
             alpha=self.alpha, kernel=self.kernel, sigma=self.sigma, sigma_scale=self.sigma_scale,
-            pca_dim=self.pca_dim, eps=self.eps, base=self.base,
+            pca_dim=self.pca_dim, eps=self.eps, base=self.base, spectrum=self.spectrum,
         )
 
     def conditional_kwargs(self) -> dict[str, Any]:
@@ -114,6 +118,7 @@ class EstimatorOptions:
             normalization=self.normalization, alpha=self.alpha, sigma=self.sigma,
             sigma_scale=self.sigma_scale, pca_dim=self.pca_dim, eps=self.eps, base=self.base,
             n_draws=self.n_draws, seed=self.seed, prompt_sigma=self.prompt_sigma,
+            spectrum=self.spectrum,
         )
 
     def check(self) -> None:

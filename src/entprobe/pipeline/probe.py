@@ -35,6 +35,7 @@ from ..errors import EntprobeError, ModelLoadError, ProbeInputError, StoreError,
 from ..models._stepwise import StepwiseImageAdapter, parse_response_steps, resolve_response_steps
 from ..models.base import Encoded, Generation, GenerationSettings, ModelAdapter
 from ..store import ResultStore
+from ._bounds import layer_values, metric_value
 from ..store.grams import pending_grams, publish_gram, published_path, read_gram_meta, safe_name, save_gram
 from ..store.schema import LEVEL_METRIC, LEVELS
 from ._overlap import EstimationQueue, Job
@@ -828,13 +829,11 @@ class _Runner:
                 values = conditional_entropy_from_gram(
                     gram, n_prompt, **self.options.estimator.conditional_kwargs()
                 )
-            if isinstance(values, torch.Tensor):
-                values = values.detach().to("cpu").numpy()
-            values = np.asarray(values, dtype=np.float64).reshape(-1)
+            values = layer_values(values)
         finally:
             seconds = time.perf_counter() - start
             self.summary.estimate_seconds += seconds
-        bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+        bad = [i for i, v in enumerate(values) if not np.isfinite(v).all()]
         if bad:
             raise SampleFailure(f"the estimator gave non-finite values at layer(s) {bad}")
         return values, gram, seconds
@@ -880,13 +879,13 @@ class _Runner:
         metric = LEVEL_METRIC[level]
         metrics = [
             {"model": self.model_name, "adapter": self.adapter.name, "layer": layer,
-             "n_layers": n_layers, "metric": metric, "value": float(v)}
+             "n_layers": n_layers, "metric": metric, **metric_value(v)}
             for layer, v in enumerate(values)
         ]
         step_rows = [
             {"model": self.model_name, "adapter": self.adapter.name, "step": step,
              "n_steps": n_steps, "layer": layer, "n_layers": n_layers,
-             "metric": metric, "value": float(v), "n_response_tokens": n_response}
+             "metric": metric, "value": metric_value(v)["value"], "n_response_tokens": n_response}
             for step, (step_values, n_response, _) in (steps or {}).items()
             for layer, v in enumerate(step_values)
         ]

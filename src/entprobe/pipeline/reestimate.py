@@ -24,6 +24,7 @@ from ..errors import StoreError
 from ..store import ResultStore
 from ..store.grams import iter_gram_files, load_gram, read_gram_meta
 from ..store.schema import LEVEL_METRIC, SAMPLES_COLUMNS
+from ._bounds import layer_values, metric_value
 from .options import EstimatorOptions, package_versions, run_id_for
 from .probe import RunSummary, SampleFailure, _error_text
 
@@ -134,9 +135,9 @@ def reestimate(
                     values = matrix_entropy_from_gram(gram, **est.entropy_kwargs())
                 else:
                     values = conditional_entropy_from_gram(gram, record.n_prompt, **est.conditional_kwargs())
-                values = np.asarray(values.detach().to("cpu").numpy(), dtype=np.float64).reshape(-1)
+                values = layer_values(values)
                 if not np.isfinite(values).all():
-                    bad = [int(i) for i in np.flatnonzero(~np.isfinite(values))]
+                    bad = [int(i) for i in np.flatnonzero(~np.isfinite(values).reshape(len(values), -1).all(axis=-1))]
                     raise SampleFailure(f"the estimator gave non-finite values at layer(s) {bad}")
             except Exception as exc:
                 seconds = time.perf_counter() - t0
@@ -153,7 +154,7 @@ def reestimate(
             metric = LEVEL_METRIC[meta["level"]]
             metrics = [
                 {"model": meta["model"], "adapter": meta["adapter"], "layer": layer,
-                 "n_layers": n_layers, "metric": metric, "value": float(v)}
+                 "n_layers": n_layers, "metric": metric, **metric_value(v)}
                 for layer, v in enumerate(values)
             ]
             store.write_sample(row, metrics)

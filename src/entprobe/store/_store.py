@@ -20,6 +20,7 @@ import pandas as pd
 from ..errors import StoreError, StoreLockedError
 from .schema import (
     LATER_TABLES,
+    ADDED_COLUMNS,
     LAYER_METRICS_COLUMNS,
     LAYER_METRICS_KEY,
     RUNS_COLUMNS,
@@ -634,6 +635,17 @@ class ResultStore:
             [database, table],
         ).fetchone()[0])
 
+    def _present_columns(self, table: str) -> set[str]:
+        """Columns ``table`` has (an older store opened read-only lacks the later ones)."""
+        added = {c for t, c, _ in ADDED_COLUMNS if t == table}
+        if not added:
+            return set(_COLUMNS[table])
+        rows = self.con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND database_name = current_database()",
+            [table],
+        ).fetchall()
+        return {r[0] for r in rows}
+
     @_in_session
     def _select(self, table: str, filters: Mapping[str, Any]) -> pd.DataFrame:
         columns = _COLUMNS[table]
@@ -659,7 +671,10 @@ class ResultStore:
         if table in LATER_TABLES and not self._has_table(table):
             # An older store opened read-only: it has no such rows.
             return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
-        sql = f"SELECT {', '.join(columns)} FROM {table}"
+        present = self._present_columns(table)
+        sql = "SELECT " + ", ".join(
+            c if c in present else f"CAST(NULL AS DOUBLE) AS {c}" for c in columns
+        ) + f" FROM {table}"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY " + ", ".join(_ORDER[table])

@@ -36,9 +36,10 @@ __all__ = [
     "STEP_METRICS_KEY",
     "TABLES",
     "create_tables",
+    "ADDED_COLUMNS",
 ]
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 LEVELS: tuple[str, ...] = ("prompt", "text-gen", "image-gen")
 METRICS: tuple[str, ...] = ("entropy", "conditional_entropy")
@@ -107,6 +108,16 @@ _LAYER_METRICS: tuple[tuple[str, str], ...] = (
     ("value", "DOUBLE NOT NULL"),
     ("n_prompt_tokens", "INTEGER"),
     ("n_response_tokens", "INTEGER"),
+    # Schema 3: certified bounds of spectrum="topk:K" (NULL for the exact spectrum,
+    # where lower = value = upper).
+    ("lower", "DOUBLE"),
+    ("upper", "DOUBLE"),
+)
+
+#: Columns added to an existing table by a later schema version: (table, column, type).
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("layer_metrics", "lower", "DOUBLE"),
+    ("layer_metrics", "upper", "DOUBLE"),
 )
 
 # Schema 2: layer_metrics' columns plus the denoising step (1-based) and the
@@ -114,7 +125,7 @@ _LAYER_METRICS: tuple[tuple[str, str], ...] = (
 _STEP_METRICS: tuple[tuple[str, str], ...] = (
     _LAYER_METRICS[:10]
     + (("step", "INTEGER NOT NULL"), ("n_steps", "INTEGER"))
-    + _LAYER_METRICS[10:]
+    + _LAYER_METRICS[10:-2]
 )
 
 SAMPLES_KEY: tuple[str, ...] = ("run_id", "dataset", "sample_id", "level")
@@ -153,6 +164,9 @@ def create_tables(con) -> None:  # noqa: ANN001 - a duckdb connection
     gets the tables it lacks (later versions only add tables)."""
     for statement in DDL:
         con.execute(statement)
+    # Migration to schema 3: older stores get the new nullable columns.
+    for table, column, typ in ADDED_COLUMNS:
+        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {typ}")
     con.execute(
         "INSERT INTO store_info VALUES ('schema_version', ?) "
         "ON CONFLICT DO UPDATE SET value = excluded.value "

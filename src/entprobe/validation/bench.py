@@ -283,3 +283,162 @@ def format_bench_table(result: BenchResult) -> str:
 
     out = [fmt(cols), fmt(["-" * w for w in widths])] + [fmt(row) for row in lines]
     return "\n".join(out)
+
+
+# ------------------------------------------------------------------ long sequences (issue 12)
+
+
+def _peak_rss_child(code: str) -> tuple[float, dict[str, Any]]:
+    """Run ``code`` in a fresh Python (same threads and environment) and return its
+    peak resident set (MiB) and the JSON it prints last."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", "import resource, json\n" + code + "\nprint(json.dumps(result))\n"
+         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)"],
+        capture_output=True, text=True, check=True,
+    )
+    lines = out.stdout.strip().splitlines()
+    return float(lines[-1]), json.loads(lines[-2])
+
+
+def run_long_bench(
+    *,
+    ns: Sequence[int] = (576, 1152, 2048, 4096),
+    d: int = 2048,
+    layers: int = 1,
+    topk: int = 128,
+    memory_layers: int = 30,
+    memory_n: int = 4096,
+    max_memory: int | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> pd.DataFrame:
+    """Exact path today vs now, per layer, and the certified ``topk`` approximation.
+
+    Per ``n``, on the same :func:`bench_states` prompt states (``layers`` of them,
+    in one process, side by side): seconds per layer of
+    :func:`~entprobe.validation.today.today_matrix_entropy` (the 0.1.0 path: full
+    eigendecomposition, full sort) and of :func:`entprobe.estimators.matrix_entropy`,
+    their largest difference in bits, and ``spectrum="topk:K"``: seconds per layer and
+    interval width (bits). Then one row ``memory``: the peak resident memory of a
+    fresh process running ``matrix_entropy`` on ``memory_layers x memory_n x d``
+    float32 states (as captured) with ``max_memory``, against that budget.
+    """
+    import torch
+
+    from entprobe.estimators import default_max_memory, matrix_entropy
+
+    from .today import today_matrix_entropy
+
+    rows = []
+    for n in ns:
+        prompt, _ = bench_states(layers, n, 2, d, seed=n)
+        x = torch.from_numpy(prompt)
+        t0 = time.perf_counter()
+        old = today_matrix_entropy(x).numpy()
+        t_old = (time.perf_counter() - t0) / layers
+        t0 = time.perf_counter()
+        new = matrix_entropy(x).numpy()
+        t_new = (time.perf_counter() - t0) / layers
+        t0 = time.perf_counter()
+        approx = matrix_entropy(x, spectrum=f"topk:{topk}")
+        t_approx = (time.perf_counter() - t0) / layers
+        row = {
+            "n": n, "d": d, "layers": layers, "today_s": t_old, "new_s": t_new, "speedup": t_old / t_new,
+            "max_abs_diff": float(np.max(np.abs(old - new))), "topk": topk, "topk_s": t_approx,
+            "topk_speedup_vs_new": t_new / t_approx,
+            "topk_width": float(np.max((approx.upper - approx.lower).numpy())),
+            "topk_contains": bool(np.all((approx.lower.numpy() <= new) & (new <= approx.upper.numpy()))),
+        }
+        rows.append(row)
+        if progress is not None:
+            progress(row)
+    budget = max_memory if max_memory is not None else default_max_memory("cpu")
+    code = (
+        "import numpy as np, torch\n"
+        "from entprobe.estimators import matrix_entropy\n"
+        f"x = torch.from_numpy(np.random.default_rng(0).standard_normal(({memory_layers}, {memory_n}, {d}), dtype=np.float32))\n"
+        "rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0\n"
+        f"h = matrix_entropy(x, max_memory={budget})\n"
+        "result = {'states_mib': x.numel() * 4 / 2**20, 'rss_before_mib': rss0}\n"
+    )
+    peak, info = _peak_rss_child(code)
+    row = {"n": memory_n, "d": d, "layers": memory_layers, "memory_peak_mib": peak,
+           "memory_budget_mib": budget / 2**20, **info,
+           "under_budget": bool(peak - info["rss_before_mib"] <= budget / 2**20)}
+    rows.append(row)
+    if progress is not None:
+        progress(row)
+    return pd.DataFrame(rows)
+
+
+_LOAD_WORKLOAD = (
+    "import time, numpy as np, torch\n"
+    "from entprobe.estimators import matrix_entropy, conditional_entropy\n"
+    "x = torch.from_numpy(np.random.default_rng(0).standard_normal((29, {n}, 512)))\n"
+    "t = time.perf_counter()\n"
+    "matrix_entropy(x); conditional_entropy(x[:, : {n} // 2], x[:, {n} // 2 :])\n"
+    "print(time.perf_counter() - t)\n"
+)
+
+
+def run_load_bench(*, n: int = 300, command: Sequence[str] | None = None, timeout: float = 600.0) -> pd.DataFrame:
+    """Wall time of one workload under three thread policies, quiet and under load, side by side.
+
+    Policies (each a fresh process, so the policy is set before torch starts):
+    ``today`` (torch's default threads, OpenMP's default active wait, as entprobe 0.1.0),
+    ``policy`` (:func:`entprobe._threads.apply_thread_policy` with no flag, the CLI's
+    default now) and ``threads=1``. Load: one ``yes > /dev/null`` process started here,
+    pinned to core 0 where ``taskset`` exists, stopped after the runs. The workload is
+    29 layers x ``n`` tokens x 512 (prompt entropy and proxy), or ``command`` (e.g. the
+    demo) timed from outside.
+
+    Returns:
+        Rows ``load, policy, seconds`` (``nan`` for a run past ``timeout``).
+    """
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    policies = {
+        "today": {"OMP_WAIT_POLICY": None},
+        "policy": {},
+        "threads=1": {"ENTPROBE_THREADS": "1"},
+    }
+    rows = []
+    for load in ("quiet", "one-core load"):
+        bg = None
+        if load != "quiet":
+            pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+            bg = subprocess.Popen([*pin, "yes"], stdout=subprocess.DEVNULL)
+        try:
+            for name, env_over in policies.items():
+                env = {k: v for k, v in os.environ.items()
+                       if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                    "OMP_WAIT_POLICY", "ENTPROBE_THREADS")}
+                env.update({k: v for k, v in env_over.items() if v is not None})
+                prelude = "" if name == "today" else "from entprobe._threads import apply_thread_policy\napply_thread_policy(None)\n"
+                t0 = time.perf_counter()
+                try:
+                    if command is None:
+                        out = subprocess.run([sys.executable, "-c", prelude + _LOAD_WORKLOAD.format(n=n)],
+                                             env=env, capture_output=True, text=True, timeout=timeout, check=True)
+                        seconds = float(out.stdout.strip().splitlines()[-1])
+                    else:
+                        cmd = list(command)
+                        if name == "today":
+                            env["OMP_NUM_THREADS"] = str(os.cpu_count() or 1)  # no policy: every core
+                            env["OMP_WAIT_POLICY"] = "ACTIVE"
+                        subprocess.run(cmd, env=env, capture_output=True, timeout=timeout, check=True)
+                        seconds = time.perf_counter() - t0
+                except subprocess.TimeoutExpired:
+                    seconds = float("nan")
+                rows.append({"load": load, "policy": name, "seconds": seconds})
+        finally:
+            if bg is not None:
+                bg.terminate()
+                bg.wait()
+    return pd.DataFrame(rows)
