@@ -35,12 +35,13 @@ browser:
 # Integration tests against the upstream UMM repositories (tests/upstream), in a second
 # virtualenv pinned like the upstreams as far as one environment can be: Show-o pins
 # transformers 4.41 / diffusers 0.30, Show-o2 4.47 / 0.31, BAGEL 4.49; 4.49 + 0.31 import
-# them all. ENTPROBE_UPSTREAM_ROOT: a folder of <owner>+<repo> checkouts.
+# them all (JanusFlow's attrdict: attrdict3, the Python >= 3.10 fork of the same module).
+# ENTPROBE_UPSTREAM_ROOT: a folder of <owner>+<repo> checkouts.
 UVENV   ?= .venv-upstream
 UPY      = $(UVENV)/bin/python
 USTAMP   = $(UVENV)/.installed
 UPSTREAM_PKGS ?= transformers==4.49.0 diffusers==0.31.0 accelerate einops timm mmengine \
-	sentencepiece omegaconf jaxtyping typeguard
+	sentencepiece omegaconf jaxtyping typeguard attrdict3
 ENTPROBE_UPSTREAM_ROOT ?= ../shared/upstream
 
 $(UPY):
