@@ -35,13 +35,15 @@ browser:
 # Integration tests against the upstream UMM repositories (tests/upstream), in a second
 # virtualenv pinned like the upstreams as far as one environment can be: Show-o pins
 # transformers 4.41 / diffusers 0.30, Show-o2 4.47 / 0.31, BAGEL 4.49; 4.49 + 0.31 import
-# them all (JanusFlow's attrdict: attrdict3, the Python >= 3.10 fork of the same module).
-# ENTPROBE_UPSTREAM_ROOT: a folder of <owner>+<repo> checkouts.
+# them all (JanusFlow's attrdict: attrdict3, the Python >= 3.10 fork of the same module;
+# torchdiffeq: Show-o2's ODE sampler). OmniGen2's adapter is also run here, under
+# transformers 4.x (its pin is 4.51.3). ENTPROBE_UPSTREAM_ROOT: a folder of
+# <owner>+<repo> checkouts.
 UVENV   ?= .venv-upstream
 UPY      = $(UVENV)/bin/python
 USTAMP   = $(UVENV)/.installed
 UPSTREAM_PKGS ?= transformers==4.49.0 diffusers==0.31.0 accelerate einops timm mmengine \
-	sentencepiece omegaconf jaxtyping typeguard attrdict3
+	sentencepiece omegaconf jaxtyping typeguard attrdict3 torchdiffeq==0.2.5
 ENTPROBE_UPSTREAM_ROOT ?= ../shared/upstream
 
 $(UPY):
@@ -54,7 +56,7 @@ $(USTAMP): pyproject.toml Makefile | $(UPY)
 	touch $(USTAMP)
 
 test-upstream: $(USTAMP)
-	ENTPROBE_UPSTREAM_ROOT="$(abspath $(ENTPROBE_UPSTREAM_ROOT))" $(UPY) -m pytest -q tests/upstream
+	ENTPROBE_UPSTREAM_ROOT="$(abspath $(ENTPROBE_UPSTREAM_ROOT))" $(UPY) -m pytest -q tests/upstream tests/models/test_omnigen2.py
 
 bench: $(STAMP)
 	$(VENV)/bin/entprobe bench
