@@ -82,8 +82,8 @@ def test_empty_store_still_reports(tmp_path):
     from entprobe.store import ResultStore
 
     store = tmp_path / "empty.duckdb"
-    with ResultStore(store):
-        pass
+    with ResultStore(store) as s, s.session():
+        pass  # a store with its tables and no results (the file appears on the first write)
     page = write_report([store], tmp_path / "r", n_boot=10).read_text(encoding="utf-8")
     assert "The stores hold no results at all." in page
     assert "the stores hold no runs." in page
