@@ -42,8 +42,11 @@ browser:
 UVENV   ?= .venv-upstream
 UPY      = $(UVENV)/bin/python
 USTAMP   = $(UVENV)/.installed
-UPSTREAM_PKGS ?= transformers==4.49.0 diffusers==0.31.0 accelerate einops timm mmengine \
-	sentencepiece omegaconf jaxtyping typeguard attrdict3 torchdiffeq==0.2.5
+UPSTREAM_PKGS ?= transformers==4.49.0 diffusers==0.31.0 accelerate einops mmengine \
+	sentencepiece omegaconf jaxtyping typeguard pyyaml attrdict3 torchdiffeq==0.2.5
+# timm without its dependencies: it asks for torchvision, whose PyPI build replaces
+# torch 2.13 (tests/upstream/standins/ has the torchvision shell timm imports).
+UPSTREAM_NODEPS ?= timm
 ENTPROBE_UPSTREAM_ROOT ?= ../shared/upstream
 
 $(UPY):
@@ -52,7 +55,8 @@ $(UPY):
 
 $(USTAMP): pyproject.toml Makefile | $(UPY)
 	$(UPY) -c "import torch" 2>/dev/null || $(UPY) -m pip install -q "$(TORCH_SPEC)"
-	$(UPY) -m pip install -q -e ".[test]" $(UPSTREAM_PKGS)
+	$(UPY) -m pip install -q -e ".[test]" "$(TORCH_SPEC)" $(UPSTREAM_PKGS)
+	$(UPY) -m pip install -q --no-deps $(UPSTREAM_NODEPS)
 	touch $(USTAMP)
 
 test-upstream: $(USTAMP)
