@@ -102,3 +102,19 @@ def test_only_choices_match_the_registry():
 
     only = next(p for p in validate.params if p.name == "only")
     assert list(only.type.choices) == list(EXPERIMENTS)
+
+
+def test_validate_at_the_defaults_gives_the_readmes_verdicts(tmp_path):
+    # README: "In all, 8 of 13 claims hold", and names the five that do not: the
+    # dependence sweep, Table 1 (rank order and the noisy case), Table 2 and Table 3's
+    # moderate bandwidths. Full run at the defaults (10 seeds), about a minute.
+    result = CliRunner().invoke(main, ["validate", "--out", str(tmp_path), "--no-figures"])
+    assert result.exit_code == 0, result.output
+    assert "8 of 13 claims hold here" in result.output
+    claims = pd.read_csv(tmp_path / "claims.csv")
+    failing = claims[claims.verdict == "DOES NOT HOLD"]
+    assert sorted(failing.experiment) == sorted(
+        ["dependence_proxy", "shannon_agreement", "shannon_agreement", "normalization", "sensitivity"]
+    )
+    assert failing.statement.str.contains("sweep").sum() == 1
+    assert failing.statement.str.contains("Moderate bandwidth").sum() == 1
