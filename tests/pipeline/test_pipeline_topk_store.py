@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from entprobe.pipeline._bounds import layer_values, metric_value, width_report
 from entprobe.store import ResultStore

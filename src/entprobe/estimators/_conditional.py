@@ -41,7 +41,6 @@ from ._validation import (
     wrap_interval,
     EntropyBounds,
     check_sigma,
-    wrap_result,
 )
 
 __all__ = ["conditional_entropy", "conditional_entropy_from_gram", "subsample_indices"]

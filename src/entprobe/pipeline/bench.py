@@ -38,31 +38,26 @@ __all__ = ["BENCH_PROMPTS", "MODEL_CONFIGS", "ModelBenchResult", "build_sized_ad
 #: checkpoints' config.json as published on the Hugging Face hub
 #: (deepseek-community/Janus-Pro-1B, -7B). Written down from those pages; this
 #: machine has no network, so they were not re-read here.
+def _janus_pro(hidden: int, intermediate: int, layers: int, heads: int) -> dict[str, Any]:
+    """One Janus-Pro size: the 1B and 7B checkpoints differ only in the language model
+    (and the projections into it); vision encoder and VQ tokenizer are the same."""
+    return {
+        "family": "janus",
+        "text": {"hidden_size": hidden, "intermediate_size": intermediate, "num_hidden_layers": layers,
+                 "num_attention_heads": heads, "num_key_value_heads": heads, "vocab_size": 102400,
+                 "max_position_embeddings": 16384, "rms_norm_eps": 1e-6},
+        "vision": {"image_size": 384, "patch_size": 16, "hidden_size": 1024, "num_hidden_layers": 24,
+                   "num_attention_heads": 16, "intermediate_size": 4096, "num_image_tokens": 576,
+                   "projection_dim": hidden, "depth": 2},
+        "vq": {"embed_dim": 8, "num_embeddings": 16384, "latent_channels": 256, "base_channels": 128,
+               "channel_multiplier": [1, 1, 2, 2, 4], "num_res_blocks": 2, "num_patches": 24,
+               "projection_dim": hidden, "image_token_embed_dim": hidden},
+    }
+
+
 MODEL_CONFIGS: dict[str, dict[str, Any]] = {
-    "janus-pro-1b": {
-        "family": "janus",
-        "text": {"hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 24,
-                 "num_attention_heads": 16, "num_key_value_heads": 16, "vocab_size": 102400,
-                 "max_position_embeddings": 16384, "rms_norm_eps": 1e-6},
-        "vision": {"image_size": 384, "patch_size": 16, "hidden_size": 1024, "num_hidden_layers": 24,
-                   "num_attention_heads": 16, "intermediate_size": 4096, "num_image_tokens": 576,
-                   "projection_dim": 2048, "depth": 2},
-        "vq": {"embed_dim": 8, "num_embeddings": 16384, "latent_channels": 256, "base_channels": 128,
-               "channel_multiplier": [1, 1, 2, 2, 4], "num_res_blocks": 2, "num_patches": 24,
-               "projection_dim": 2048, "image_token_embed_dim": 2048},
-    },
-    "janus-pro-7b": {
-        "family": "janus",
-        "text": {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 30,
-                 "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 102400,
-                 "max_position_embeddings": 16384, "rms_norm_eps": 1e-6},
-        "vision": {"image_size": 384, "patch_size": 16, "hidden_size": 1024, "num_hidden_layers": 24,
-                   "num_attention_heads": 16, "intermediate_size": 4096, "num_image_tokens": 576,
-                   "projection_dim": 4096, "depth": 2},
-        "vq": {"embed_dim": 8, "num_embeddings": 16384, "latent_channels": 256, "base_channels": 128,
-               "channel_multiplier": [1, 1, 2, 2, 4], "num_res_blocks": 2, "num_patches": 24,
-               "projection_dim": 4096, "image_token_embed_dim": 4096},
-    },
+    "janus-pro-1b": _janus_pro(hidden=2048, intermediate=5632, layers=24, heads=16),
+    "janus-pro-7b": _janus_pro(hidden=4096, intermediate=11008, layers=30, heads=32),
 }
 #: Tiny test models, built offline and loaded through the adapter's real ``load()``.
 TINY = {"tiny-janus": ("janus", "janus"), "tiny-emu3": ("emu3", "emu3"), "tiny-llama": ("llama", "hf-causal-lm"),

@@ -17,7 +17,6 @@ rows in one transaction, so a killed run loses at most the sample in flight.
 from __future__ import annotations
 
 import dataclasses
-import math
 from contextlib import nullcontext
 import os
 import sys

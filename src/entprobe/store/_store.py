@@ -28,7 +28,6 @@ from .schema import (
     SAMPLES_KEY,
     SCHEMA_VERSION,
     STEP_METRICS_COLUMNS,
-    STEP_METRICS_KEY,
     TABLES,
     create_tables,
 )
@@ -750,7 +749,6 @@ class ResultStore:
                 missing, the target itself, or not an entprobe store.
             StoreLockedError: a source is open for writing by another process.
         """
-        import duckdb
 
         self._require_writable()
         if on_conflict not in ("error", "keep"):
