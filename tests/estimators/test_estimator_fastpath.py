@@ -151,3 +151,56 @@ def test_topk_is_exact_when_k_covers_the_spectrum_and_batches_keep_their_shape()
     # base < 1 flips the sign: lower and upper swap so that lower <= upper still.
     small = matrix_entropy(x, spectrum="topk:8", base=0.5)
     assert (small.lower <= small.upper).all()
+
+
+# ---------------------------------------------------------------- the states route (d < n)
+
+
+@pytest.mark.parametrize(("n", "d", "pca_dim", "kernel"), [
+    (300, 24, 8, "gaussian"), (257, 64, 16, "gaussian"), (400, 96, 64, "gaussian"), (300, 24, 8, "linear"),
+])
+def test_scatter_route_matches_the_gram_route_and_the_reference(n, d, pca_dim, kernel):
+    """With fewer features than tokens the state-level PCA solves the d x d scatter
+    eigenproblem (Y = Xc V, G_k = Y Yᵀ); the Gram-level path solves the n x n one.
+    Both must give the reference's numbers."""
+    rng = np.random.default_rng(n + d)
+    x = np.stack([ref.low_rank_states(rng, n, d, pca_dim) for _ in range(2)])
+    states = matrix_entropy(x, pca_dim=pca_dim, kernel=kernel)
+    gram = matrix_entropy_from_gram(linear_gram(x, centre=True), pca_dim=pca_dim, kernel=kernel)
+    np.testing.assert_allclose(states, gram, rtol=0, atol=1e-10)
+    want = [ref.matrix_entropy(layer, pca_dim=pca_dim, kernel=kernel) for layer in x]
+    np.testing.assert_allclose(states, want, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("normalization", ["trace", "plain", "subsample"])
+@pytest.mark.parametrize("prompt_sigma", ["joint", "own"])
+def test_scatter_route_proxy_matches_the_reference(normalization, prompt_sigma):
+    rng = np.random.default_rng(5)
+    z = ref.low_rank_states(rng, 330, 40, 12)
+    p, r = z[:130], z[130:]
+    opts = dict(normalization=normalization, pca_dim=12, n_draws=2, seed=3, prompt_sigma=prompt_sigma)
+    got = conditional_entropy(p, r, **opts)
+    gram = conditional_entropy_from_gram(linear_gram(z, centre=True), 130, **opts)
+    assert got == pytest.approx(gram, abs=1e-10)
+    assert got == pytest.approx(ref.conditional_entropy(p, r, **opts), abs=1e-9)
+
+
+def test_rank_deficient_states_keep_no_phantom_axes():
+    """Rank 3 states cut at 8 components: the scatter route keeps the 3 real axes only
+    (the Gram route clamps the other eigenvalues at 0); both equal the reference."""
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(200, 3)) @ rng.normal(size=(3, 20))
+    got = matrix_entropy(x, pca_dim=8)
+    assert got == pytest.approx(matrix_entropy_from_gram(linear_gram(x, centre=True), pca_dim=8), abs=1e-10)
+    assert got == pytest.approx(ref.matrix_entropy(x, pca_dim=8), abs=1e-9)
+
+
+@pytest.mark.parametrize("inner", ["features", "tokens"])
+def test_symmetric_product_is_the_matmul(inner):
+    from entprobe.estimators._linalg import sym_product
+
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(3, 37, 21)))
+    got = sym_product(x, inner=inner)
+    want = x @ x.mT if inner == "features" else x.mT @ x
+    assert torch.equal(got, got.mT)
+    torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-12)

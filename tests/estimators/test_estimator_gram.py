@@ -110,9 +110,14 @@ def test_pca_uses_the_subset_solver_and_one_eigvalsh_call_covers_all_layers(monk
     monkeypatch.setattr(torch.linalg, "eigvalsh", spy_eigvalsh)
     monkeypatch.setattr(scipy.linalg, "eigh", spy_scipy)
     x = np.random.default_rng(4).normal(size=(13, 30, 20))
-    matrix_entropy(x, pca_dim=4)
+    matrix_entropy_from_gram(linear_gram(x), pca_dim=4)
     # Only the top 4 eigenpairs of each layer's centred Gram; no full eigh.
     assert calls == {"eigh": [], "eigvalsh": [(13, 30, 30)], "subset": [((30, 30), (26, 29), "evx")] * 13}
+    for v in calls.values():
+        v.clear()
+    matrix_entropy(x, pca_dim=4)
+    # From states with d = 20 < n = 30: the top 4 of the 20 x 20 scatter matrix instead.
+    assert calls == {"eigh": [], "eigvalsh": [(13, 30, 30)], "subset": [((20, 20), (16, 19), "evx")] * 13}
     for v in calls.values():
         v.clear()
     matrix_entropy(x, alpha=2.0, pca_dim=None)  # Frobenius norm, no PCA: no solver at all

@@ -35,6 +35,7 @@ __all__ = [
     "response_proxy_table",
     "model_probes",
     "coverage_table",
+    "interval_width_table",
     "run_summary",
     "sample_counts",
     "failed_samples",
@@ -402,6 +403,28 @@ def coverage_table(layer_metrics: pd.DataFrame) -> pd.DataFrame:
     depths = (layer_metrics.groupby(keys, sort=False)["n_layers"]
               .agg(lambda s: ", ".join(str(int(v)) for v in sorted(s.dropna().unique()))).rename("n_layers"))
     out = out.merge(depths.reset_index(), on=keys)
+    return _sort(out[cols], keys)
+
+
+def interval_width_table(layer_metrics: pd.DataFrame) -> pd.DataFrame:
+    """Certified interval widths (``--spectrum topk:K`` rows) per ``(model, level, modality, metric)``.
+
+    ``width = upper - lower`` per layer row, in the run's base; ``max_width`` is the
+    widest layer row, so every stored value lies within ``max_width / 2`` of the exact
+    one. Empty when no row carries bounds (exact runs store none).
+    """
+    keys = ["model", "level", "modality", "metric"]
+    cols = [*keys, "n_rows", "mean_width", "median_width", "max_width", "mean_value"]
+    if layer_metrics.empty or "lower" not in layer_metrics or "upper" not in layer_metrics:
+        return pd.DataFrame(columns=cols)
+    df = layer_metrics.dropna(subset=["lower", "upper"])
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    df = df.assign(width=df["upper"].astype(float) - df["lower"].astype(float), value=df["value"].astype(float))
+    out = (df.groupby(keys, sort=False)
+           .agg(n_rows=("width", "size"), mean_width=("width", "mean"), median_width=("width", "median"),
+                max_width=("width", "max"), mean_value=("value", "mean"))
+           .reset_index())
     return _sort(out[cols], keys)
 
 

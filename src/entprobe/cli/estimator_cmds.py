@@ -102,9 +102,12 @@ def validate(
               show_default=True, help="With --model-config: model dtype.")
 @click.option("--long", "long_mode", is_flag=True,
               help="Long sequences instead: per layer, the 0.1.0 exact path vs today's and --spectrum topk:K "
-                   "(time, interval width), side by side; then the peak memory of --layers x max(--n) under --max-memory. "
-                   "Suggested: --long --n 576,1152,2048,4096 --layers 1.")
+                   "(time, interval width) and float32 eigenvalues (time, error), side by side; then the peak memory "
+                   "of 30 layers x --memory-n tokens under --max-memory. "
+                   "Suggested: --long --n 576,1152,2048,4096,8100 --layers 1 --memory-n 4096.")
 @click.option("--topk", type=click.IntRange(min=1), default=128, show_default=True, help="K of the approximation (--long).")
+@click.option("--memory-n", type=click.IntRange(min=0), default=None,
+              help="With --long: tokens per layer of the memory row (30 layers) [default: max(--n)]; 0 skips it.")
 @click.option("--load", "load_mode", is_flag=True,
               help="Thread policy instead: one workload (or --load-command) under torch's default threads, "
                    "the CLI's policy and --threads 1, quiet and with a one-core background load started and stopped here.")
@@ -112,7 +115,8 @@ def validate(
 def bench(
     device: str, layers: int, ns: list[int], d: int, repeats: int, response_ratio: float, threads: int | None,
     out_file: Path | None, model_config: str | None, batch_sizes: str, n_prompts: int, max_new_tokens: int,
-    image_tokens: int | None, dtype_name: str, long_mode: bool, topk: int, load_mode: bool, load_command: str | None,
+    image_tokens: int | None, dtype_name: str, long_mode: bool, topk: int, memory_n: int | None, load_mode: bool,
+    load_command: str | None,
 ) -> None:
     """Time the estimators against a naive per-layer NumPy/SciPy reference.
 
@@ -144,8 +148,9 @@ def bench(
                 raise click.ClickException("--device cuda: CUDA is not available to this torch; no timing was taken")
         with torch_threads(threads):
             if long_mode:
-                df = run_long_bench(ns=ns, d=d, layers=layers, topk=topk, memory_layers=30, memory_n=max(ns),
-                                    progress=lambda row: click.echo(f"  {row}"))
+                df = run_long_bench(ns=ns, d=d, layers=layers, topk=topk, memory_layers=30,
+                                    memory_n=max(ns) if memory_n is None else memory_n,
+                                    device=device, progress=lambda row: click.echo(f"  {row}"))
             else:
                 df = run_load_bench(command=None if load_command is None else shlex.split(load_command))
         click.echo(df.to_string(index=False))

@@ -12,15 +12,17 @@ import numpy as np
 import torch
 
 from ..errors import ProbeInputError
-from ._entropy import centred_state_gram, empty_result, warn_degenerate_median
+from ._entropy import centred_states, empty_result, warn_degenerate_median
 from ._geometry import (
     centre_gram,
     gaussian_kernel,
     median_bandwidth,
     pca_gram,
     squared_distances,
+    state_geometry,
     zero_tolerance,
 )
+from ._linalg import sym_product
 from ._chunks import item_bytes, run_chunked
 from ._spectrum import renyi_of_kernel
 from ._validation import (
@@ -95,13 +97,34 @@ def _proxy_nats(
     Returns:
         ``(3, ...)``: value, lower and upper bound in nats.
     """
-    n = gram.shape[-1]
+    proj = pca_gram(centre_gram(gram), pca_dim, rank_bound=rank_bound)
+    return projected_proxy_nats(
+        proj, zero_tolerance(gram), n_prompt, weighted=weighted, alpha=alpha, sigma=sigma,
+        sigma_scale=sigma_scale, eps=eps, prompt_sigma=prompt_sigma, topk=topk,
+    )
+
+
+def projected_proxy_nats(
+    proj: torch.Tensor,
+    tol: torch.Tensor,
+    n_prompt: int,
+    *,
+    weighted: bool,
+    alpha: float,
+    sigma: torch.Tensor | None,
+    sigma_scale: float,
+    eps: float,
+    prompt_sigma: str = "joint",
+    topk: int | None = None,
+) -> torch.Tensor:
+    """:func:`_proxy_nats` after the PCA: from the ``(..., n, n)`` projected joint Gram
+    (consumed) and the zero tolerance ``(...)``; ``(3, ...)`` nats."""
+    n = proj.shape[-1]
     n_resp = n - n_prompt
-    tol = zero_tolerance(gram)
-    d2 = squared_distances(pca_gram(centre_gram(gram), pca_dim, rank_bound=rank_bound))
+    d2 = squared_distances(proj)
+    del proj
     bw = median_bandwidth(d2, tol, sigma=sigma, sigma_scale=sigma_scale)
-    # this -> _proxy_nats -> conditional_nats -> public function -> its caller
-    warn_degenerate_median(bw.degenerate, _WHAT, stacklevel=5)
+    warn_degenerate_median(bw.degenerate, _WHAT)
     # Everything the prompt term needs from the distances is taken before the joint
     # kernel overwrites them (one n x n matrix less at the peak).
     d2_p = d2[..., :n_prompt, :n_prompt]
@@ -109,7 +132,7 @@ def _proxy_nats(
     k_p = None
     if prompt_sigma == "own" and sigma is None:
         bw_p = median_bandwidth(d2_p, tol, sigma=None, sigma_scale=sigma_scale)
-        warn_degenerate_median(bw_p.degenerate, "the prompt tokens", stacklevel=5)
+        warn_degenerate_median(bw_p.degenerate, "the prompt tokens")
         k_p = gaussian_kernel(d2_p, bw_p.sigma)
     k = gaussian_kernel(d2, bw.sigma, out=d2)
     if k_p is None:
@@ -120,14 +143,14 @@ def _proxy_nats(
         # the trace, cross blocks get 1/(2 sqrt(n_p n_r)); a congruence keeps it PSD.
         weights = torch.cat(
             [
-                torch.full((n_prompt,), (2.0 * n_prompt) ** -0.5, dtype=gram.dtype, device=gram.device),
-                torch.full((n_resp,), (2.0 * n_resp) ** -0.5, dtype=gram.dtype, device=gram.device),
+                torch.full((n_prompt,), (2.0 * n_prompt) ** -0.5, dtype=k.dtype, device=k.device),
+                torch.full((n_resp,), (2.0 * n_resp) ** -0.5, dtype=k.dtype, device=k.device),
             ]
         )
-    h_joint = torch.stack(renyi_of_kernel(k, alpha=alpha, eps=eps, weights=weights, topk=topk))
+    h_joint = torch.stack(renyi_of_kernel(k, alpha=alpha, eps=eps, weights=weights, topk=topk, inplace=True))
     del k
     h_joint = torch.where(bw.identical, torch.zeros_like(h_joint), h_joint)
-    h_prompt = torch.stack(renyi_of_kernel(k_p, alpha=alpha, eps=eps, topk=topk))
+    h_prompt = torch.stack(renyi_of_kernel(k_p, alpha=alpha, eps=eps, topk=topk, inplace=True))
     h_prompt = torch.where(prompt_identical, torch.zeros_like(h_prompt), h_prompt)
     # Interval arithmetic: lower = H_joint_lo - H_prompt_hi, upper = H_joint_hi - H_prompt_lo.
     return torch.stack([h_joint[0] - h_prompt[0], h_joint[1] - h_prompt[2], h_joint[2] - h_prompt[1]])
@@ -218,15 +241,35 @@ class _Options:
             max_memory=check_max_memory(max_memory),
         )
 
+    def fixed_sigma(self, like: torch.Tensor, sigma_factor: torch.Tensor | None) -> torch.Tensor | None:
+        """The fixed bandwidth as a tensor (times ``sigma_factor``), or None for the median."""
+        if self.sigma is None:
+            return None
+        sigma = torch.tensor(self.sigma, dtype=like.dtype, device=like.device)
+        return sigma if sigma_factor is None else sigma * sigma_factor
+
+    def run_states(self, xc: torch.Tensor, n_prompt: int, *, sigma_factor: torch.Tensor) -> torch.Tensor:
+        """The proxy in the requested base from centred joint states ``(..., n, d)``.
+
+        "trace" and "plain" take the projected Gram from the states
+        (:func:`~entprobe.estimators._geometry.state_geometry`: no ``n x n``
+        eigenproblem when ``d < n``); "subsample" draws principal submatrices of the Gram.
+        """
+        if self.normalization == "subsample":
+            return self.run(sym_product(xc), n_prompt, rank_bound=xc.shape[-1], sigma_factor=sigma_factor)
+        proj, tol = state_geometry(xc, self.pca_dim)
+        h = projected_proxy_nats(
+            proj, tol, n_prompt, weighted=self.normalization == "trace", alpha=self.alpha,
+            sigma=self.fixed_sigma(proj, sigma_factor), sigma_scale=self.sigma_scale, eps=self.eps,
+            prompt_sigma=self.prompt_sigma, topk=self.topk,
+        )
+        return in_base(h, self.log_base)
+
     def run(
         self, gram: torch.Tensor, n_prompt: int, *, rank_bound: int, sigma_factor: torch.Tensor | None
     ) -> torch.Tensor:
         """The proxy in the requested base; ``sigma_factor`` rescales a fixed bandwidth."""
-        sigma = None
-        if self.sigma is not None:
-            sigma = torch.tensor(self.sigma, dtype=gram.dtype, device=gram.device)
-            if sigma_factor is not None:
-                sigma = sigma * sigma_factor
+        sigma = self.fixed_sigma(gram, sigma_factor)
         h = conditional_nats(
             gram,
             n_prompt,
@@ -365,8 +408,8 @@ def conditional_entropy(
         return empty_result(p.shape[:-2], kind_p)
 
     def chunk(pc: torch.Tensor, rc: torch.Tensor) -> torch.Tensor:
-        gram, factor = centred_state_gram(torch.cat([pc, rc], dim=-2))
-        return opts.run(gram, pc.shape[-2], rank_bound=pc.shape[-1], sigma_factor=factor)
+        xc, factor = centred_states(torch.cat([pc, rc], dim=-2))
+        return opts.run_states(xc, pc.shape[-2], sigma_factor=factor)
 
     n = p.shape[-2] + r.shape[-2]
     h = run_chunked(chunk, (p, r), per_item=item_bytes(n, d=p.shape[-1]), max_memory=opts.max_memory)

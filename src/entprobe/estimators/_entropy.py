@@ -7,6 +7,7 @@ states agree to round-off.
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -20,8 +21,10 @@ from ._geometry import (
     median_bandwidth,
     pca_gram,
     squared_distances,
+    state_geometry,
     zero_tolerance,
 )
+from ._linalg import sym_product
 from ._spectrum import renyi_of_kernel
 from ._validation import (
     ArrayKind,
@@ -44,27 +47,39 @@ from ._chunks import item_bytes, run_chunked
 
 __all__ = [
     "centred_state_gram",
+    "centred_states",
     "empty_result",
+    "external_stacklevel",
     "entropy_nats",
     "linear_gram",
     "matrix_entropy",
     "matrix_entropy_from_gram",
+    "projected_entropy_nats",
     "warn_degenerate_median",
 ]
 
 
-def warn_degenerate_median(mask: torch.Tensor, what: str, *, stacklevel: int) -> None:
-    """Warn once per call for the items whose median distance was 0.
+def external_stacklevel() -> int:
+    """The ``stacklevel`` at which a warning issued by the calling function points at the
+    first frame outside ``entprobe.estimators`` (the user's call, however deep the
+    estimator's internal call chain is)."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("entprobe.estimators"):
+        frame = frame.f_back
+        level += 1
+    return level
 
-    ``stacklevel`` counts from this function to the public entry point's caller.
-    """
+
+def warn_degenerate_median(mask: torch.Tensor, what: str) -> None:
+    """Warn once per call for the items whose median distance was 0."""
     if bool(mask.any()):
         warnings.warn(
             f"the median pairwise distance of {what} is 0{format_indices(mask)} (more than "
             "half of the token pairs coincide); the bandwidth uses the median of the "
             "positive distances instead",
             DegenerateGeometryWarning,
-            stacklevel=stacklevel,
+            stacklevel=external_stacklevel(),
         )
 
 
@@ -85,12 +100,21 @@ def centred_state_gram(states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
         The Gram ``(..., n, n)`` and the factor ``(...)`` the states were multiplied
         by (a fixed bandwidth must be multiplied by it too).
     """
+    xc, factor = centred_states(states)
+    return sym_product(xc), factor
+
+
+def centred_states(states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(..., n, d)`` float64 states centred over the token axis and rescaled by a power
+    of two, and that factor ``(...)`` (see :func:`centred_state_gram`)."""
     xc = states - states.mean(dim=-2, keepdim=True)
+    # A second pass removes the mean's own round-off (the states route has no H G H
+    # after the product to do it): tokens that coincide stay exactly at 0.
+    xc -= xc.mean(dim=-2, keepdim=True)
     _, exponent = torch.frexp(xc.abs().amax(dim=(-2, -1)))
     factor = torch.ldexp(torch.ones_like(exponent, dtype=xc.dtype), -exponent)
-    xc = xc * factor[..., None, None]
-    g = xc @ xc.mT
-    return 0.5 * (g + g.mT), factor
+    xc.mul_(factor[..., None, None])
+    return xc, factor
 
 
 def entropy_nats(
@@ -121,12 +145,31 @@ def entropy_nats(
     """
     tol = zero_tolerance(gram)
     proj = pca_gram(centre_gram(gram), pca_dim, rank_bound=rank_bound)
+    return projected_entropy_nats(
+        proj, tol, alpha=alpha, kernel=kernel, sigma=sigma, sigma_scale=sigma_scale, eps=eps, what=what, topk=topk
+    )
+
+
+def projected_entropy_nats(
+    proj: torch.Tensor,
+    tol: torch.Tensor,
+    *,
+    alpha: float,
+    kernel: str,
+    sigma: torch.Tensor | None,
+    sigma_scale: float,
+    eps: float,
+    what: str,
+    topk: int | None = None,
+) -> torch.Tensor:
+    """:func:`entropy_nats` after the PCA: from the ``(..., n, n)`` projected Gram
+    ``proj`` (consumed: it is overwritten) and the zero tolerance ``tol`` ``(...)``."""
     if kernel == "gaussian":
         d2 = squared_distances(proj)
         del proj
         bw = median_bandwidth(d2, tol, sigma=sigma, sigma_scale=sigma_scale)
-        warn_degenerate_median(bw.degenerate, what, stacklevel=4)
-        h = renyi_of_kernel(gaussian_kernel(d2, bw.sigma, out=d2), alpha=alpha, eps=eps, topk=topk)
+        warn_degenerate_median(bw.degenerate, what)
+        h = renyi_of_kernel(gaussian_kernel(d2, bw.sigma, out=d2), alpha=alpha, eps=eps, topk=topk, inplace=True)
         identical = bw.identical
     else:
         k, zero_rows = cosine_kernel(proj, tol)
@@ -138,9 +181,9 @@ def entropy_nats(
                 "centring), which have no direction for the cosine kernel; they enter "
                 "through the ridge eps only",
                 DegenerateGeometryWarning,
-                stacklevel=3,
+                stacklevel=external_stacklevel(),
             )
-        h = renyi_of_kernel(k, alpha=alpha, eps=eps, topk=topk)
+        h = renyi_of_kernel(k, alpha=alpha, eps=eps, topk=topk, inplace=True)
     out = torch.stack(h)
     return torch.where(identical, torch.zeros_like(out), out)
 
@@ -182,8 +225,7 @@ def linear_gram(states: np.ndarray | torch.Tensor, *, centre: bool = False) -> n
     x, kind = as_states(states, "states")
     if centre:
         x = x - x.mean(dim=-2, keepdim=True)
-    g = x @ x.mT
-    g = 0.5 * (g + g.mT)
+    g = sym_product(x)
     return g.numpy() if kind.is_numpy else g.to(kind.device)
 
 
@@ -283,16 +325,17 @@ def matrix_entropy(
     if x.numel() == 0:
         return empty_result(x.shape[:-2], kind)
 
-    def chunk(xc: torch.Tensor) -> torch.Tensor:
-        gram, factor = centred_state_gram(xc)
-        return entropy_nats(
-            gram,
-            rank_bound=x.shape[-1],
+    def chunk(xs: torch.Tensor) -> torch.Tensor:
+        xc, factor = centred_states(xs)
+        proj, tol = state_geometry(xc, pca_dim)
+        del xc
+        return projected_entropy_nats(
+            proj,
+            tol,
             alpha=alpha,
             kernel=kernel,
             sigma=None if fixed_sigma is None else fixed_sigma * factor,
             sigma_scale=sigma_scale,
-            pca_dim=pca_dim,
             eps=eps,
             what="states",
             topk=topk,

@@ -7,6 +7,10 @@ Everything the estimators need from the states is a function of ``G = X Xᵀ``:
   ``U_k Λ_k U_kᵀ`` (the Gram of the projected, centred states);
 - squared distances are ``D_ij = G_ii + G_jj - 2 G_ij``.
 
+From states (:func:`state_geometry`) the same projected Gram is formed without the
+``n x n`` eigenproblem when the states have fewer features than tokens: the top-``k``
+principal axes then come from the ``d x d`` scatter matrix ``Xcᵀ Xc``.
+
 All functions are batched over leading axes and run on the tensors' device.
 """
 
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ._linalg import top_eigh
+from ._linalg import sym_product, top_eigh
 
 __all__ = [
     "ZERO_RTOL",
@@ -25,6 +29,7 @@ __all__ = [
     "median_bandwidth",
     "pca_gram",
     "squared_distances",
+    "state_geometry",
     "zero_tolerance",
 ]
 
@@ -95,6 +100,40 @@ def pca_gram(gc: torch.Tensor, pca_dim: int | None, *, rank_bound: int) -> torch
     proj += sym
     del sym
     return proj.mul_(0.5)
+
+
+def state_geometry(xc: torch.Tensor, pca_dim: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The projected Gram of :func:`pca_gram` and the tolerance of :func:`zero_tolerance`,
+    from centred states rather than from their Gram.
+
+    With ``n`` tokens and ``d`` features, the Gram ``G = Xc Xcᵀ`` and the scatter
+    matrix ``S = Xcᵀ Xc`` share their nonzero eigenvalues, and with ``S v = λ v``
+
+    .. math:: U_k \Lambda_k U_k^\top = X_c V_k V_k^\top X_c^\top = Y Y^\top,
+              \qquad Y = X_c V_k \in \mathbb{R}^{n \times k},
+
+    so when ``d < n`` the eigenproblem is solved on the ``d x d`` matrix (its cost no
+    longer grows with ``n``) and no ``n x n`` Gram is formed before the projection.
+    Otherwise (``n <= d``, or no projection) this is ``pca_gram`` of the Gram. The
+    states are centred already, so the Gram needs no ``H G H``. Both routes give the
+    same matrix to float64 round-off.
+
+    Args:
+        xc: ``(..., n, d)`` float64 states, centred over the token axis.
+        pca_dim: components to keep, or None for no projection.
+
+    Returns:
+        ``(..., n, n)`` projected Gram and ``(...)`` tolerance (``ZERO_RTOL`` times the
+        largest squared norm, the Gram's largest diagonal entry).
+    """
+    n, d = xc.shape[-2], xc.shape[-1]
+    tol = ZERO_RTOL * (xc * xc).sum(dim=-1).amax(dim=-1)
+    if pca_dim is None or pca_dim >= min(n - 1, d) or d >= n:
+        return pca_gram(sym_product(xc), pca_dim, rank_bound=d), tol
+    top_vals, top_vecs = top_eigh(sym_product(xc, inner="tokens"), pca_dim)
+    # As pca_gram clamps the kept eigenvalues at 0: an axis with none is dropped.
+    y = xc @ (top_vecs * (top_vals > 0).to(xc.dtype)[..., None, :])
+    return sym_product(y), tol
 
 
 def squared_distances(gram: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import NumericalFallbackWarning
 
-__all__ = ["eigh", "eigvalsh", "top_eigh"]
+__all__ = ["eigh", "eigvalsh", "sym_product", "top_eigh"]
 
 _T = TypeVar("_T")
 
@@ -104,3 +104,37 @@ def top_eigh(mat: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         vals[i] = torch.from_numpy(np.asarray(w))
         vecs[i] = torch.from_numpy(np.asarray(v))
     return vals.reshape(*mat.shape[:-2], k), vecs.reshape(*mat.shape[:-2], n, k)
+
+
+def _use_syrk(x: torch.Tensor) -> bool:
+    """BLAS ``dsyrk`` (half the flops of a general product) is used for CPU float64; torch
+    exposes no symmetric rank-k product, and on accelerators ``matmul`` is used."""
+    return x.device.type == "cpu" and x.dtype == torch.float64
+
+
+def sym_product(x: torch.Tensor, *, inner: str = "features") -> torch.Tensor:
+    r"""The symmetric product ``X Xᵀ`` (``inner="features"``, the ``(..., n, n)`` Gram) or
+    ``Xᵀ X`` (``inner="tokens"``, the ``(..., d, d)`` scatter matrix) of ``(..., n, d)``.
+
+    On the CPU in float64 this is BLAS ``dsyrk`` through SciPy item by item, which forms
+    one triangle only (half the multiply-adds of ``matmul``), mirrored afterwards; the
+    result is exactly symmetric either way.
+    """
+    if not _use_syrk(x):
+        prod = x @ x.mT if inner == "features" else x.mT @ x
+        return 0.5 * (prod + prod.mT)
+    import numpy as np
+    from scipy.linalg.blas import dsyrk
+
+    flat = x.reshape(-1, *x.shape[-2:]).contiguous()
+    m = flat.shape[-2] if inner == "features" else flat.shape[-1]
+    out = torch.empty((flat.shape[0], m, m), dtype=x.dtype)
+    for i in range(flat.shape[0]):
+        # The transpose of a C-ordered (n, d) item is Fortran-ordered (d, n): no copy.
+        at = flat[i].numpy().T
+        # dsyrk fills the upper triangle (of a Fortran-ordered result), leaves the rest 0.
+        upper = torch.from_numpy(np.asarray(dsyrk(1.0, at, trans=1 if inner == "features" else 0)))
+        # One pass: U + Uᵀ, then halve the diagonal it doubled.
+        torch.add(upper, upper.mT, out=out[i])
+        out[i].diagonal().mul_(0.5)
+    return out.reshape(*x.shape[:-2], m, m)

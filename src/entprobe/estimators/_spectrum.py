@@ -50,7 +50,7 @@ def renyi_from_eigenvalues(lam: torch.Tensor, alpha: float) -> torch.Tensor:
 
 
 def normalised_kernel(
-    kernel: torch.Tensor, *, eps: float, weights: torch.Tensor | None = None
+    kernel: torch.Tensor, *, eps: float, weights: torch.Tensor | None = None, inplace: bool = False
 ) -> torch.Tensor:
     r"""``A = W (K + εI) W / tr(W (K + εI) W)`` with ``W = diag(weights)`` (or ``I``).
 
@@ -58,16 +58,22 @@ def normalised_kernel(
         kernel: ``(..., n, n)`` symmetric PSD.
         eps: ridge on the diagonal.
         weights: ``(n,)`` positive per-token weights, or None.
+        inplace: overwrite ``kernel`` (saves an ``n x n`` copy and a pass over it).
 
     Returns:
         ``(..., n, n)`` with unit trace.
     """
-    a = kernel.clone() if weights is None else kernel * weights[:, None] * weights[None, :]
+    if weights is None:
+        a = kernel if inplace else kernel.clone()
+    elif inplace:
+        a = kernel.mul_(weights[:, None]).mul_(weights[None, :])
+    else:
+        a = kernel * weights[:, None] * weights[None, :]
     if eps:
         diag = torch.diagonal(a, dim1=-2, dim2=-1)
         diag += eps if weights is None else eps * weights**2
     tr = torch.diagonal(a, dim1=-2, dim2=-1).sum(dim=-1)
-    return a / tr[..., None, None]
+    return a.div_(tr[..., None, None])
 
 
 def renyi_of_kernel(
@@ -77,6 +83,7 @@ def renyi_of_kernel(
     eps: float,
     weights: torch.Tensor | None = None,
     topk: int | None = None,
+    inplace: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""Matrix-based Rényi entropy of a kernel matrix, in nats, with certified bounds.
 
@@ -94,11 +101,13 @@ def renyi_of_kernel(
         eps: ridge on the diagonal.
         weights: ``(n,)`` per-token weights, or None.
         topk: Ritz pairs for the certified approximation, or None for the exact spectrum.
+        inplace: ``kernel`` may be overwritten (the callers' own kernels are).
 
     Returns:
         ``(value, lower, upper)``, each ``(...)`` in nats (all equal when exact).
     """
-    a = normalised_kernel(kernel, eps=eps, weights=weights)
+    raw_diag = None if topk is None else torch.diagonal(kernel, dim1=-2, dim2=-1).clone()
+    a = normalised_kernel(kernel, eps=eps, weights=weights, inplace=inplace)
     n = a.shape[-1]
     if alpha == 2.0:
         tr = torch.diagonal(a, dim1=-2, dim2=-1).sum(dim=-1)
@@ -111,7 +120,7 @@ def renyi_of_kernel(
 
     # Every eigenvalue of W(K + εI)W is at least ε min(w²) (K is PSD); divided by the trace.
     w2 = torch.ones((), dtype=a.dtype, device=a.device) if weights is None else (weights**2).min()
-    raw_tr = torch.diagonal(kernel, dim1=-2, dim2=-1)
+    raw_tr = raw_diag
     raw_tr = (raw_tr if weights is None else raw_tr * weights**2).sum(dim=-1) + eps * (n if weights is None else (weights**2).sum())
     floor = eps * w2 / raw_tr
     lo, hi = renyi_bounds(a, alpha=alpha, k=topk, floor=floor)

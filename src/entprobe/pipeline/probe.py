@@ -812,21 +812,34 @@ class _Runner:
 
     def _estimate(self, states: torch.Tensor, n_prompt: int | None) -> tuple[np.ndarray, Any, float]:
         from ..estimators import (
+            conditional_entropy,
             conditional_entropy_from_gram,
             linear_gram,
+            matrix_entropy,
             matrix_entropy_from_gram,
         )
 
         start = time.perf_counter()
+        gram = None
         try:
-            # Centred: the estimators are translation invariant and this keeps the
-            # float64 round-off relative to the tokens' spread (see linear_gram).
-            gram = linear_gram(states, centre=True)
-            if n_prompt is None:
-                values = matrix_entropy_from_gram(gram, **self.options.estimator.entropy_kwargs())
+            if self.options.save_grams is not None:
+                # The Gram is stored, so the estimate is made from it (what `reestimate`
+                # reads back). Centred: the estimators are translation invariant and this
+                # keeps the float64 round-off relative to the tokens' spread.
+                gram = linear_gram(states, centre=True)
+                if n_prompt is None:
+                    values = matrix_entropy_from_gram(gram, **self.options.estimator.entropy_kwargs())
+                else:
+                    values = conditional_entropy_from_gram(
+                        gram, n_prompt, **self.options.estimator.conditional_kwargs()
+                    )
+            elif n_prompt is None:
+                # From the states: the same numbers to round-off, and when the states have
+                # fewer features than tokens the PCA is a d x d eigenproblem, not n x n.
+                values = matrix_entropy(states, **self.options.estimator.entropy_kwargs())
             else:
-                values = conditional_entropy_from_gram(
-                    gram, n_prompt, **self.options.estimator.conditional_kwargs()
+                values = conditional_entropy(
+                    states[..., :n_prompt, :], states[..., n_prompt:, :], **self.options.estimator.conditional_kwargs()
                 )
             values = layer_values(values)
         finally:

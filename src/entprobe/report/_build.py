@@ -298,6 +298,16 @@ def _section_provenance(lm, samples, runs, w, *, sources, n_boot, seed, early_fr
     if not lm.empty:
         sec.blocks.append(w.table(A.coverage_table(lm), "provenance_coverage",
                                   caption="Measured samples and model depth per model, level, modality, metric:"))
+        widths = A.interval_width_table(lm)
+        if not widths.empty:
+            sec.blocks.append(w.table(
+                widths, "provenance_interval_width", digits=4,
+                caption="Certified intervals (runs with --spectrum topk:K): every value in this report from "
+                        "such a run is the midpoint of a guaranteed [lower, upper] interval per layer; "
+                        "width = upper - lower in the run's base, per model, level, modality and metric "
+                        "(the exact value lies within half the width of the value shown):"))
+            sec.missing.append("Some values are certified approximations (--spectrum topk:K), not exact: "
+                               f"widest interval {widths['max_width'].max():.4g} (see Provenance).")
     return sec
 
 

@@ -313,6 +313,7 @@ def run_long_bench(
     memory_layers: int = 30,
     memory_n: int = 4096,
     max_memory: int | None = None,
+    device: str = "cpu",
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> pd.DataFrame:
     """Exact path today vs now, per layer, and the certified ``topk`` approximation.
@@ -322,9 +323,16 @@ def run_long_bench(
     :func:`~entprobe.validation.today.today_matrix_entropy` (the 0.1.0 path: full
     eigendecomposition, full sort) and of :func:`entprobe.estimators.matrix_entropy`,
     their largest difference in bits, and ``spectrum="topk:K"``: seconds per layer and
-    interval width (bits). Then one row ``memory``: the peak resident memory of a
-    fresh process running ``matrix_entropy`` on ``memory_layers x memory_n x d``
-    float32 states (as captured) with ``max_memory``, against that budget.
+    interval width (bits). ``route``: ``scatter`` where ``d < n`` (the PCA solves the
+    ``d x d`` eigenproblem), ``gram`` otherwise. ``f32_eig_s`` / ``f64_eig_s`` /
+    ``f32_err_bits``: the kernel's eigenvalues in float32 against float64 (the same
+    normalised kernel of the first layer; seconds, and the entropy error in bits), the
+    lower-precision option measured. Then one row ``memory``: the peak resident memory
+    of a fresh process running ``matrix_entropy`` on ``memory_layers x memory_n x d``
+    float32 states (as captured) with ``max_memory``, against that budget (CPU only).
+
+    ``device="cuda"``: the estimators and the 0.1.0 path run on the GPU (float64),
+    timed with synchronisation; the memory row is then skipped.
     """
     import torch
 
@@ -332,29 +340,39 @@ def run_long_bench(
 
     from .today import today_matrix_entropy
 
+    dev = torch.device(device)
+
+    def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        out = fn()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        return out, (time.perf_counter() - t0) / layers
+
     rows = []
     for n in ns:
         prompt, _ = bench_states(layers, n, 2, d, seed=n)
-        x = torch.from_numpy(prompt)
-        t0 = time.perf_counter()
-        old = today_matrix_entropy(x).numpy()
-        t_old = (time.perf_counter() - t0) / layers
-        t0 = time.perf_counter()
-        new = matrix_entropy(x).numpy()
-        t_new = (time.perf_counter() - t0) / layers
-        t0 = time.perf_counter()
-        approx = matrix_entropy(x, spectrum=f"topk:{topk}")
-        t_approx = (time.perf_counter() - t0) / layers
+        x = torch.from_numpy(prompt).to(dev)
+        old, t_old = timed(lambda: today_matrix_entropy(x).cpu().numpy())
+        new, t_new = timed(lambda: np.asarray(matrix_entropy(x).cpu()))
+        approx, t_approx = timed(lambda: matrix_entropy(x, spectrum=f"topk:{topk}"))
+        lo, hi = approx.lower.cpu().numpy(), approx.upper.cpu().numpy()
         row = {
-            "n": n, "d": d, "layers": layers, "today_s": t_old, "new_s": t_new, "speedup": t_old / t_new,
+            "n": n, "d": d, "layers": layers, "device": str(dev), "route": "scatter" if d < n else "gram",
+            "today_s": t_old, "new_s": t_new, "speedup": t_old / t_new,
             "max_abs_diff": float(np.max(np.abs(old - new))), "topk": topk, "topk_s": t_approx,
             "topk_speedup_vs_new": t_new / t_approx,
-            "topk_width": float(np.max((approx.upper - approx.lower).numpy())),
-            "topk_contains": bool(np.all((approx.lower.numpy() <= new) & (new <= approx.upper.numpy()))),
+            "topk_width": float(np.max(hi - lo)),
+            "topk_contains": bool(np.all((lo <= new) & (new <= hi))),
+            **_float32_eigenvalues(x[0], dev),
         }
         rows.append(row)
         if progress is not None:
             progress(row)
+    if dev.type != "cpu" or memory_n <= 0:
+        return pd.DataFrame(rows)
     budget = max_memory if max_memory is not None else default_max_memory("cpu")
     code = (
         "import numpy as np, torch\n"
@@ -372,6 +390,37 @@ def run_long_bench(
     if progress is not None:
         progress(row)
     return pd.DataFrame(rows)
+
+
+def _float32_eigenvalues(states: Any, dev: Any) -> dict[str, float]:
+    """Seconds of ``eigvalsh`` on one normalised kernel in float64 and in float32, and the
+    entropy error (bits) of the float32 spectrum: what a lower-precision option would
+    trade (measured, not offered as a default)."""
+    import torch
+
+    from entprobe.estimators._entropy import centred_states
+    from entprobe.estimators._geometry import gaussian_kernel, median_bandwidth, squared_distances, state_geometry
+    from entprobe.estimators._spectrum import normalised_kernel, renyi_from_eigenvalues
+
+    xc, _ = centred_states(states[None])
+    proj, tol = state_geometry(xc, 64)
+    d2 = squared_distances(proj)
+    bw = median_bandwidth(d2, tol, sigma=None, sigma_scale=1.0)
+    a = normalised_kernel(gaussian_kernel(d2, bw.sigma, out=d2), eps=1e-6, inplace=True)
+    out: dict[str, float] = {}
+    values = {}
+    for name, dtype in (("f64", torch.float64), ("f32", torch.float32)):
+        m = a.to(dtype)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        lam = torch.linalg.eigvalsh(m)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        out[f"{name}_eig_s"] = time.perf_counter() - t0
+        values[name] = float(renyi_from_eigenvalues(lam.to(torch.float64), 1.01)) / math.log(2.0)
+    out["f32_err_bits"] = abs(values["f32"] - values["f64"])
+    return out
 
 
 _LOAD_WORKLOAD = (
