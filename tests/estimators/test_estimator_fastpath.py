@@ -74,7 +74,7 @@ def test_parse_memory():
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        (dict(spectrum="topk"), r"spectrum must be 'exact' or 'topk:K'.*got 'topk'"),
+        (dict(spectrum="topk"), r"spectrum must be 'exact', 'float32' or 'topk:K'.*got 'topk'"),
         (dict(spectrum="topk:0"), r"got 'topk:0'"),
         (dict(spectrum="lanczos"), r"got 'lanczos'"),
         (dict(max_memory=10), r"max_memory must be None or a number of bytes >= 2\*\*20; got 10"),
@@ -204,3 +204,18 @@ def test_symmetric_product_is_the_matmul(inner):
     want = x @ x.mT if inner == "features" else x.mT @ x
     assert torch.equal(got, got.mT)
     torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-12)
+
+
+def test_float32_spectrum_is_close_to_exact_and_unbounded():
+    """``spectrum="float32"``: every eigenvalue in float32, a plain value (no interval)
+    within the float32 round-off of the exact one, for both estimators."""
+    rng = np.random.default_rng(3)
+    x = np.stack([ref.low_rank_states(rng, 300, 40, 16) for _ in range(2)])
+    exact = matrix_entropy(x)
+    low = matrix_entropy(x, spectrum="float32")
+    assert not isinstance(low, EntropyBounds)
+    np.testing.assert_allclose(low, exact, rtol=0, atol=1e-4)
+    assert not np.array_equal(low, exact)  # it did run in float32
+    exact_c = conditional_entropy(x[:, :100], x[:, 100:])
+    low_c = conditional_entropy(x[:, :100], x[:, 100:], spectrum="float32")
+    np.testing.assert_allclose(low_c, exact_c, rtol=0, atol=1e-4)

@@ -34,3 +34,45 @@ def test_apply_thread_policy_sets_the_environment(monkeypatch):
         assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
     finally:
         torch.set_num_threads(before)
+
+
+def test_busy_cores_sees_a_spinning_process():
+    """The policy's load reading: a process spinning on one of our cores shows up as
+    about one busy core within the sampling window (measured, so loosely bounded)."""
+    import subprocess
+    import sys
+
+    from entprobe._threads import busy_cores
+
+    cpus = sorted(os.sched_getaffinity(0))
+    quiet = busy_cores(0.3, cpus={cpus[0]})
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        os.sched_setaffinity(spin.pid, {cpus[0]})
+        import time
+
+        time.sleep(0.2)
+        loaded = busy_cores(0.3, cpus={cpus[0]})
+    finally:
+        spin.kill()
+        spin.wait()
+    assert quiet is not None and loaded is not None
+    assert loaded > 0.8 and loaded >= quiet
+
+
+def test_overlap_halves_only_the_automatic_count(monkeypatch):
+    import torch
+
+    from entprobe import _threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        monkeypatch.setattr(_threads, "_AUTOMATIC", False)
+        assert _threads.overlap_threads() is None and torch.get_num_threads() == 4  # --threads 4 kept
+        monkeypatch.setattr(_threads, "_AUTOMATIC", True)
+        assert _threads.overlap_threads() == 4 and torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        assert _threads.overlap_threads() is None and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

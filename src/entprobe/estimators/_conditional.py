@@ -39,6 +39,8 @@ from ._validation import (
     check_max_memory,
     check_seed,
     check_spectrum,
+    EXACT,
+    Spectrum,
     in_base,
     wrap_interval,
     EntropyBounds,
@@ -87,7 +89,7 @@ def _proxy_nats(
     pca_dim: int | None,
     eps: float,
     prompt_sigma: str = "joint",
-    topk: int | None = None,
+    spec: Spectrum = EXACT,
 ) -> torch.Tensor:
     """Plain or trace-normalised proxy for one joint Gram ``(..., n, n)``, prompt rows first.
 
@@ -100,7 +102,7 @@ def _proxy_nats(
     proj = pca_gram(centre_gram(gram), pca_dim, rank_bound=rank_bound)
     return projected_proxy_nats(
         proj, zero_tolerance(gram), n_prompt, weighted=weighted, alpha=alpha, sigma=sigma,
-        sigma_scale=sigma_scale, eps=eps, prompt_sigma=prompt_sigma, topk=topk,
+        sigma_scale=sigma_scale, eps=eps, prompt_sigma=prompt_sigma, spec=spec,
     )
 
 
@@ -115,7 +117,7 @@ def projected_proxy_nats(
     sigma_scale: float,
     eps: float,
     prompt_sigma: str = "joint",
-    topk: int | None = None,
+    spec: Spectrum = EXACT,
 ) -> torch.Tensor:
     """:func:`_proxy_nats` after the PCA: from the ``(..., n, n)`` projected joint Gram
     (consumed) and the zero tolerance ``(...)``; ``(3, ...)`` nats."""
@@ -147,10 +149,10 @@ def projected_proxy_nats(
                 torch.full((n_resp,), (2.0 * n_resp) ** -0.5, dtype=k.dtype, device=k.device),
             ]
         )
-    h_joint = torch.stack(renyi_of_kernel(k, alpha=alpha, eps=eps, weights=weights, topk=topk, inplace=True))
+    h_joint = torch.stack(renyi_of_kernel(k, alpha=alpha, eps=eps, weights=weights, spec=spec, inplace=True))
     del k
     h_joint = torch.where(bw.identical, torch.zeros_like(h_joint), h_joint)
-    h_prompt = torch.stack(renyi_of_kernel(k_p, alpha=alpha, eps=eps, topk=topk, inplace=True))
+    h_prompt = torch.stack(renyi_of_kernel(k_p, alpha=alpha, eps=eps, spec=spec, inplace=True))
     h_prompt = torch.where(prompt_identical, torch.zeros_like(h_prompt), h_prompt)
     # Interval arithmetic: lower = H_joint_lo - H_prompt_hi, upper = H_joint_hi - H_prompt_lo.
     return torch.stack([h_joint[0] - h_prompt[0], h_joint[1] - h_prompt[2], h_joint[2] - h_prompt[1]])
@@ -170,12 +172,12 @@ def conditional_nats(
     n_draws: int,
     seed: int,
     prompt_sigma: str = "joint",
-    topk: int | None = None,
+    spec: Spectrum = EXACT,
 ) -> torch.Tensor:
     """The one code path behind both public conditional-entropy functions: ``(3, ...)`` nats."""
     options = dict(
         rank_bound=rank_bound, alpha=alpha, sigma=sigma, sigma_scale=sigma_scale, pca_dim=pca_dim, eps=eps,
-        prompt_sigma=prompt_sigma, topk=topk,
+        prompt_sigma=prompt_sigma, spec=spec,
     )
     if normalization != "subsample":
         return _proxy_nats(gram, n_prompt, weighted=normalization == "trace", **options)
@@ -204,7 +206,7 @@ class _Options:
     n_draws: int
     seed: int
     prompt_sigma: str
-    topk: int | None
+    spec: Spectrum
     max_memory: int | None
 
     @classmethod
@@ -237,7 +239,7 @@ class _Options:
             n_draws=check_n_draws(n_draws),
             seed=check_seed(seed),
             prompt_sigma=prompt_sigma,
-            topk=check_spectrum(spectrum),
+            spec=check_spectrum(spectrum),
             max_memory=check_max_memory(max_memory),
         )
 
@@ -261,7 +263,7 @@ class _Options:
         h = projected_proxy_nats(
             proj, tol, n_prompt, weighted=self.normalization == "trace", alpha=self.alpha,
             sigma=self.fixed_sigma(proj, sigma_factor), sigma_scale=self.sigma_scale, eps=self.eps,
-            prompt_sigma=self.prompt_sigma, topk=self.topk,
+            prompt_sigma=self.prompt_sigma, spec=self.spec,
         )
         return in_base(h, self.log_base)
 
@@ -283,7 +285,7 @@ class _Options:
             n_draws=self.n_draws,
             seed=self.seed,
             prompt_sigma=self.prompt_sigma,
-            topk=self.topk,
+            spec=self.spec,
         )
         return in_base(h, self.log_base)
 
@@ -354,8 +356,9 @@ def conditional_entropy(
         n_draws: draws for ``"subsample"``, >= 1.
         seed: seed of the draws for ``"subsample"``, >= 0.
         prompt_sigma: ``"joint"`` or ``"own"``: the bandwidth of ``H(prompt)``.
-        spectrum: ``"exact"`` (all eigenvalues) or ``"topk:K"``: the certified
-            approximation from ``K`` Ritz pairs per spectrum (see
+        spectrum: ``"exact"`` (all eigenvalues), ``"float32"`` (all eigenvalues in
+            float32, uncertified; see :func:`matrix_entropy`) or ``"topk:K"``: the
+            certified approximation from ``K`` Ritz pairs per spectrum (see
             :func:`matrix_entropy`); the interval is
             ``[H_joint_lo - H_prompt_hi, H_joint_hi - H_prompt_lo]``.
         max_memory: bytes the estimator may hold at once; layers are processed in
@@ -413,7 +416,7 @@ def conditional_entropy(
 
     n = p.shape[-2] + r.shape[-2]
     h = run_chunked(chunk, (p, r), per_item=item_bytes(n, d=p.shape[-1]), max_memory=opts.max_memory)
-    return wrap_interval(h, kind_p, opts.topk)
+    return wrap_interval(h, kind_p, opts.spec.topk)
 
 
 def conditional_entropy_from_gram(
@@ -474,4 +477,4 @@ def conditional_entropy_from_gram(
         lambda gc: opts.run(gc, n_p, rank_bound=g.shape[-1], sigma_factor=None),
         (g,), per_item=item_bytes(g.shape[-1]), max_memory=opts.max_memory,
     )
-    return wrap_interval(h, kind, opts.topk)
+    return wrap_interval(h, kind, opts.spec.topk)

@@ -38,6 +38,8 @@ from ._validation import (
     check_max_memory,
     check_sigma,
     check_spectrum,
+    EXACT,
+    Spectrum,
     EntropyBounds,
     format_indices,
     in_base,
@@ -128,7 +130,7 @@ def entropy_nats(
     pca_dim: int | None,
     eps: float,
     what: str,
-    topk: int | None = None,
+    spec: Spectrum = EXACT,
 ) -> torch.Tensor:
     """The one code path behind :func:`matrix_entropy` and :func:`matrix_entropy_from_gram`.
 
@@ -137,7 +139,7 @@ def entropy_nats(
         rank_bound: upper bound on the states' dimension, for skipping PCA.
         sigma: ``(...)`` fixed bandwidths in the Gram's units, or None for the median.
         what: how to name the input in warnings.
-        topk: Ritz pairs of the certified approximation, or None (exact).
+        spec: the spectrum option (:class:`~entprobe.estimators._validation.Spectrum`).
 
     Returns:
         ``(3, ...)``: value, lower and upper bound in nats (equal when exact); exactly 0
@@ -146,7 +148,7 @@ def entropy_nats(
     tol = zero_tolerance(gram)
     proj = pca_gram(centre_gram(gram), pca_dim, rank_bound=rank_bound)
     return projected_entropy_nats(
-        proj, tol, alpha=alpha, kernel=kernel, sigma=sigma, sigma_scale=sigma_scale, eps=eps, what=what, topk=topk
+        proj, tol, alpha=alpha, kernel=kernel, sigma=sigma, sigma_scale=sigma_scale, eps=eps, what=what, spec=spec
     )
 
 
@@ -160,7 +162,7 @@ def projected_entropy_nats(
     sigma_scale: float,
     eps: float,
     what: str,
-    topk: int | None = None,
+    spec: Spectrum = EXACT,
 ) -> torch.Tensor:
     """:func:`entropy_nats` after the PCA: from the ``(..., n, n)`` projected Gram
     ``proj`` (consumed: it is overwritten) and the zero tolerance ``tol`` ``(...)``."""
@@ -169,7 +171,7 @@ def projected_entropy_nats(
         del proj
         bw = median_bandwidth(d2, tol, sigma=sigma, sigma_scale=sigma_scale)
         warn_degenerate_median(bw.degenerate, what)
-        h = renyi_of_kernel(gaussian_kernel(d2, bw.sigma, out=d2), alpha=alpha, eps=eps, topk=topk, inplace=True)
+        h = renyi_of_kernel(gaussian_kernel(d2, bw.sigma, out=d2), alpha=alpha, eps=eps, spec=spec, inplace=True)
         identical = bw.identical
     else:
         k, zero_rows = cosine_kernel(proj, tol)
@@ -183,7 +185,7 @@ def projected_entropy_nats(
                 DegenerateGeometryWarning,
                 stacklevel=external_stacklevel(),
             )
-        h = renyi_of_kernel(k, alpha=alpha, eps=eps, topk=topk, inplace=True)
+        h = renyi_of_kernel(k, alpha=alpha, eps=eps, spec=spec, inplace=True)
     out = torch.stack(h)
     return torch.where(identical, torch.zeros_like(out), out)
 
@@ -288,7 +290,9 @@ def matrix_entropy(
             pairs from a block subspace iteration and the leftover trace mass give a
             guaranteed ``[lower, upper]`` (see ``estimators/_bounds.py``). The PCA
             step stays exact, so the interval is certified for the exact value.
-            Exact where ``n <= 2K`` or ``alpha == 2``.
+            Exact where ``n <= 2K`` or ``alpha == 2``. ``"float32"``: all eigenvalues,
+            computed in float32 (1.2-1.5x faster on the CPU at n = 576 to 4,096;
+            measured error 4e-8 to 2e-6 bits there, with no bound; see the README).
         max_memory: bytes the estimator may hold at once; layers are processed in
             chunks that fit (None: half of the memory available). Numbers do not
             change.
@@ -319,7 +323,7 @@ def matrix_entropy(
     pca_dim = check_pca_dim(pca_dim)
     eps = check_eps(eps)
     log_base = check_base(base)
-    topk = check_spectrum(spectrum)
+    spec = check_spectrum(spectrum)
     max_memory = check_max_memory(max_memory)
     x, kind = as_states(states, "states")
     if x.numel() == 0:
@@ -338,11 +342,11 @@ def matrix_entropy(
             sigma_scale=sigma_scale,
             eps=eps,
             what="states",
-            topk=topk,
+            spec=spec,
         )
 
     h = run_chunked(chunk, (x,), per_item=item_bytes(x.shape[-2], d=x.shape[-1]), max_memory=max_memory)
-    return wrap_interval(in_base(h, log_base), kind, topk)
+    return wrap_interval(in_base(h, log_base), kind, spec.topk)
 
 
 def matrix_entropy_from_gram(
@@ -404,7 +408,7 @@ def matrix_entropy_from_gram(
     pca_dim = check_pca_dim(pca_dim)
     eps = check_eps(eps)
     log_base = check_base(base)
-    topk = check_spectrum(spectrum)
+    spec = check_spectrum(spectrum)
     max_memory = check_max_memory(max_memory)
     g, kind = as_gram(gram, "gram")
     if g.numel() == 0:
@@ -421,10 +425,10 @@ def matrix_entropy_from_gram(
             pca_dim=pca_dim,
             eps=eps,
             what="gram",
-            topk=topk,
+            spec=spec,
         ),
         (g,),
         per_item=item_bytes(g.shape[-1]),
         max_memory=max_memory,
     )
-    return wrap_interval(in_base(h, log_base), kind, topk)
+    return wrap_interval(in_base(h, log_base), kind, spec.topk)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ._linalg import eigvalsh
+from ._validation import EXACT, Spectrum
 
 __all__ = ["normalised_kernel", "renyi_from_eigenvalues", "renyi_of_kernel"]
 
@@ -82,7 +83,7 @@ def renyi_of_kernel(
     alpha: float,
     eps: float,
     weights: torch.Tensor | None = None,
-    topk: int | None = None,
+    spec: Spectrum = EXACT,
     inplace: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""Matrix-based Rényi entropy of a kernel matrix, in nats, with certified bounds.
@@ -100,18 +101,22 @@ def renyi_of_kernel(
         alpha: order, > 0.
         eps: ridge on the diagonal.
         weights: ``(n,)`` per-token weights, or None.
-        topk: Ritz pairs for the certified approximation, or None for the exact spectrum.
+        spec: the spectrum option (exact, float32 or ``topk`` Ritz pairs).
         inplace: ``kernel`` may be overwritten (the callers' own kernels are).
 
     Returns:
         ``(value, lower, upper)``, each ``(...)`` in nats (all equal when exact).
     """
+    topk = spec.topk
     raw_diag = None if topk is None else torch.diagonal(kernel, dim1=-2, dim2=-1).clone()
     a = normalised_kernel(kernel, eps=eps, weights=weights, inplace=inplace)
     n = a.shape[-1]
     if alpha == 2.0:
         tr = torch.diagonal(a, dim1=-2, dim2=-1).sum(dim=-1)
         h = -torch.log((a * a).sum(dim=(-2, -1)) / tr**2)
+        return h, h, h
+    if spec.float32:
+        h = renyi_from_eigenvalues(eigvalsh(a.to(torch.float32)).to(a.dtype), alpha)
         return h, h, h
     if topk is None or n <= 2 * topk:
         h = renyi_from_eigenvalues(eigvalsh(a), alpha)

@@ -33,6 +33,8 @@ __all__ = [
     "check_prompt_sigma",
     "check_seed",
     "check_spectrum",
+    "EXACT",
+    "Spectrum",
     "check_max_memory",
     "check_sigma",
     "format_index",
@@ -280,18 +282,41 @@ def check_prompt_sigma(prompt_sigma: object, fixed_sigma: float | None) -> str:
     return str(prompt_sigma)
 
 
-def check_spectrum(spectrum: object) -> int | None:
-    """``"exact"`` -> None; ``"topk:K"`` (K >= 1) -> K (the certified approximation)."""
+@dataclass(frozen=True)
+class Spectrum:
+    """How the normalised kernel's spectrum is computed (the ``spectrum`` option).
+
+    Attributes:
+        topk: Ritz pairs of the certified approximation (``"topk:K"``), or None for
+            every eigenvalue.
+        float32: every eigenvalue, computed in float32 (``"float32"``): faster, with a
+            small error that carries no bound (the entropy is formed in float64).
+    """
+
+    topk: int | None = None
+    float32: bool = False
+
+
+#: ``spectrum="exact"``: every eigenvalue, in float64.
+EXACT = Spectrum()
+
+
+def check_spectrum(spectrum: object) -> Spectrum:
+    """``"exact"``, ``"float32"`` or ``"topk:K"`` (K >= 1) -> :class:`Spectrum`."""
     if spectrum == "exact":
-        return None
+        return EXACT
+    if spectrum == "float32":
+        return Spectrum(float32=True)
     if isinstance(spectrum, str) and spectrum.startswith("topk:"):
         try:
             k = int(spectrum[5:])
         except ValueError:
             k = 0
         if k >= 1:
-            return k
-    raise ProbeInputError(f"spectrum must be 'exact' or 'topk:K' with an integer K >= 1; got {spectrum!r}")
+            return Spectrum(topk=k)
+    raise ProbeInputError(
+        f"spectrum must be 'exact', 'float32' or 'topk:K' with an integer K >= 1; got {spectrum!r}"
+    )
 
 
 def check_max_memory(max_memory: object) -> int | None:
