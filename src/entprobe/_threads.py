@@ -4,25 +4,29 @@ Why: on a machine with other work, torch's default (one OpenMP thread per core,
 spinning while it waits) can make small linear-algebra calls 10-100x slower than one
 thread: the spinning threads fight the other load for the same cores. The policy:
 
-- ``OMP_WAIT_POLICY=PASSIVE`` (unless the user set it): idle OpenMP threads sleep
-  instead of spinning, so they cost nothing when there is nothing to do. It only
-  takes effect if set before libgomp starts, i.e. before torch is imported.
 - threads = the cores this process may use (``sched_getaffinity``, and a cgroup CPU
   quota if one is set) minus the cores other processes keep busy, measured over a
   short window from ``/proc/stat`` when the command starts (rounded), at least 1. A
-  quiet machine gets every core (torch's default); a busy one fewer, down to 1. The
+  quiet machine gets every core and libgomp's own wait policy, i.e. exactly torch's
+  default; a busy one fewer threads, down to 1 (where no thread waits at all). The
   1-minute load average was used before, but it lags: right after a previous run
   (ours or anyone's) it still counts that run, and a quiet 2-core machine got 1
   thread. It remains the fallback where ``/proc/stat`` cannot be read.
 - the same count for the BLAS libraries NumPy/SciPy load (``OPENBLAS_NUM_THREADS``,
   ``MKL_NUM_THREADS``), which the exact path's subset eigensolver uses.
-- while a probe overlaps estimation with a model on the CPU, two threads compute at
-  once (each with its own OpenMP team), so each gets half of the count
-  (:func:`overlap_threads`); measured on 2 cores, the demo took 65 s with 2 threads
-  each against 37 s with 1.
+- during a probe, :class:`ThreadGovernor` re-reads the other processes' CPU use every
+  few seconds and moves torch's count down (or back up) when load comes or goes
+  mid-run; while estimation overlaps a model on the CPU, two threads compute at once
+  (each with its own OpenMP team), so each gets half. Measured on 2 cores: the demo
+  took 65 s with 2 threads each against 37 s with 1.
 
-``--threads N`` (or ``ENTPROBE_THREADS``) overrides the count (then used as given,
-overlap or not); set ``OMP_NUM_THREADS`` yourself to keep torch's own default.
+``OMP_WAIT_POLICY=PASSIVE`` (sleeping idle threads) was the previous default: it
+avoids spinning against load, but on a quiet machine it made 2 threads 1.3-1.8x
+slower than torch's default on the estimators (each parallel region wakes sleeping
+threads), so the thread count now does that job. ``--threads N`` (or
+``ENTPROBE_THREADS``) overrides the count (then used as given, overlap or not, and
+never changed by the governor); ``OMP_NUM_THREADS`` or ``OMP_WAIT_POLICY`` set by the
+user are kept.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["apply_thread_policy", "auto_threads", "busy_cores", "overlap_threads"]
+__all__ = ["ThreadGovernor", "apply_thread_policy", "auto_threads", "busy_cores"]
 
 # Whether the running command's count came from the automatic policy (not --threads,
 # ENTPROBE_THREADS or OMP_NUM_THREADS): only then does overlap halve it.
@@ -119,25 +123,82 @@ def auto_threads(cores: int | None = None, load: float | None = None) -> int:
     return max(1, min(cores, int(cores - load + 0.5)))
 
 
-def overlap_threads() -> int | None:
-    """Halve torch's threads while two threads compute (model + overlapped estimation on
-    the CPU), if the count is the automatic policy's; returns the count to restore
-    afterwards, or None if nothing was changed."""
-    if not _AUTOMATIC:
-        return None
-    import torch
+def _usable_core_count() -> int:
+    cores = _usable_cores()
+    quota = _cpu_quota()
+    return cores if quota is None else max(1, min(cores, int(quota)))
 
-    n = torch.get_num_threads()
-    if n <= 1:
-        return None
-    torch.set_num_threads(max(1, n // 2))
-    return n
+
+class ThreadGovernor:
+    """Keeps torch's thread count at what other processes leave free, during a run.
+
+    Every ``interval`` seconds (checked at :meth:`refresh`, which the probe loop calls
+    between batches) it reads the busy time of this process's cores from
+    ``/proc/stat`` since the last reading, subtracts this process's own CPU time, and
+    sets ``max(1, round(cores - others) // share)`` threads. ``share`` is the number of
+    threads computing at once (2 while estimation overlaps a model on the CPU). Only
+    the automatic policy is governed: with ``--threads``/``OMP_NUM_THREADS`` it does
+    nothing. :meth:`close` restores the count it found.
+    """
+
+    def __init__(self, *, share: int = 1, interval: float = 5.0) -> None:
+        import torch
+
+        self.active = _AUTOMATIC
+        self.share = max(1, int(share))
+        self.interval = float(interval)
+        self._initial = torch.get_num_threads()
+        self._last: tuple[float, int, int, float] | None = None
+        try:
+            self._cpus: set[int] | None = set(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # pragma: no cover - not Linux
+            self._cpus = None
+        self._cores = _usable_core_count()
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        if self.active and self.share > 1:
+            torch.set_num_threads(max(1, self._initial // self.share))
+        self._sample()
+
+    def _sample(self) -> tuple[float, int, int, float] | None:
+        times = _cpu_times(self._cpus)
+        if times is None:
+            return None
+        own = os.times()
+        sample = (time.monotonic(), times[0], times[1], own.user + own.system)
+        previous, self._last = self._last, sample
+        return previous
+
+    def refresh(self) -> int | None:
+        """Re-read the load if ``interval`` has passed; returns the count set, or None."""
+        if not self.active or self._last is None or time.monotonic() - self._last[0] < self.interval:
+            return None
+        import torch
+
+        before = self._last
+        self._sample()
+        now = self._last
+        if now is None or now[2] <= before[2]:
+            return None
+        ours = (now[3] - before[3]) * self._tick
+        n_cpus = len(self._cpus) if self._cpus else (os.cpu_count() or 1)
+        others = n_cpus * max(0.0, (now[1] - before[1]) - ours) / (now[2] - before[2])
+        n = max(1, max(1, int(self._cores - others + 0.5)) // self.share)
+        if n != torch.get_num_threads():
+            torch.set_num_threads(n)
+        return n
+
+    def close(self) -> None:
+        """Give back the count found at the start."""
+        if self.active:
+            import torch
+
+            torch.set_num_threads(self._initial)
+            self.active = False
 
 
 def apply_thread_policy(threads: int | None) -> int:
     """Set the policy for this process (before torch is imported) and return the thread count."""
     global _AUTOMATIC
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if threads is None and os.environ.get("ENTPROBE_THREADS", "").strip():
         threads = int(os.environ["ENTPROBE_THREADS"])
     _AUTOMATIC = False

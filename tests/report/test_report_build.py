@@ -6,6 +6,7 @@ import re
 
 import duckdb
 import numpy as np
+import pytest
 import pandas as pd
 from click.testing import CliRunner
 
@@ -123,3 +124,23 @@ def test_cli_report_options_and_errors(report_dir, tmp_path):
     assert (asym["early_fraction"] == 0.5).all()
     res = CliRunner().invoke(main, ["report", "--store", str(tmp_path / "missing.duckdb"), "--out", "x"])
     assert res.exit_code != 0 and "does not exist" in res.output
+
+
+def test_certified_intervals_are_shown_with_their_widths(synth, tmp_path):
+    """Rows from a --spectrum topk:K run carry lower/upper: the report gets a width table
+    (numbers equal to upper - lower per group) and a warning; exact rows add nothing."""
+    from entprobe import analysis as A
+
+    lm, samples, runs = synth.synthetic_results({"m0": 3}, per_category=1, modalities=("text",)).frames()
+    plain = build_report(lm, samples, runs, tmp_path / "exact", n_boot=10).read_text(encoding="utf-8")
+    assert "Certified intervals" not in plain
+    rng = np.random.default_rng(0)
+    width = rng.uniform(0.1, 0.5, len(lm))
+    lm = lm.assign(lower=lm["value"] - width / 2, upper=lm["value"] + width / 2)
+    table = A.interval_width_table(lm)
+    groups = lm.assign(w=width).groupby(["model", "level", "modality", "metric"])["w"]
+    assert table["max_width"].tolist() == pytest.approx(groups.max().loc[list(map(tuple, table[["model", "level", "modality", "metric"]].values))].tolist())
+    assert table["n_rows"].sum() == len(lm)
+    page = build_report(lm, samples, runs, tmp_path / "topk", n_boot=10).read_text(encoding="utf-8")
+    assert "Certified intervals" in page and "certified approximations" in page
+    assert (tmp_path / "topk" / "tables" / "provenance_interval_width.csv").exists()

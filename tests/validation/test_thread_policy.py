@@ -23,7 +23,7 @@ def test_apply_thread_policy_sets_the_environment(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     try:
         assert apply_thread_policy(1) == 1
-        assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+        assert "OMP_WAIT_POLICY" not in os.environ  # OpenMP's own wait, as torch's default
         assert os.environ["OPENBLAS_NUM_THREADS"] == "1" and torch.get_num_threads() == 1
         monkeypatch.setenv("ENTPROBE_THREADS", "1")
         assert apply_thread_policy(None) == 1
@@ -60,7 +60,7 @@ def test_busy_cores_sees_a_spinning_process():
     assert loaded > 0.8 and loaded >= quiet
 
 
-def test_overlap_halves_only_the_automatic_count(monkeypatch):
+def test_governor_shares_and_follows_only_the_automatic_count(monkeypatch):
     import torch
 
     from entprobe import _threads
@@ -69,10 +69,30 @@ def test_overlap_halves_only_the_automatic_count(monkeypatch):
     try:
         torch.set_num_threads(4)
         monkeypatch.setattr(_threads, "_AUTOMATIC", False)
-        assert _threads.overlap_threads() is None and torch.get_num_threads() == 4  # --threads 4 kept
+        gov = _threads.ThreadGovernor(share=2, interval=0.0)
+        assert gov.refresh() is None and torch.get_num_threads() == 4  # --threads 4 kept
+        gov.close()
         monkeypatch.setattr(_threads, "_AUTOMATIC", True)
-        assert _threads.overlap_threads() == 4 and torch.get_num_threads() == 2
-        torch.set_num_threads(1)
-        assert _threads.overlap_threads() is None and torch.get_num_threads() == 1
+        monkeypatch.setattr(_threads, "_usable_core_count", lambda: 4)
+        gov = _threads.ThreadGovernor(share=2, interval=0.0)
+        assert torch.get_num_threads() == 2  # two computing threads share the cores
+        # no other process busy: (4 cores - 0) // 2 each
+        monkeypatch.setattr(_threads, "_cpu_times", _fake_times([(0, 1000), (0, 2000)]))
+        gov._last = None
+        gov._sample()
+        assert gov.refresh() == 2
+        # three of four cores busy with other work (none of it ours): 1 thread each
+        monkeypatch.setattr(_threads, "_cpu_times", _fake_times([(0, 1000), (750, 2000)]))
+        gov._last = None
+        gov._sample()
+        monkeypatch.setattr(_threads.os, "times", lambda: os.times_result((0.0, 0.0, 0.0, 0.0, 0.0)))
+        assert gov.refresh() == 1 and torch.get_num_threads() == 1
+        gov.close()
+        assert torch.get_num_threads() == 4
     finally:
         torch.set_num_threads(before)
+
+
+def _fake_times(samples):
+    it = iter(samples)
+    return lambda cpus: next(it)

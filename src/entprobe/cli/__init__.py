@@ -67,8 +67,9 @@ class _LazyGroup(click.Group):
     type=click.IntRange(min=1),
     default=None,
     help="CPU threads for torch's and BLAS's linear algebra. Default: the usable cores "
-    "minus the current load average (at least 1), with OMP_WAIT_POLICY=PASSIVE, so a busy "
-    "machine does not make idle threads spin against other work (see entprobe/_threads.py).",
+    "minus those other processes keep busy (sampled at start, and again during a probe; at "
+    "least 1), so a busy machine does not make idle threads spin against other work (see "
+    "entprobe/_threads.py).",
 )
 @click.option(
     "--max-memory",

@@ -157,7 +157,7 @@ def bench(
         if out_file is not None:
             out_file.parent.mkdir(parents=True, exist_ok=True)
             df.to_csv(out_file, index=False) if out_file.suffix.lower() == ".csv" else out_file.write_text(
-                df.to_json(orient="records", indent=2), encoding="utf-8")
+                df.to_json(orient="records", indent=2, double_precision=15), encoding="utf-8")
             click.echo(f"written: {out_file}")
         return
     click.echo(

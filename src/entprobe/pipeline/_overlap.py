@@ -65,16 +65,10 @@ class EstimationQueue:
         self._stream = None
         self._pool = None
         self.wait_seconds = 0.0
-        self._restore_threads: int | None = None
         if overlap:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="entprobe-estimate")
             if device.type == "cuda":
                 self._stream = torch.cuda.Stream(device=device)
-            else:
-                # Model and estimator now compute at once on the CPU: split the cores.
-                from .._threads import overlap_threads
-
-                self._restore_threads = overlap_threads()
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -135,7 +129,4 @@ class EstimationQueue:
                     job.future.cancel()
             self._pool.shutdown(wait=True)
             self._pool = None
-        if self._restore_threads is not None:
-            torch.set_num_threads(self._restore_threads)
-            self._restore_threads = None
 

@@ -37,6 +37,7 @@ from ..store import ResultStore
 from ._bounds import layer_values, metric_value
 from ..store.grams import pending_grams, publish_gram, published_path, read_gram_meta, safe_name, save_gram
 from ..store.schema import LEVEL_METRIC, LEVELS
+from .._threads import ThreadGovernor
 from ._overlap import EstimationQueue, Job
 from .options import (
     MODALITY_LEVELS,
@@ -433,13 +434,17 @@ def run_probe(
         file=sys.stderr, dynamic_ncols=True, smoothing=0.1,
     )
     runner.queue = EstimationQueue(runner._estimate_job, overlap=options.overlap, device=adapter.device)
+    # Model and estimator compute at once on the CPU when overlapped: they share the cores.
+    governor = ThreadGovernor(share=2 if options.overlap and adapter.device.type == "cpu" else 1)
     try:
         for batch in _batches(work, options.batch_size):
             runner.process_batch(batch)
             bar.update(len(batch))
             bar.set_postfix(ok=summary.n_ok, failed=summary.n_failed, refresh=False)
+            governor.refresh()
         runner.finish()
     finally:
+        governor.close()
         runner.queue.close()
         bar.close()
         summary.wait_seconds = runner.queue.wait_seconds
