@@ -113,8 +113,12 @@ def reestimate(
     start = time.perf_counter()
     bar = tqdm(total=len(plan), unit="gram", desc="reestimate", disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
+    from .._threads import ThreadGovernor
+
+    governor = ThreadGovernor()  # follows load that starts or stops during a long re-estimate
     try:
         for path, run_id, est in plan:
+            governor.refresh()
             summary: RunSummary = runs[run_id]["summary"]
             meta = read_gram_meta(path)
             key = (meta["dataset"], meta["sample_id"], meta["level"])
@@ -160,6 +164,7 @@ def reestimate(
             store.write_sample(row, metrics)
             summary.n_ok += 1
     finally:
+        governor.close()
         bar.close()
         wall = time.perf_counter() - start
     summaries = [run["summary"] for run in runs.values()]
