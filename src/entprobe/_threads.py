@@ -14,8 +14,8 @@ thread: the spinning threads fight the other load for the same cores. The policy
   thread. It remains the fallback where ``/proc/stat`` cannot be read.
 - the same count for the BLAS libraries NumPy/SciPy load (``OPENBLAS_NUM_THREADS``,
   ``MKL_NUM_THREADS``), which the exact path's subset eigensolver uses.
-- during a probe or a re-estimate, :class:`ThreadGovernor` re-reads the other processes' CPU use every
-  few seconds and moves torch's count down (or back up) when load comes or goes
+- during a probe or a re-estimate, :class:`ThreadGovernor` re-reads the other
+  processes' CPU use every few seconds and moves torch's count down (or back up) when load comes or goes
   mid-run; while estimation overlaps a model on the CPU, two threads compute at once
   (each with its own OpenMP team), so each gets half. Measured on 2 cores: the demo
   took 65 s with 2 threads each against 37 s with 1.
