@@ -37,7 +37,7 @@ import time
 __all__ = ["ThreadGovernor", "apply_thread_policy", "auto_threads", "busy_cores"]
 
 # Whether the running command's count came from the automatic policy (not --threads,
-# ENTPROBE_THREADS or OMP_NUM_THREADS): only then does overlap halve it.
+# ENTPROBE_THREADS or OMP_NUM_THREADS): only then does ThreadGovernor change it.
 _AUTOMATIC = False
 
 # Seconds over which the other processes' CPU use is sampled at start.
@@ -81,14 +81,24 @@ def _cpu_times(cpus: set[int] | None) -> tuple[int, int] | None:
     return (busy, total) if total else None
 
 
+def _others_busy(before: tuple[int, int], after: tuple[int, int], n_cpus: int, own_jiffies: float = 0.0) -> float:
+    """Cores kept busy by other processes between two :func:`_cpu_times` readings, this
+    process's own ``own_jiffies`` subtracted."""
+    return n_cpus * max(0.0, (after[0] - before[0]) - own_jiffies) / (after[1] - before[1])
+
+
+def _affinity() -> set[int] | None:
+    try:
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return None
+
+
 def busy_cores(window: float = _WINDOW, cpus: set[int] | None = None) -> float | None:
     """Cores kept busy by other processes over ``window`` seconds (this one sleeps
     meanwhile), among ``cpus`` (default: those this process may use); None if unknown."""
     if cpus is None:
-        try:
-            cpus = set(os.sched_getaffinity(0))
-        except (AttributeError, OSError):  # pragma: no cover - not Linux
-            cpus = None
+        cpus = _affinity()
     first = _cpu_times(cpus)
     if first is None:
         return None
@@ -96,8 +106,14 @@ def busy_cores(window: float = _WINDOW, cpus: set[int] | None = None) -> float |
     second = _cpu_times(cpus)
     if second is None or second[1] <= first[1]:
         return None
-    n = len(cpus) if cpus else (os.cpu_count() or 1)
-    return n * (second[0] - first[0]) / (second[1] - first[1])
+    return _others_busy(first, second, len(cpus) if cpus else (os.cpu_count() or 1))
+
+
+def _usable_core_count() -> int:
+    """The usable cores, capped by a cgroup quota."""
+    cores = _usable_cores()
+    quota = _cpu_quota()
+    return cores if quota is None else max(1, min(cores, int(quota)))
 
 
 def auto_threads(cores: int | None = None, load: float | None = None) -> int:
@@ -108,11 +124,7 @@ def auto_threads(cores: int | None = None, load: float | None = None) -> int:
     cgroup quota) and :func:`busy_cores`, or the 1-minute load average where
     ``/proc/stat`` is unavailable.
     """
-    if cores is None:
-        cores = _usable_cores()
-        quota = _cpu_quota()
-        if quota is not None:
-            cores = max(1, min(cores, int(quota)))
+    cores = _usable_core_count() if cores is None else cores
     if load is None:
         load = busy_cores()
     if load is None:
@@ -121,12 +133,6 @@ def auto_threads(cores: int | None = None, load: float | None = None) -> int:
         except (AttributeError, OSError):  # pragma: no cover - not POSIX
             load = 0.0
     return max(1, min(cores, int(cores - load + 0.5)))
-
-
-def _usable_core_count() -> int:
-    cores = _usable_cores()
-    quota = _cpu_quota()
-    return cores if quota is None else max(1, min(cores, int(quota)))
 
 
 class ThreadGovernor:
@@ -148,25 +154,21 @@ class ThreadGovernor:
         self.share = max(1, int(share))
         self.interval = float(interval)
         self._initial = torch.get_num_threads()
-        self._last: tuple[float, int, int, float] | None = None
-        try:
-            self._cpus: set[int] | None = set(os.sched_getaffinity(0))
-        except (AttributeError, OSError):  # pragma: no cover - not Linux
-            self._cpus = None
+        self._last: tuple[float, tuple[int, int], float] | None = None
+        self._cpus = _affinity()
         self._cores = _usable_core_count()
         self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         if self.active and self.share > 1:
             torch.set_num_threads(max(1, self._initial // self.share))
-        self._sample()
+        self._last = self._sample()
 
-    def _sample(self) -> tuple[float, int, int, float] | None:
+    def _sample(self) -> tuple[float, tuple[int, int], float] | None:
+        """``(time, (busy, total) jiffies, this process's CPU seconds)``, or None."""
         times = _cpu_times(self._cpus)
         if times is None:
             return None
         own = os.times()
-        sample = (time.monotonic(), times[0], times[1], own.user + own.system)
-        previous, self._last = self._last, sample
-        return previous
+        return time.monotonic(), times, own.user + own.system
 
     def refresh(self) -> int | None:
         """Re-read the load if ``interval`` has passed; returns the count set, or None."""
@@ -174,14 +176,12 @@ class ThreadGovernor:
             return None
         import torch
 
-        before = self._last
-        self._sample()
-        now = self._last
-        if now is None or now[2] <= before[2]:
+        before, now = self._last, self._sample()
+        self._last = now
+        if now is None or now[1][1] <= before[1][1]:
             return None
-        ours = (now[3] - before[3]) * self._tick
         n_cpus = len(self._cpus) if self._cpus else (os.cpu_count() or 1)
-        others = n_cpus * max(0.0, (now[1] - before[1]) - ours) / (now[2] - before[2])
+        others = _others_busy(before[1], now[1], n_cpus, (now[2] - before[2]) * self._tick)
         n = max(1, max(1, int(self._cores - others + 0.5)) // self.share)
         if n != torch.get_num_threads():
             torch.set_num_threads(n)

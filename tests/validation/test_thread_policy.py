@@ -78,13 +78,11 @@ def test_governor_shares_and_follows_only_the_automatic_count(monkeypatch):
         assert torch.get_num_threads() == 2  # two computing threads share the cores
         # no other process busy: (4 cores - 0) // 2 each
         monkeypatch.setattr(_threads, "_cpu_times", _fake_times([(0, 1000), (0, 2000)]))
-        gov._last = None
-        gov._sample()
+        gov._last = gov._sample()
         assert gov.refresh() == 2
         # three of four cores busy with other work (none of it ours): 1 thread each
         monkeypatch.setattr(_threads, "_cpu_times", _fake_times([(0, 1000), (750, 2000)]))
-        gov._last = None
-        gov._sample()
+        gov._last = gov._sample()
         monkeypatch.setattr(_threads.os, "times", lambda: os.times_result((0.0, 0.0, 0.0, 0.0, 0.0)))
         assert gov.refresh() == 1 and torch.get_num_threads() == 1
         gov.close()

@@ -48,7 +48,6 @@ from ._validation import (
 from ._chunks import item_bytes, run_chunked
 
 __all__ = [
-    "centred_state_gram",
     "centred_states",
     "empty_result",
     "external_stacklevel",
@@ -85,30 +84,23 @@ def warn_degenerate_median(mask: torch.Tensor, what: str) -> None:
         )
 
 
-def centred_state_gram(states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The Gram ``Xc Xcᵀ`` of float64 states centred over the token axis and rescaled.
+def centred_states(states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float64 states centred over the token axis and rescaled by a power of two.
 
-    Centring before the product (not only ``H G H`` after it) keeps float64 round-off
+    Centring the states (not only ``H G H`` on their Gram) keeps float64 round-off
     relative to the token spread rather than to the states' mean, which in transformer
     layers can be orders of magnitude larger. Each item is then multiplied by a power
     of two (exact in floating point) that brings its largest centred entry into
-    ``[0.5, 1)``, so the Gram can neither overflow nor underflow; every estimator
-    option except a fixed bandwidth is invariant to that scale.
+    ``[0.5, 1)``, so products of the states can neither overflow nor underflow; every
+    estimator option except a fixed bandwidth is invariant to that scale.
 
     Args:
         states: ``(..., n, d)`` float64.
 
     Returns:
-        The Gram ``(..., n, n)`` and the factor ``(...)`` the states were multiplied
-        by (a fixed bandwidth must be multiplied by it too).
+        The centred, rescaled states ``(..., n, d)`` and the factor ``(...)`` they were
+        multiplied by (a fixed bandwidth must be multiplied by it too).
     """
-    xc, factor = centred_states(states)
-    return sym_product(xc), factor
-
-
-def centred_states(states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(..., n, d)`` float64 states centred over the token axis and rescaled by a power
-    of two, and that factor ``(...)`` (see :func:`centred_state_gram`)."""
     xc = states - states.mean(dim=-2, keepdim=True)
     # A second pass removes the mean's own round-off (the states route has no H G H
     # after the product to do it): tokens that coincide stay exactly at 0.

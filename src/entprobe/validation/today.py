@@ -5,7 +5,7 @@ speed-up of the new exact path is measured in one run on the same inputs. It is 
 old algorithm condensed to the options the bench uses (Gaussian kernel, median
 bandwidth, ``"trace"``/``"plain"`` proxy), batched over layers in one call:
 
-1. centre the states before the product (as ``centred_state_gram``), Gram ``Xc Xcᵀ``;
+1. centre the states before the product (as ``estimators._entropy.centred_states`` does), Gram ``Xc Xcᵀ``;
 2. PCA by a *full* eigendecomposition of the ``n x n`` centred Gram, vectors included,
    then the projected Gram ``U_k Λ_k U_kᵀ``;
 3. distances from it, the median by a *full sort* of the ``n (n-1) / 2`` pairs;
