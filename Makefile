@@ -7,7 +7,7 @@ PY      = $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test install bench validate clean browser test-upstream
+.PHONY: demo test install bench validate clean browser test-upstream lint format
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,16 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# ruff (pinned in the test extras): the rules and the format in pyproject.toml.
+LINTED = src tests scripts examples
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix $(LINTED)
+	$(VENV)/bin/ruff format $(LINTED)
 
 # The report's end-to-end test needs headless Chromium; install it when we can
 # (root or passwordless sudo with apt). The test skips, saying why, where we cannot.

@@ -52,7 +52,7 @@ result = entprobe.probe(
     limit=4,
 )
 entropies = result.prompt_entropies(wide=True)  # rows: prompts; columns: layer 0..N
-entropies
+print(entropies)
 
 # %% [markdown]
 # ## Responses: the conditional entropy proxy per layer, into a store file

@@ -241,7 +241,7 @@ def prompt_sets(prompts: Any, *, limit: int | None = None) -> list[PromptSet]:
     sets: list[PromptSet] = []
     inline: list[PromptRecord] = []
     given: dict[str, list[PromptRecord]] = {}
-    for position, item in enumerate(prompts):
+    for item in prompts:
         if isinstance(item, PromptSet):
             sets.append(item)
         elif isinstance(item, PromptRecord):

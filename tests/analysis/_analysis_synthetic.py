@@ -7,9 +7,8 @@ write them through the store API, plus the same rows as DataFrames.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import json
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -69,7 +68,7 @@ def synthetic_results(
             specs += [("image", c) for c in image_categories]
         k = 0
         for modality, cat in specs:
-            for j in range(per_category):
+            for _ in range(per_category):
                 k += 1
                 sid = f"{modality[:3]}-{k:03d}"
                 dataset = "sample-t2i" if modality == "text" else "sample-mmbench"

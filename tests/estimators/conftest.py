@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
 # The tests import the plain reference of Algorithm 1 (``_estimators_reference``)
 # from this folder whatever pytest's import mode.
 if str(Path(__file__).parent) not in sys.path:

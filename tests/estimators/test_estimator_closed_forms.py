@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 import warnings
 
+import _estimators_reference as ref
 import numpy as np
 import pytest
 import torch
 
-import _estimators_reference as ref
 from entprobe.errors import DegenerateGeometryWarning
 from entprobe.estimators import conditional_entropy, matrix_entropy
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import _estimators_reference as ref
 import numpy as np
 import pytest
 import torch
 
-import _estimators_reference as ref
 from entprobe.errors import ProbeInputError
 from entprobe.estimators import (
     EntropyBounds,

@@ -10,8 +10,8 @@ from PIL import Image
 from entprobe.capture import Role
 from entprobe.errors import ModelLoadError
 from entprobe.models.base import GenerationSettings
-from entprobe.models.tiny._tokenizer import TINY_CONTEXT
 from entprobe.models.emu3 import Emu3Adapter
+from entprobe.models.tiny._tokenizer import TINY_CONTEXT
 
 TEXT = "Draw a red circle on a white table."
 QUESTION = "How many triangles are in the picture?"

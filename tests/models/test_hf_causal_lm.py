@@ -12,8 +12,8 @@ from torch import nn
 
 from entprobe.capture import Role
 from entprobe.errors import ModelLoadError, ProbeInputError, UnsupportedError
-from entprobe.models.base import GenerationSettings
 from entprobe.models._hf import find_layers_path, resolve_dtype
+from entprobe.models.base import GenerationSettings
 from entprobe.models.hf_causal_lm import HFCausalLMAdapter
 
 TEXT = "A red circle and a blue square."

@@ -9,10 +9,10 @@ from PIL import Image
 
 from entprobe.capture import Role
 from entprobe.errors import ModelLoadError, ProbeInputError
-from entprobe.models.base import GenerationSettings
-from entprobe.models.tiny._tokenizer import TINY_CONTEXT
 from entprobe.models._multimodal import label_offsets, template_parts
+from entprobe.models.base import GenerationSettings
 from entprobe.models.janus import JanusAdapter
+from entprobe.models.tiny._tokenizer import TINY_CONTEXT
 
 TEXT = "Draw a red circle on a white table."
 QUESTION = "How many triangles are in the picture?"
@@ -98,7 +98,7 @@ def test_label_offsets():
     ids = [10, 11, 1, 9, 9, 2, 12, 13]
     offsets = [(0, 2), (2, 3), (3, 4), (4, 5), (5, 6), (6, 7), (7, 8), (8, 10)]
     roles = label_offsets(ids, offsets, replacements, (7, 9), image_token_id=9, special_ids={1, 2})
-    S, I, T = Role.SPECIAL, Role.IMAGE, Role.TEXT
+    S, I, T = Role.SPECIAL, Role.IMAGE, Role.TEXT  # noqa: E741 (the roles read as letters)
     # " " at 7 (expanded) is 6 before expansion: outside "cd" (7..9); "cd" -> TEXT.
     assert roles == [S, S, S, I, I, S, S, T]
 

@@ -18,10 +18,10 @@ import torch
 from PIL import Image
 
 from entprobe.datasets import PromptRecord, PromptSet, load_prompts
+from entprobe.models.base import GenerationSettings
 from entprobe.models.registry import get_adapter
 from entprobe.models.tiny import build_tiny
 from entprobe.pipeline import ProbeOptions, run_probe
-from entprobe.models.base import GenerationSettings
 from entprobe.store import ResultStore
 
 CASES = {  # tiny family -> (adapter, levels)

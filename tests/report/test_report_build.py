@@ -6,8 +6,8 @@ import re
 
 import duckdb
 import numpy as np
-import pytest
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from entprobe.report import build_report, model_colors, write_report

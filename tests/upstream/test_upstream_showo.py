@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from upstream_paths import upstream_checkout
 from PIL import Image
+from upstream_paths import upstream_checkout
 from upstream_showo_tiny import N_VQ, build_showo_tiny
 
 from entprobe.capture import Role

@@ -54,12 +54,16 @@ def _save_tokenizer(out: Path) -> int:
 
 def save_tiny_bagel(out_dir: str | Path, *, seed: int = 0) -> Path:
     """Build and save the tiny BAGEL; returns the checkpoint folder."""
-    from safetensors.torch import save_file
-
     from modeling.autoencoder import load_ae
     from modeling.bagel import (
-        Bagel, BagelConfig, Qwen2Config, Qwen2ForCausalLM, SiglipVisionConfig, SiglipVisionModel,
+        Bagel,
+        BagelConfig,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+        SiglipVisionConfig,
+        SiglipVisionModel,
     )
+    from safetensors.torch import save_file
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

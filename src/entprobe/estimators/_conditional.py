@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import ProbeInputError
+from ._chunks import item_bytes, run_chunked
 from ._entropy import centred_states, empty_result, warn_degenerate_median
 from ._geometry import (
     centre_gram,
@@ -23,28 +24,27 @@ from ._geometry import (
     zero_tolerance,
 )
 from ._linalg import sym_product
-from ._chunks import item_bytes, run_chunked
 from ._spectrum import renyi_of_kernel
 from ._validation import (
+    EXACT,
+    EntropyBounds,
+    Spectrum,
     as_gram,
     as_states,
     check_alpha,
     check_base,
     check_eps,
+    check_max_memory,
     check_n_draws,
     check_n_prompt,
     check_normalization,
     check_pca_dim,
     check_prompt_sigma,
-    check_max_memory,
     check_seed,
+    check_sigma,
     check_spectrum,
-    EXACT,
-    Spectrum,
     in_base,
     wrap_interval,
-    EntropyBounds,
-    check_sigma,
 )
 
 __all__ = ["conditional_entropy", "conditional_entropy_from_gram", "subsample_indices"]

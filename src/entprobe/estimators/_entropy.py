@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import DegenerateGeometryWarning
+from ._chunks import item_bytes, run_chunked
 from ._geometry import (
     centre_gram,
     cosine_kernel,
@@ -27,25 +28,24 @@ from ._geometry import (
 from ._linalg import sym_product
 from ._spectrum import renyi_of_kernel
 from ._validation import (
+    EXACT,
     ArrayKind,
+    EntropyBounds,
+    Spectrum,
     as_gram,
     as_states,
     check_alpha,
     check_base,
     check_eps,
     check_kernel,
-    check_pca_dim,
     check_max_memory,
+    check_pca_dim,
     check_sigma,
     check_spectrum,
-    EXACT,
-    Spectrum,
-    EntropyBounds,
     format_indices,
     in_base,
     wrap_interval,
 )
-from ._chunks import item_bytes, run_chunked
 
 __all__ = [
     "centred_states",

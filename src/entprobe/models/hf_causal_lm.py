@@ -284,7 +284,7 @@ class HFCausalLMAdapter(ModelAdapter):
         states = forward_batch_states(self.model, self.layers_path, tf.inputs, use_cache=False)
 
         generations = []
-        for i, ((inputs, roles), response) in enumerate(zip(prompts, responses)):
+        for i, ((_, roles), response) in enumerate(zip(prompts, responses)):
             n_prompt = batch.lengths[i]
             ids = response.tolist()
             encoded = Encoded(

@@ -110,7 +110,12 @@ class OmniGen2Adapter(HFCausalLMAdapter):
         Raises:
             ModelLoadError: not an OmniGen2 layout, or ``mllm/`` is not a Qwen2.5-VL.
         """
-        from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+        from transformers import (
+            AutoConfig,
+            AutoImageProcessor,
+            AutoTokenizer,
+            Qwen2_5_VLForConditionalGeneration,
+        )
 
         require_versions({"transformers": "4.49"}, who=f"adapter {cls.name!r} (Qwen2.5-VL)")
         source = str(source)

@@ -70,7 +70,7 @@ class ShowoAdapter(StepwiseImageAdapter):
                 str(source), load_from_showo=True, low_cpu_mem_usage=False)
             vq = m["models.modeling_magvitv2"].MAGVITv2.from_pretrained(vq_source, low_cpu_mem_usage=False)
             tok = AutoTokenizer.from_pretrained(model.config.llm_model_path, padding_side="left")
-        except (OSError, ValueError, EnvironmentError) as exc:
+        except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load Show-o from {source!r} (VQ model {vq_source!r}, "
                                  f"set $ENTPROBE_SHOWO_VQ for a local one): {exc}") from exc
         _check_rotary(model)

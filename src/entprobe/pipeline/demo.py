@@ -108,12 +108,12 @@ def run_demo(
     Returns:
         A :class:`DemoResult`.
     """
+    from transformers.utils import logging as hf_logging
+
     from ..datasets import load_prompts
     from ..models.registry import get_adapter
     from ..models.tiny import build_tiny
     from ..store import ResultStore
-
-    from transformers.utils import logging as hf_logging
 
     # Building and loading tiny models is not news: keep transformers' bars and
     # warnings out of the demo's output.

@@ -297,7 +297,7 @@ def parse_thresholds(text: str | None) -> tuple[int, int] | None:
 def shard_index(dataset: str, sample_id: str, n_shards: int) -> int:
     """The 0-based shard of a sample: a stable hash (SHA-256) of dataset and id, so
     the split does not depend on order, limit or the other prompt sets."""
-    digest = hashlib.sha256(f"{dataset}\x1f{sample_id}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{dataset}\x1f{sample_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % n_shards
 
 

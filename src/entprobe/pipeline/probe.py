@@ -17,11 +17,11 @@ rows in one transaction, so a killed run loses at most the sample in flight.
 from __future__ import annotations
 
 import dataclasses
-from contextlib import nullcontext
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,15 +29,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._threads import ThreadGovernor
 from ..capture import Role
 from ..errors import EntprobeError, ModelLoadError, ProbeInputError, StoreError, UnsupportedError
 from ..models._stepwise import StepwiseImageAdapter, parse_response_steps, resolve_response_steps
 from ..models.base import Encoded, Generation, GenerationSettings, ModelAdapter
 from ..store import ResultStore
-from ._bounds import layer_values, metric_value
 from ..store.grams import pending_grams, publish_gram, published_path, read_gram_meta, safe_name, save_gram
 from ..store.schema import LEVEL_METRIC, LEVELS
-from .._threads import ThreadGovernor
+from ._bounds import layer_values, metric_value
 from ._overlap import EstimationQueue, Job
 from .options import (
     MODALITY_LEVELS,

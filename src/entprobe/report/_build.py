@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 
+import pandas as pd
 from matplotlib import rc_context
 from matplotlib.figure import Figure
-import pandas as pd
 
 from entprobe import analysis as A
 from entprobe.analysis._common import (

@@ -19,8 +19,8 @@ import pandas as pd
 
 from ..errors import StoreError, StoreLockedError
 from .schema import (
-    LATER_TABLES,
     ADDED_COLUMNS,
+    LATER_TABLES,
     LAYER_METRICS_COLUMNS,
     LAYER_METRICS_KEY,
     RUNS_COLUMNS,

@@ -399,7 +399,12 @@ def _float32_eigenvalues(states: Any, dev: Any) -> dict[str, float]:
     import torch
 
     from entprobe.estimators._entropy import centred_states
-    from entprobe.estimators._geometry import gaussian_kernel, median_bandwidth, squared_distances, state_geometry
+    from entprobe.estimators._geometry import (
+        gaussian_kernel,
+        median_bandwidth,
+        squared_distances,
+        state_geometry,
+    )
     from entprobe.estimators._spectrum import normalised_kernel, renyi_from_eigenvalues
 
     xc, _ = centred_states(states[None])
