@@ -27,8 +27,10 @@ published = {
     ("text_gen_ce", "T2I-CoReBench"): (-0.218, -0.586),
     ("text_gen_ce", "RealUnify"): (-0.304, -0.612),
 }
-benchmarks = {"T2I-CoReBench": ["T2I-CoReBench"],
-              "RealUnify": ["RealUnify (Image Gen)", "RealUnify (Text Gen)"]}
+benchmarks = {
+    "T2I-CoReBench": ["T2I-CoReBench"],
+    "RealUnify": ["RealUnify (Image Gen)", "RealUnify (Text Gen)"],
+}
 
 print("1. Subsets of 5-10 models whose rho rounds to a published value:")
 for (probe, bench), targets in published.items():
@@ -46,13 +48,17 @@ for (probe, bench), targets in published.items():
             print(f"      rho={t:+.3f} n={k}: {', '.join(subset)}")
 
 print("2. Attainable rho without ties: 1 - 6*S/(n^3 - n), S an even integer in [0, (n^3 - n)/3]")
-for n, values in ((10, [0.312, 0.405, -0.218, -0.304, -0.391, -0.468]),
-                  (7, [0.750, 0.786, -0.586, -0.612, -0.712, -0.823])):
+for n, values in (
+    (10, [0.312, 0.405, -0.218, -0.304, -0.391, -0.468]),
+    (7, [0.750, 0.786, -0.586, -0.612, -0.712, -0.823]),
+):
     grid = 1 - 6 * np.arange(0, (n**3 - n) // 3 + 1, 2) / (n**3 - n)
     for v in values:
         nearest = grid[np.argmin(np.abs(grid - v))]
-        print(f"   n={n:2d} published {v:+.3f}: nearest attainable {nearest:+.4f} "
-              f"({'attainable' if round(nearest, 3) == v else 'NOT attainable'} at 3 decimals)")
+        print(
+            f"   n={n:2d} published {v:+.3f}: nearest attainable {nearest:+.4f} "
+            f"({'attainable' if round(nearest, 3) == v else 'NOT attainable'} at 3 decimals)"
+        )
 
 print("3. Student-t p-value (scipy.stats.spearmanr's) of the published All-in-One rhos, n=7:")
 for v in (0.750, 0.786, -0.586, -0.612, -0.712, -0.823):

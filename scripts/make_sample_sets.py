@@ -104,8 +104,7 @@ T2I_PROMPTS: list[tuple[str, str, list[tuple[str, list[str]]], str]] = [
     # ---- C-MA
     (
         "C-MA",
-        "A tall frosted-blue glass vase holding a single wilted sunflower with drooping, "
-        "brown-edged petals.",
+        "A tall frosted-blue glass vase holding a single wilted sunflower with drooping, brown-edged petals.",
         [
             ("Is the vase frosted blue glass?", ["attribute"]),
             ("Is the sunflower wilted with brown-edged petals?", ["attribute"]),
@@ -156,8 +155,7 @@ T2I_PROMPTS: list[tuple[str, str, list[tuple[str, list[str]]], str]] = [
     # ---- C-MR
     (
         "C-MR",
-        "A cat asleep on a closed laptop, which rests on a stack of three books beside a "
-        "steaming mug.",
+        "A cat asleep on a closed laptop, which rests on a stack of three books beside a steaming mug.",
         [
             ("Is the cat on top of the laptop?", ["relation"]),
             ("Is the laptop on a stack of three books?", ["relation", "count"]),
@@ -203,8 +201,7 @@ T2I_PROMPTS: list[tuple[str, str, list[tuple[str, list[str]]], str]] = [
     # ---- C-TR
     (
         "C-TR",
-        'A chalkboard sign outside a cafe that reads "FRESH BREAD FROM 7 AM" in white capital '
-        "letters.",
+        'A chalkboard sign outside a cafe that reads "FRESH BREAD FROM 7 AM" in white capital letters.',
         [('Does the sign read "FRESH BREAD FROM 7 AM"?', ["text"])],
         "short",
     ),
@@ -592,8 +589,7 @@ def t2i_files() -> dict[str, str]:
             "Remark": f"entprobe sample, {remark} prompt",
         }
     return {
-        f"{dim}.json": json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-        for dim, data in by_dim.items()
+        f"{dim}.json": json.dumps(data, indent=2, ensure_ascii=False) + "\n" for dim, data in by_dim.items()
     }
 
 
@@ -1145,9 +1141,7 @@ def mmbench_rows() -> list[list[str]]:
             shift = 1
             rotated = options[shift:] + options[:shift]
             new_answer = "ABCD"[rotated.index(options["ABCD".index(answer)])]
-            rows.append(
-                _row(1_000_000 + index, l2, cat, question, hint, rotated, new_answer, str(index))
-            )
+            rows.append(_row(1_000_000 + index, l2, cat, question, hint, rotated, new_answer, str(index)))
     return rows
 
 

@@ -45,11 +45,28 @@ _LAZY = {
 }
 # the notebook API (entprobe.api): every public name, imported on first use
 _API = (
-    "ProbeResult", "cross_modal_asymmetry", "embedding_entropy_table", "failures",
-    "layer_trajectories", "length_trend", "load_model", "model_probes", "plot_cross_modal",
-    "plot_length_entropy", "plot_length_layers", "plot_prompt_types", "plot_response", "probe",
-    "prompt_entropies", "prompt_sets", "proxies", "read_results", "response_proxy_table",
-    "run_summary", "sample_table", "write_report",
+    "ProbeResult",
+    "cross_modal_asymmetry",
+    "embedding_entropy_table",
+    "failures",
+    "layer_trajectories",
+    "length_trend",
+    "load_model",
+    "model_probes",
+    "plot_cross_modal",
+    "plot_length_entropy",
+    "plot_length_layers",
+    "plot_prompt_types",
+    "plot_response",
+    "probe",
+    "prompt_entropies",
+    "prompt_sets",
+    "proxies",
+    "read_results",
+    "response_proxy_table",
+    "run_summary",
+    "sample_table",
+    "write_report",
 )
 _LAZY.update(dict.fromkeys(_API, "entprobe.api"))
 

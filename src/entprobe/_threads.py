@@ -81,7 +81,9 @@ def _cpu_times(cpus: set[int] | None) -> tuple[int, int] | None:
     return (busy, total) if total else None
 
 
-def _others_busy(before: tuple[int, int], after: tuple[int, int], n_cpus: int, own_jiffies: float = 0.0) -> float:
+def _others_busy(
+    before: tuple[int, int], after: tuple[int, int], n_cpus: int, own_jiffies: float = 0.0
+) -> float:
     """Cores kept busy by other processes between two :func:`_cpu_times` readings, this
     process's own ``own_jiffies`` subtracted."""
     return n_cpus * max(0.0, (after[0] - before[0]) - own_jiffies) / (after[1] - before[1])

@@ -261,10 +261,15 @@ def prompt_sets(prompts: Any, *, limit: int | None = None) -> list[PromptSet]:
                 digest.update(hashlib.sha256(rec.image_ref.data).digest())
             elif rec.image_ref is not None:
                 digest.update(rec.image_ref.describe().encode())
-        sets.append(PromptSet(
-            name=name, spec=f"{name}:sha256={digest.hexdigest()[:16]}", records=list(kept),
-            n_rows=len(records), n_limited=len(records) - len(kept),
-        ))
+        sets.append(
+            PromptSet(
+                name=name,
+                spec=f"{name}:sha256={digest.hexdigest()[:16]}",
+                records=list(kept),
+                n_rows=len(records),
+                n_limited=len(records) - len(kept),
+            )
+        )
     if not sets:
         raise ProbeInputError("no prompts given")
     return sets
@@ -277,7 +282,9 @@ def _by_modality(sets: Sequence[PromptSet]) -> tuple[list[PromptSet], list[Promp
         for modality, out in (("text", text), ("image", image)):
             records = [r for r in ps.records if r.modality == modality]
             if records:
-                out.append(ps if len(records) == len(ps.records) else dataclasses.replace(ps, records=records))
+                out.append(
+                    ps if len(records) == len(ps.records) else dataclasses.replace(ps, records=records)
+                )
     return text, image
 
 
@@ -369,9 +376,14 @@ def probe(
 
     sets = prompt_sets(prompts, limit=limit) if prompts is not None else []
     text_sets, image_sets = _by_modality(sets)
-    kwargs = dict(options, text_prompts=[*text_prompts, *text_sets],
-                  image_prompts=[*image_prompts, *image_sets], levels=levels, limit=limit,
-                  progress=progress)
+    kwargs = dict(
+        options,
+        text_prompts=[*text_prompts, *text_sets],
+        image_prompts=[*image_prompts, *image_sets],
+        levels=levels,
+        limit=limit,
+        progress=progress,
+    )
     if not kwargs["text_prompts"] and not kwargs["image_prompts"]:
         raise ProbeInputError("no prompts given; pass prompts, text_prompts or image_prompts")
     with tempfile.TemporaryDirectory(prefix="entprobe-") as tmp:
@@ -381,8 +393,14 @@ def probe(
                 raise ProbeInputError("backend='ray' loads the model in each worker; pass its path")
             from .pipeline.ray_backend import probe_on_ray
 
-            summary = probe_on_ray(model=str(model), store=path, address=address,
-                                   workers=workers, gpus_per_worker=gpus_per_worker, **kwargs)
+            summary = probe_on_ray(
+                model=str(model),
+                store=path,
+                address=address,
+                workers=workers,
+                gpus_per_worker=gpus_per_worker,
+                **kwargs,
+            )
         elif backend == "local":
             from .pipeline import probe_from_cli
 
@@ -391,8 +409,11 @@ def probe(
         else:
             raise ProbeInputError(f"backend must be 'local' or 'ray', got {backend!r}")
         with ResultStore(path, read_only=True) as results:
-            frames = (results.layer_metrics(run_id=summary.run_id),
-                      results.samples(run_id=summary.run_id), results.runs(run_id=summary.run_id))
+            frames = (
+                results.layer_metrics(run_id=summary.run_id),
+                results.samples(run_id=summary.run_id),
+                results.runs(run_id=summary.run_id),
+            )
     return ProbeResult(summary.run_id, None if store is None else path, summary, *frames)
 
 
@@ -413,8 +434,7 @@ def read_results(source: Source) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
 
     if isinstance(source, ProbeResult):
         return source.layer_metrics, source.samples, source.runs
-    if (isinstance(source, tuple) and len(source) == 3
-            and all(isinstance(df, pd.DataFrame) for df in source)):
+    if isinstance(source, tuple) and len(source) == 3 and all(isinstance(df, pd.DataFrame) for df in source):
         return source
     if isinstance(source, (str, os.PathLike)) or (
         isinstance(source, Iterable) and not isinstance(source, (bytes, Mapping))
@@ -426,17 +446,32 @@ def read_results(source: Source) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     )
 
 
-_LONG_COLUMNS = ["run_id", "model", "dataset", "sample_id", "modality", "category", "subcategory",
-                 "length_bucket", "level", "layer", "n_layers", "rel_depth", "value",
-                 "n_prompt_tokens", "n_response_tokens"]
+_LONG_COLUMNS = [
+    "run_id",
+    "model",
+    "dataset",
+    "sample_id",
+    "modality",
+    "category",
+    "subcategory",
+    "length_bucket",
+    "level",
+    "layer",
+    "n_layers",
+    "rel_depth",
+    "value",
+    "n_prompt_tokens",
+    "n_response_tokens",
+]
 
 
 def _per_layer(lm: pd.DataFrame, levels: Sequence[str], metric: str, wide: bool) -> pd.DataFrame:
     rows = lm.loc[lm["level"].isin(levels) & (lm["metric"] == metric)].copy()
     rows["rel_depth"] = rows["layer"].astype(float) / rows["n_layers"].astype(float)
     rows = rows[[c for c in _LONG_COLUMNS if c in rows.columns]]
-    rows = rows.sort_values(["model", "run_id", "dataset", "sample_id", "level", "layer"],
-                            kind="stable").reset_index(drop=True)
+    rows = rows.sort_values(
+        ["model", "run_id", "dataset", "sample_id", "level", "layer"], kind="stable"
+    ).reset_index(drop=True)
     if not wide:
         return rows
     index = ["model", "dataset", "sample_id"] + (["level"] if len(levels) > 1 else [])
@@ -521,7 +556,10 @@ def cross_modal_asymmetry(source: Source, *, early_fraction: float | None = None
 
 
 def layer_trajectories(
-    source: Source, *, level: str | Sequence[str] = "prompt", metric: str = "entropy",
+    source: Source,
+    *,
+    level: str | Sequence[str] = "prompt",
+    metric: str = "entropy",
     by: Sequence[str] = ("modality",),
 ) -> pd.DataFrame:
     """Mean value per layer and group (Figs. 4-5, §5.3, §6); see
@@ -600,8 +638,12 @@ def plot_cross_modal(source: Source, *, early_fraction: float | None = None) -> 
 
     fraction = DEFAULT_EARLY_FRACTION if early_fraction is None else early_fraction
     lm, _, runs = read_results(source)
-    return plot(table(lm, by=("modality",)), asymmetry(lm, early_fraction=fraction),
-                _colors(lm, runs), early_fraction=fraction)
+    return plot(
+        table(lm, by=("modality",)),
+        asymmetry(lm, early_fraction=fraction),
+        _colors(lm, runs),
+        early_fraction=fraction,
+    )
 
 
 def plot_response(source: Source) -> Figure:

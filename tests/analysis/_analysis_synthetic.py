@@ -24,7 +24,7 @@ class Run:
     model: str
     adapter: str
     config: dict
-    samples: list[dict] = field(default_factory=list)       # samples rows
+    samples: list[dict] = field(default_factory=list)  # samples rows
     metrics: list[list[dict]] = field(default_factory=list)  # layer_metrics rows per sample row
 
 
@@ -35,8 +35,12 @@ class Results:
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         lm = pd.DataFrame([m for r in self.runs for ms in r.metrics for m in ms])
         sam = pd.DataFrame([s for r in self.runs for s in r.samples])
-        runs = pd.DataFrame([{"run_id": r.run_id, "model": r.model, "adapter": r.adapter,
-                              "config": json.dumps(r.config)} for r in self.runs])
+        runs = pd.DataFrame(
+            [
+                {"run_id": r.run_id, "model": r.model, "adapter": r.adapter, "config": json.dumps(r.config)}
+                for r in self.runs
+            ]
+        )
         return lm, sam, runs
 
 
@@ -58,9 +62,16 @@ def synthetic_results(
     rng = np.random.default_rng(seed)
     runs = []
     for mi, (model, n_layers) in enumerate(models.items()):
-        run = Run(run_id=f"run-{model}", model=model, adapter="tiny",
-                  config={"model": model, "estimator": {"alpha": 1.01, "sigma": "median", "pca_dim": 64},
-                          "generation": {"max_new_tokens": 8, "seed": 0}})
+        run = Run(
+            run_id=f"run-{model}",
+            model=model,
+            adapter="tiny",
+            config={
+                "model": model,
+                "estimator": {"alpha": 1.01, "sigma": "median", "pca_dim": 64},
+                "generation": {"max_new_tokens": 8, "seed": 0},
+            },
+        )
         specs = []
         if "text" in modalities:
             specs += [("text", c) for c in text_categories]
@@ -73,8 +84,11 @@ def synthetic_results(
                 sid = f"{modality[:3]}-{k:03d}"
                 dataset = "sample-t2i" if modality == "text" else "sample-mmbench"
                 n_chars = int(rng.integers(20, 1500)) if modality == "text" else int(rng.integers(10, 80))
-                bucket = ("short" if n_chars < 300 else "middle" if n_chars < 800 else "long") \
-                    if modality == "text" else None
+                bucket = (
+                    ("short" if n_chars < 300 else "middle" if n_chars < 800 else "long")
+                    if modality == "text"
+                    else None
+                )
                 sample_levels = ["prompt"]
                 if modality == "text":
                     sample_levels += [lv for lv in ("text-gen", "image-gen")]
@@ -84,32 +98,84 @@ def synthetic_results(
                     metric = "entropy" if level == "prompt" else "conditional_entropy"
                     n_prompt = int(5 + n_chars // 20)
                     n_resp = 0 if level == "prompt" else 8
-                    base = 3.0 + mi + (0.5 if modality == "image" else 0.0) + 0.002 * n_chars \
+                    base = (
+                        3.0
+                        + mi
+                        + (0.5 if modality == "image" else 0.0)
+                        + 0.002 * n_chars
                         + (1.0 if level == "text-gen" else 0.0)
-                    vals = base + 0.3 * np.sin(np.arange(n_layers + 1) + mi) + rng.normal(0, 0.2, n_layers + 1)
-                    run.samples.append({
-                        "run_id": run.run_id, "dataset": dataset, "sample_id": sid, "level": level,
-                        "modality": modality, "category": cat, "subcategory": None,
-                        "length_bucket": bucket, "n_chars": n_chars, "status": "ok", "error": None,
-                        "prompt_text": f"prompt {sid}", "generated_text": None if level == "prompt" else "out",
-                        "image_path": None, "n_prompt_tokens": n_prompt, "n_response_tokens": n_resp,
-                        "model_seconds": 0.01, "estimate_seconds": 0.01,
-                    })
-                    run.metrics.append([{
-                        "run_id": run.run_id, "model": model, "adapter": "tiny", "dataset": dataset,
-                        "sample_id": sid, "modality": modality, "category": cat, "subcategory": None,
-                        "length_bucket": bucket, "level": level, "layer": layer, "n_layers": n_layers,
-                        "metric": metric, "value": float(vals[layer]), "n_prompt_tokens": n_prompt,
-                        "n_response_tokens": n_resp,
-                    } for layer in range(n_layers + 1)])
+                    )
+                    vals = (
+                        base + 0.3 * np.sin(np.arange(n_layers + 1) + mi) + rng.normal(0, 0.2, n_layers + 1)
+                    )
+                    run.samples.append(
+                        {
+                            "run_id": run.run_id,
+                            "dataset": dataset,
+                            "sample_id": sid,
+                            "level": level,
+                            "modality": modality,
+                            "category": cat,
+                            "subcategory": None,
+                            "length_bucket": bucket,
+                            "n_chars": n_chars,
+                            "status": "ok",
+                            "error": None,
+                            "prompt_text": f"prompt {sid}",
+                            "generated_text": None if level == "prompt" else "out",
+                            "image_path": None,
+                            "n_prompt_tokens": n_prompt,
+                            "n_response_tokens": n_resp,
+                            "model_seconds": 0.01,
+                            "estimate_seconds": 0.01,
+                        }
+                    )
+                    run.metrics.append(
+                        [
+                            {
+                                "run_id": run.run_id,
+                                "model": model,
+                                "adapter": "tiny",
+                                "dataset": dataset,
+                                "sample_id": sid,
+                                "modality": modality,
+                                "category": cat,
+                                "subcategory": None,
+                                "length_bucket": bucket,
+                                "level": level,
+                                "layer": layer,
+                                "n_layers": n_layers,
+                                "metric": metric,
+                                "value": float(vals[layer]),
+                                "n_prompt_tokens": n_prompt,
+                                "n_response_tokens": n_resp,
+                            }
+                            for layer in range(n_layers + 1)
+                        ]
+                    )
         for f in range(n_failed):
-            run.samples.append({
-                "run_id": run.run_id, "dataset": "sample-t2i", "sample_id": f"bad-{f}", "level": "prompt",
-                "modality": "text", "category": "Composition", "subcategory": None, "length_bucket": "short",
-                "n_chars": 12, "status": "failed", "error": f"ValueError: prompt bad-{f} has 1 token; need 2",
-                "prompt_text": "x", "generated_text": None, "image_path": None, "n_prompt_tokens": 1,
-                "n_response_tokens": 0, "model_seconds": 0.0, "estimate_seconds": 0.0,
-            })
+            run.samples.append(
+                {
+                    "run_id": run.run_id,
+                    "dataset": "sample-t2i",
+                    "sample_id": f"bad-{f}",
+                    "level": "prompt",
+                    "modality": "text",
+                    "category": "Composition",
+                    "subcategory": None,
+                    "length_bucket": "short",
+                    "n_chars": 12,
+                    "status": "failed",
+                    "error": f"ValueError: prompt bad-{f} has 1 token; need 2",
+                    "prompt_text": "x",
+                    "generated_text": None,
+                    "image_path": None,
+                    "n_prompt_tokens": 1,
+                    "n_response_tokens": 0,
+                    "model_seconds": 0.0,
+                    "estimate_seconds": 0.0,
+                }
+            )
             run.metrics.append([])
         runs.append(run)
     return Results(runs)

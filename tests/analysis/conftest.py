@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location("_entprobe_analysis_synthetic",
-                                               Path(__file__).with_name("_analysis_synthetic.py"))
+_spec = importlib.util.spec_from_file_location(
+    "_entprobe_analysis_synthetic", Path(__file__).with_name("_analysis_synthetic.py")
+)
 synthetic = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = synthetic  # dataclasses look their module up
 _spec.loader.exec_module(synthetic)

@@ -28,18 +28,26 @@ def _rank_corr(y):
 
 
 def _scipy_exact_p(x, y):
-    res = stats.permutation_test((np.asarray(x, float),), _rank_corr(y), vectorized=True,
-                                 permutation_type="pairings", n_resamples=np.inf)
+    res = stats.permutation_test(
+        (np.asarray(x, float),),
+        _rank_corr(y),
+        vectorized=True,
+        permutation_type="pairings",
+        n_resamples=np.inf,
+    )
     assert res.statistic == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
     return res.pvalue
 
 
-@pytest.mark.parametrize("x, y", [
-    ([6.32, 6.42, 7.58, 7.45, 7.08, 5.19, 6.07], [38.2, 39.2, 42.2, 44.5, 20.5, 26.7, 32.4]),
-    ([1, 2, 3, 4, 5, 6], [2, 1, 4, 3, 6, 5]),
-    ([1.0, 2.0, 2.0, 3.0, 4.0, 5.0, 6.0], [3.0, 1.0, 2.0, 2.0, 5.0, 4.0, 4.0]),  # ties on both sides
-    ([3, 1, 2, 5, 4], [1, 2, 3, 4, 5]),
-])
+@pytest.mark.parametrize(
+    "x, y",
+    [
+        ([6.32, 6.42, 7.58, 7.45, 7.08, 5.19, 6.07], [38.2, 39.2, 42.2, 44.5, 20.5, 26.7, 32.4]),
+        ([1, 2, 3, 4, 5, 6], [2, 1, 4, 3, 6, 5]),
+        ([1.0, 2.0, 2.0, 3.0, 4.0, 5.0, 6.0], [3.0, 1.0, 2.0, 2.0, 5.0, 4.0, 4.0]),  # ties on both sides
+        ([3, 1, 2, 5, 4], [1, 2, 3, 4, 5]),
+    ],
+)
 def test_rho_and_p_equal_scipy(x, y):
     r = A.spearman(x, y, n_boot=500)
     ref = stats.spearmanr(x, y)
@@ -57,8 +65,14 @@ def test_permutation_p_for_larger_n_is_close_to_scipy():
     y = x + rng.normal(scale=2.0, size=14)
     r = A.spearman(x, y, n_perm=50_000, n_boot=200)
     assert r.p_method == "permutation"
-    ref = stats.permutation_test((x,), _rank_corr(y), vectorized=True, permutation_type="pairings",
-                                 n_resamples=50_000, rng=np.random.default_rng(1))
+    ref = stats.permutation_test(
+        (x,),
+        _rank_corr(y),
+        vectorized=True,
+        permutation_type="pairings",
+        n_resamples=50_000,
+        rng=np.random.default_rng(1),
+    )
     assert r.p_value == pytest.approx(ref.pvalue, abs=0.015)
     assert r.rho == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
     assert A.spearman(x, y, n_perm=50_000, n_boot=200) == r  # seeded
@@ -108,7 +122,9 @@ def test_worked_example_numbers_in_docs():
 
 def test_read_probes_long_and_wide(tmp_path):
     long = tmp_path / "long.csv"
-    long.write_text("model,probe,value\na,image_gen_ce,1\na,text_gen_ce,2\nb,image_gen_ce,3\nb,text_gen_ce,4\n")
+    long.write_text(
+        "model,probe,value\na,image_gen_ce,1\na,text_gen_ce,2\nb,image_gen_ce,3\nb,text_gen_ce,4\n"
+    )
     wide = A.read_probes(long)
     assert wide.set_index("model").loc["b", "text_gen_ce"] == 4
     dup = tmp_path / "dup.csv"
@@ -142,9 +158,22 @@ def test_cli_correlate_published_values(tmp_path):
 
     from entprobe.cli import main
 
-    res = CliRunner().invoke(main, ["correlate", "--scores", str(EXAMPLES / "table5_scores.csv"),
-                                    "--probes", str(EXAMPLES / "table5_probes.csv"), "--group-by", "family",
-                                    "--n-boot", "200", "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "correlate",
+            "--scores",
+            str(EXAMPLES / "table5_scores.csv"),
+            "--probes",
+            str(EXAMPLES / "table5_probes.csv"),
+            "--group-by",
+            "family",
+            "--n-boot",
+            "200",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "| All-in-One | Image Conditional Entropy | RealUnify (Image Gen) | 7 | +0.714 |" in res.output
     assert "Not computed (fewer than 3 models pair up): MoT (n=2); Two-stage (n=1)." in res.output
@@ -185,8 +214,18 @@ def test_docs_output_block_matches_cli():
 
     doc = (EXAMPLES.parent / "docs" / "correlate-table6.md").read_text(encoding="utf-8")
     block = doc.split("Output (verbatim", 1)[1].split("```", 2)[1]
-    res = CliRunner().invoke(main, ["correlate", "--scores", str(EXAMPLES / "table5_scores.csv"),
-                                    "--probes", str(EXAMPLES / "table5_probes.csv"), "--group-by", "family"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "correlate",
+            "--scores",
+            str(EXAMPLES / "table5_scores.csv"),
+            "--probes",
+            str(EXAMPLES / "table5_probes.csv"),
+            "--group-by",
+            "family",
+        ],
+    )
     assert res.exit_code == 0, res.output
 
     def rows(text):

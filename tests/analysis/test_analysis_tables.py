@@ -99,12 +99,15 @@ def test_trajectories_match_sql(db, frames):
 
 def test_length_bucket_trajectories_match_sql(db, frames):
     lm, _, _ = frames
-    got = _keyed(A.layer_trajectories(lm, by=("length_bucket",), modality="text"),
-                 ["model", "length_bucket", "layer"])
-    want = _keyed(db.execute("""
+    got = _keyed(
+        A.layer_trajectories(lm, by=("length_bucket",), modality="text"), ["model", "length_bucket", "layer"]
+    )
+    want = _keyed(
+        db.execute("""
         SELECT model, length_bucket, layer, count(*) AS n, avg(value) AS mean FROM layer_metrics
         WHERE level = 'prompt' AND metric = 'entropy' AND modality = 'text' GROUP BY ALL""").df(),
-                  ["model", "length_bucket", "layer"])
+        ["model", "length_bucket", "layer"],
+    )
     assert list(got.index) == list(want.index)
     np.testing.assert_allclose(got["mean"], want["mean"], rtol=1e-12)
 
@@ -113,7 +116,8 @@ def test_length_bucket_trajectories_match_sql(db, frames):
 def test_asymmetry_matches_sql(db, frames, early):
     lm, _, _ = frames
     got = _keyed(A.cross_modal_asymmetry(lm, early_fraction=early), ["model"])
-    want = _keyed(db.execute(f"""
+    want = _keyed(
+        db.execute(f"""
         WITH per AS (
             SELECT model, layer,
                    avg(value) FILTER (WHERE modality = 'text') AS t,
@@ -123,7 +127,9 @@ def test_asymmetry_matches_sql(db, frames, early):
             GROUP BY model, layer)
         SELECT model, avg(t - i) AS asymmetry, avg(t) AS text_mean, avg(i) AS image_mean,
                count(*) AS n_early_layers
-        FROM per GROUP BY model""").df(), ["model"])
+        FROM per GROUP BY model""").df(),
+        ["model"],
+    )
     assert list(got.index) == list(want.index) == ["tiny-a", "tiny-b", "tiny-c"]
     for col in ("asymmetry", "text_mean", "image_mean"):
         np.testing.assert_allclose(got[col], want[col], rtol=1e-12)
@@ -133,18 +139,22 @@ def test_asymmetry_matches_sql(db, frames, early):
 def test_table5_matches_sql(db, frames):
     lm, _, _ = frames
     got = _keyed(A.response_proxy_table(lm, n_boot=200), ["model", "level"])
-    want = _keyed(db.execute("""
+    want = _keyed(
+        db.execute("""
         WITH per_sample AS (
             SELECT model, level, run_id, dataset, sample_id, avg(value) AS v FROM layer_metrics
             WHERE level IN ('text-gen', 'image-gen') AND metric = 'conditional_entropy'
             GROUP BY ALL)
         SELECT model, level, count(*) AS n, avg(v) AS mean FROM per_sample GROUP BY ALL""").df(),
-                  ["model", "level"])
+        ["model", "level"],
+    )
     assert list(got.index) == list(want.index)
     assert (got["n"].to_numpy() == want["n"].to_numpy()).all()
     np.testing.assert_allclose(got["mean"], want["mean"], rtol=1e-12)
     probes = A.model_probes(lm).set_index("model")
-    np.testing.assert_allclose(probes["image_gen_ce"], want.xs("image-gen", level="level")["mean"], rtol=1e-12)
+    np.testing.assert_allclose(
+        probes["image_gen_ce"], want.xs("image-gen", level="level")["mean"], rtol=1e-12
+    )
     np.testing.assert_allclose(probes["text_gen_ce"], want.xs("text-gen", level="level")["mean"], rtol=1e-12)
 
 
@@ -167,11 +177,13 @@ def test_length_points_match_sql(db, frames):
     for r in trend.itertuples():
         last = r.bin == trend["bin"].max()
         op = "<=" if last else "<"
-        v = db.execute(f"""
+        v = db.execute(
+            f"""
             SELECT avg(m.value), count(*) FROM layer_metrics m JOIN samples s USING (run_id, dataset, sample_id, level)
             WHERE m.level = 'prompt' AND m.metric = 'entropy' AND m.layer = 0 AND m.modality = 'text'
               AND m.model = ? AND s.n_chars >= ? AND s.n_chars {op} ?""",
-                       [r.model, r.length_low, r.length_high]).fetchone()
+            [r.model, r.length_low, r.length_high],
+        ).fetchone()
         assert v[1] == r.n
         assert v[0] == pytest.approx(r.entropy_mean, rel=1e-12)
 
@@ -179,12 +191,14 @@ def test_length_points_match_sql(db, frames):
 def test_provenance_matches_sql(db, frames):
     lm, samples, runs = frames
     counts = _keyed(A.sample_counts(samples, runs), ["model", "level", "modality", "dataset"])
-    want = _keyed(db.execute("""
+    want = _keyed(
+        db.execute("""
         SELECT r.model, s.level, s.modality, s.dataset,
                count(*) FILTER (WHERE s.status = 'ok') AS n_ok,
                count(*) FILTER (WHERE s.status = 'failed') AS n_failed
         FROM samples s JOIN runs r USING (run_id) GROUP BY ALL""").df(),
-                  ["model", "level", "modality", "dataset"])
+        ["model", "level", "modality", "dataset"],
+    )
     assert list(counts.index) == list(want.index)
     assert (counts[["n_ok", "n_failed"]].to_numpy() == want[["n_ok", "n_failed"]].to_numpy()).all()
     failed = A.failed_samples(samples, runs)

@@ -69,8 +69,12 @@ def test_text_gen_proxy_into_a_store_and_resume(llama, tmp_path):
     assert out.text == response
     prompt = out.prompt.content().double().numpy()
     resp = out.response_states().double().numpy()
-    np.testing.assert_allclose(proxy.sort_values("layer")["value"].to_numpy(),
-                               conditional_entropy(prompt, resp), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        proxy.sort_values("layer")["value"].to_numpy(),
+        conditional_entropy(prompt, resp),
+        rtol=1e-6,
+        atol=1e-8,
+    )
     again = entprobe.probe(llama, TEXTS[:1], levels="prompt,text-gen", store=store, generation=gen)
     assert again.run_id == first.run_id and again.summary.n_skipped == 2 and again.summary.n_ok == 0
 
@@ -83,10 +87,23 @@ def llama_settings(gen):
 
 def test_api_and_command_write_the_same_run(tiny_llama, tmp_path):
     cli_store, api_store = tmp_path / "cli.duckdb", tmp_path / "api.duckdb"
-    result = CliRunner().invoke(main, [
-        "probe", "--model", str(tiny_llama), "--text-prompts", "sample:t2i", "--limit", "3",
-        "--levels", "prompt", "--store", str(cli_store), "--no-progress",
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "probe",
+            "--model",
+            str(tiny_llama),
+            "--text-prompts",
+            "sample:t2i",
+            "--limit",
+            "3",
+            "--levels",
+            "prompt",
+            "--store",
+            str(cli_store),
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     by_spec = entprobe.probe(tiny_llama, "sample:t2i", limit=3, levels="prompt", store=api_store)
     by_flag = entprobe.probe(tiny_llama, text_prompts=["sample:t2i"], limit=3, levels="prompt")
@@ -101,7 +118,8 @@ def test_image_prompts_and_mixed_inputs(tiny_janus):
     janus = entprobe.load_model(tiny_janus)
     red = Image.new("RGB", (32, 32), (200, 30, 30))
     result = entprobe.probe(
-        janus, ["a red cube", red, (red, "What colour?"), {"text": "a tree", "id": "t", "category": "Plants"}],
+        janus,
+        ["a red cube", red, (red, "What colour?"), {"text": "a tree", "id": "t", "category": "Plants"}],
         levels="prompt",
     )
     long = result.prompt_entropies()
@@ -117,10 +135,15 @@ def test_image_prompts_and_mixed_inputs(tiny_janus):
 
 def test_tables_and_figures_from_a_store(llama, tmp_path):
     store = tmp_path / "t.duckdb"
-    words = ["a cube", "two red cubes", "three cubes in a row, left to right",
-             "a lamp", "if the lamp is on, the room is bright", "a dark room"]
-    prompts = [{"text": w, "category": "Composition" if i < 3 else "Deductive"}
-               for i, w in enumerate(words)]
+    words = [
+        "a cube",
+        "two red cubes",
+        "three cubes in a row, left to right",
+        "a lamp",
+        "if the lamp is on, the room is bright",
+        "a dark room",
+    ]
+    prompts = [{"text": w, "category": "Composition" if i < 3 else "Deductive"} for i, w in enumerate(words)]
     entprobe.probe(llama, prompts, levels="prompt", store=store)
     t1 = entprobe.embedding_entropy_table(store, n_boot=50)
     assert {"model", "modality", "category", "n", "mean", "ci_low", "ci_high"} <= set(t1.columns)
@@ -129,8 +152,11 @@ def test_tables_and_figures_from_a_store(llama, tmp_path):
     assert set(traj["layer"]) == set(range(llama.n_layers + 1))
     assert not entprobe.length_trend(store).empty
     assert not entprobe.run_summary(store).empty
-    for fig in (entprobe.plot_prompt_types(store), entprobe.plot_length_entropy(store),
-                entprobe.plot_length_layers(store)):
+    for fig in (
+        entprobe.plot_prompt_types(store),
+        entprobe.plot_length_entropy(store),
+        entprobe.plot_length_layers(store),
+    ):
         assert isinstance(fig, Figure) and fig.axes
     report = entprobe.write_report(store, tmp_path / "report", n_boot=50)
     assert report.is_file() and "Table 1" in report.read_text()

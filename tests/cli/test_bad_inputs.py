@@ -40,14 +40,30 @@ def world(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bad-inputs")
     llama = build_tiny("llama", root / "llama")
     prompts = root / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps({"id": f"p{i}", "text": f"a red cube number {i} on a table"}) + "\n"
-                               for i in range(3)))
+    prompts.write_text(
+        "".join(
+            json.dumps({"id": f"p{i}", "text": f"a red cube number {i} on a table"}) + "\n" for i in range(3)
+        )
+    )
     store = root / "good.duckdb"
     grams = root / "grams"
-    result = CliRunner().invoke(main, [
-        "probe", "--model", str(llama), "--text-prompts", f"jsonl:{prompts}", "--levels", "prompt",
-        "--store", str(store), "--save-grams", str(grams), "--no-progress",
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "probe",
+            "--model",
+            str(llama),
+            "--text-prompts",
+            f"jsonl:{prompts}",
+            "--levels",
+            "prompt",
+            "--store",
+            str(store),
+            "--save-grams",
+            str(grams),
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return {"root": root, "llama": llama, "prompts": prompts, "store": store, "grams": grams}
 
@@ -108,8 +124,19 @@ class Case:
 
 
 def probe_args(w: dict, store: Path, *extra: str, prompts: str | None = None) -> list[str]:
-    return ["probe", "--model", str(w["llama"]), "--text-prompts", prompts or f"jsonl:{w['prompts']}",
-            "--levels", "prompt", "--store", str(store), "--no-progress", *extra]
+    return [
+        "probe",
+        "--model",
+        str(w["llama"]),
+        "--text-prompts",
+        prompts or f"jsonl:{w['prompts']}",
+        "--levels",
+        "prompt",
+        "--store",
+        str(store),
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _truncated_model(t: Path, w: dict) -> list[str]:
@@ -119,8 +146,16 @@ def _truncated_model(t: Path, w: dict) -> list[str]:
     shutil.copytree(w["llama"], model)
     weights = model / "model.safetensors"
     os.truncate(weights, weights.stat().st_size // 2)
-    return ["probe", "--model", str(model), "--text-prompts", f"jsonl:{w['prompts']}",
-            "--store", str(t / "s.duckdb"), "--no-progress"]
+    return [
+        "probe",
+        "--model",
+        str(model),
+        "--text-prompts",
+        f"jsonl:{w['prompts']}",
+        "--store",
+        str(t / "s.duckdb"),
+        "--no-progress",
+    ]
 
 
 def _foreign_duckdb(t: Path, w: dict) -> list[str]:
@@ -158,11 +193,13 @@ def _locked(t: Path, w: dict) -> list[str]:
         import sys
         sys.path.insert(0, {SRC!r})
         from entprobe.store import ResultStore
-        store = ResultStore({str(t / 'busy.duckdb')!r})
+        store = ResultStore({str(t / "busy.duckdb")!r})
         print("open", flush=True)
         sys.stdin.readline()
     """)
-    proc = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "open"
     _HOLDERS.append(proc)
     return probe_args(w, t / "busy.duckdb")
@@ -202,7 +239,10 @@ def _failed_rows(t: Path, w: dict, output: str) -> None:
 
 
 def _odd_text(t: Path, w: dict) -> list[str]:
-    rows = [{"id": "nul", "text": "a red\x00 cube"}, {"id": "bidi", "text": "abc \u202edcba\u202c \u2067x\u2069 on a table"}]
+    rows = [
+        {"id": "nul", "text": "a red\x00 cube"},
+        {"id": "bidi", "text": "abc \u202edcba\u202c \u2067x\u2069 on a table"},
+    ]
     return probe_args(w, t / "s.duckdb", prompts=f"jsonl:{_jsonl(t / 'odd.jsonl', rows)}")
 
 
@@ -221,91 +261,184 @@ CASES: dict[str, Case] = {
     # --- the issue's table -----------------------------------------------------------
     "truncated-safetensors": Case(_truncated_model, 1, "is damaged or incomplete"),
     "save-images-unwritable": Case(
-        lambda t, w: probe_args(w, t / "s.duckdb", "--save-images", str(_unwritable(t / "ro"))), 1, "is not writable"),
+        lambda t, w: probe_args(w, t / "s.duckdb", "--save-images", str(_unwritable(t / "ro"))),
+        1,
+        "is not writable",
+    ),
     "save-grams-is-a-file": Case(
-        lambda t, w: (t / "f").write_text("x") and probe_args(w, t / "s.duckdb", "--save-grams", str(t / "f")),
-        2, "is a file"),
+        lambda t, w: (
+            (t / "f").write_text("x") and probe_args(w, t / "s.duckdb", "--save-grams", str(t / "f"))
+        ),
+        2,
+        "is a file",
+    ),
     "report-read-only-folder": Case(
-        lambda t, w: ["report", "--store", str(w["store"]), "--out", str(_unwritable(t / "ro"))], 1, "not writable"),
+        lambda t, w: ["report", "--store", str(w["store"]), "--out", str(_unwritable(t / "ro"))],
+        1,
+        "not writable",
+    ),
     "report-folder-under-a-file": Case(
-        lambda t, w: (t / "f").write_text("x") and ["report", "--store", str(w["store"]), "--out", str(t / "f" / "r")],
-        1, "cannot create the report folder"),
+        lambda t, w: (
+            (t / "f").write_text("x") and ["report", "--store", str(w["store"]), "--out", str(t / "f" / "r")]
+        ),
+        1,
+        "cannot create the report folder",
+    ),
     "report-into-missing-folder-creates-it": Case(
-        _report_into_missing, 0, "wrote", creates=("new", "new/deeper", "new/deeper/report.html", "new/deeper/figures",
-                                                    "new/deeper/tables"),
-        check=lambda t, w, o: None),
+        _report_into_missing,
+        0,
+        "wrote",
+        creates=("new", "new/deeper", "new/deeper/report.html", "new/deeper/figures", "new/deeper/tables"),
+        check=lambda t, w, o: None,
+    ),
     "export-read-only-folder": Case(
-        lambda t, w: ["export", "--store", str(w["store"]), "--out", str(_unwritable(t / "ro"))], 1, "not writable"),
+        lambda t, w: ["export", "--store", str(w["store"]), "--out", str(_unwritable(t / "ro"))],
+        1,
+        "not writable",
+    ),
     "export-folder-under-a-file": Case(
-        lambda t, w: (t / "f").write_text("x") and ["export", "--store", str(w["store"]), "--out", str(t / "f" / "x")],
-        1, "cannot create the export folder"),
+        lambda t, w: (
+            (t / "f").write_text("x") and ["export", "--store", str(w["store"]), "--out", str(t / "f" / "x")]
+        ),
+        1,
+        "cannot create the export folder",
+    ),
     "store-is-someone-elses-duckdb": Case(_foreign_duckdb, 1, "entprobe did not create"),
     "store-is-a-json-file": Case(_json_store, 1, "is not a DuckDB database"),
     "store-is-a-folder": Case(lambda t, w: (t / "d").mkdir() or probe_args(w, t / "d"), 2, "directory"),
-    "pca-dim-0": Case(lambda t, w: probe_args(w, t / "s.duckdb", "--pca-dim", "0"), 2, "positive number of components"),
-    "pca-dim-negative": Case(lambda t, w: probe_args(w, t / "s.duckdb", "--pca-dim", "-3"), 2, "'none' for no PCA"),
+    "pca-dim-0": Case(
+        lambda t, w: probe_args(w, t / "s.duckdb", "--pca-dim", "0"), 2, "positive number of components"
+    ),
+    "pca-dim-negative": Case(
+        lambda t, w: probe_args(w, t / "s.duckdb", "--pca-dim", "-3"), 2, "'none' for no PCA"
+    ),
     "pca-dim-word": Case(lambda t, w: probe_args(w, t / "s.duckdb", "--pca-dim", "many"), 2, "--pca-dim"),
     "image-path-dotdot": Case(lambda t, w: _images_outside(t, w, False, False), 0, "outside the data folder"),
     "image-path-absolute": Case(lambda t, w: _images_outside(t, w, True, False), 0, "--allow-outside-paths"),
     "image-path-allowed": Case(lambda t, w: _images_outside(t, w, False, True), 0, "2 records"),
-    "reestimate-one-truncated-gram": Case(_truncated_gram, 0, "1 failed", creates=("re.duckdb",),
-                                          check=_check_reestimate_went_on),
+    "reestimate-one-truncated-gram": Case(
+        _truncated_gram, 0, "1 failed", creates=("re.duckdb",), check=_check_reestimate_went_on
+    ),
     "reestimate-only-garbage": Case(_garbage_grams, 1, "can be read"),
     # --- already handled before, kept handled -----------------------------------------
     "missing-model-path": Case(
-        lambda t, w: probe_args(w, t / "s.duckdb")[:2] + [str(t / "nope")] + probe_args(w, t / "s.duckdb")[3:],
-        1, "no such folder or file"),
+        lambda t, w: (
+            probe_args(w, t / "s.duckdb")[:2] + [str(t / "nope")] + probe_args(w, t / "s.duckdb")[3:]
+        ),
+        1,
+        "no such folder or file",
+    ),
     "unknown-model-type": Case(
-        lambda t, w: ((t / "m").mkdir() or (t / "m" / "config.json").write_text('{"model_type": "nonsense"}'))
-        and ["probe", "--model", str(t / "m")] + probe_args(w, t / "s.duckdb")[3:],
-        1, "no adapter handles model_type 'nonsense'"),
+        lambda t, w: (
+            ((t / "m").mkdir() or (t / "m" / "config.json").write_text('{"model_type": "nonsense"}'))
+            and ["probe", "--model", str(t / "m")] + probe_args(w, t / "s.duckdb")[3:]
+        ),
+        1,
+        "no adapter handles model_type 'nonsense'",
+    ),
     "hub-id-offline": Case(
         lambda t, w: ["probe", "--model", "nobody-here/no-such-model"] + probe_args(w, t / "s.duckdb")[3:],
-        1, "cannot read the config of 'nobody-here/no-such-model'"),
+        1,
+        "cannot read the config of 'nobody-here/no-such-model'",
+    ),
     "malformed-tsv": Case(
-        lambda t, w: (t / "b.tsv").write_text("a\tb\n1\t2\n") and ["datasets", "inspect", f"mmbench:{t / 'b.tsv'}"],
-        1, "is not an MMBench TSV"),
+        lambda t, w: (
+            (t / "b.tsv").write_text("a\tb\n1\t2\n") and ["datasets", "inspect", f"mmbench:{t / 'b.tsv'}"]
+        ),
+        1,
+        "is not an MMBench TSV",
+    ),
     "malformed-jsonl": Case(
-        lambda t, w: (t / "b.jsonl").write_text("not json\n[1]\n") and probe_args(w, t / "s.duckdb", prompts=f"jsonl:{t / 'b.jsonl'}"),
-        1, "no line holds a JSON object"),
+        lambda t, w: (
+            (t / "b.jsonl").write_text("not json\n[1]\n")
+            and probe_args(w, t / "s.duckdb", prompts=f"jsonl:{t / 'b.jsonl'}")
+        ),
+        1,
+        "no line holds a JSON object",
+    ),
     "jsonl-bad-line-skipped": Case(
-        lambda t, w: (t / "h.jsonl").write_text('{"text": "fine"}\n{broken\n') and ["datasets", "inspect", f"jsonl:{t / 'h.jsonl'}"],
-        0, "line is not valid JSON"),
+        lambda t, w: (
+            (t / "h.jsonl").write_text('{"text": "fine"}\n{broken\n')
+            and ["datasets", "inspect", f"jsonl:{t / 'h.jsonl'}"]
+        ),
+        0,
+        "line is not valid JSON",
+    ),
     "decompression-bomb": Case(_bomb, 0, "pixels"),
     "shard-3-of-2": Case(lambda t, w: probe_args(w, t / "s.duckdb", "--shard", "3/2"), 1, "1 <= K <= N"),
     "shard-garbage": Case(lambda t, w: probe_args(w, t / "s.duckdb", "--shard", "two"), 1, "K/N"),
     "locked-store": Case(_locked, 1, "is being written by process"),
-    "bogus-level": Case(lambda t, w: [*probe_args(w, t / "s.duckdb"), "--levels", "prompt,video-gen"], 1,
-                        "unknown level(s) ['video-gen']"),
-    "bogus-device": Case(lambda t, w: probe_args(w, t / "s.duckdb", "--device", "toaster"), 1, "is not a torch device"),
-    "cuda-missing": Case(lambda t, w: probe_args(w, t / "s.duckdb", "--device", "cuda"), 1, "CUDA is not available",
-                         needs="no-cuda"),
-    "alpha-zero": Case(lambda t, w: probe_args(w, t / "s.duckdb", "--alpha", "0"), 1, "alpha must be a positive"),
+    "bogus-level": Case(
+        lambda t, w: [*probe_args(w, t / "s.duckdb"), "--levels", "prompt,video-gen"],
+        1,
+        "unknown level(s) ['video-gen']",
+    ),
+    "bogus-device": Case(
+        lambda t, w: probe_args(w, t / "s.duckdb", "--device", "toaster"), 1, "is not a torch device"
+    ),
+    "cuda-missing": Case(
+        lambda t, w: probe_args(w, t / "s.duckdb", "--device", "cuda"),
+        1,
+        "CUDA is not available",
+        needs="no-cuda",
+    ),
+    "alpha-zero": Case(
+        lambda t, w: probe_args(w, t / "s.duckdb", "--alpha", "0"), 1, "alpha must be a positive"
+    ),
     "alpha-word": Case(lambda t, w: probe_args(w, t / "s.duckdb", "--alpha", "x"), 2, "--alpha"),
     "base-one": Case(lambda t, w: probe_args(w, t / "s.duckdb", "--base", "1"), 1, "other than 1"),
     "base-word": Case(lambda t, w: probe_args(w, t / "s.duckdb", "--base", "ten"), 2, "a number or 'e'"),
-    "bogus-normalization": Case(lambda t, w: probe_args(w, t / "s.duckdb", "--normalization", "bogus"), 1,
-                                "normalization must be one of"),
+    "bogus-normalization": Case(
+        lambda t, w: probe_args(w, t / "s.duckdb", "--normalization", "bogus"),
+        1,
+        "normalization must be one of",
+    ),
     "own-bandwidth-with-fixed-sigma": Case(
-        lambda t, w: probe_args(w, t / "s.duckdb", "--prompt-bandwidth", "own", "--sigma", "1.0"), 1,
-        "cannot be combined with a fixed sigma"),
-    "bogus-last-layer": Case(lambda t, w: probe_args(w, t / "s.duckdb", "--last-layer", "middle"), 2, "--last-layer"),
+        lambda t, w: probe_args(w, t / "s.duckdb", "--prompt-bandwidth", "own", "--sigma", "1.0"),
+        1,
+        "cannot be combined with a fixed sigma",
+    ),
+    "bogus-last-layer": Case(
+        lambda t, w: probe_args(w, t / "s.duckdb", "--last-layer", "middle"), 2, "--last-layer"
+    ),
     "limit-zero": Case(lambda t, w: probe_args(w, t / "s.duckdb", "--limit", "0"), 2, "--limit"),
-    "no-prompts": Case(lambda t, w: ["probe", "--model", str(w["llama"]), "--store", str(t / "s.duckdb")], 1,
-                       "no prompts given"),
+    "no-prompts": Case(
+        lambda t, w: ["probe", "--model", str(w["llama"]), "--store", str(t / "s.duckdb")],
+        1,
+        "no prompts given",
+    ),
     "prompt-of-20000-tokens": Case(
-        lambda t, w: probe_args(w, t / "s.duckdb", prompts=f"jsonl:{_jsonl(t / 'long.jsonl', [{'text': 'word ' * 20000}])}"),
-        1, "prompt too long", creates=("s.duckdb",), check=_failed_rows),
-    "nul-and-bidi-characters": Case(_odd_text, 0, "2 (sample, level) ok", creates=("s.duckdb",), check=_odd_text_kept),
+        lambda t, w: probe_args(
+            w, t / "s.duckdb", prompts=f"jsonl:{_jsonl(t / 'long.jsonl', [{'text': 'word ' * 20000}])}"
+        ),
+        1,
+        "prompt too long",
+        creates=("s.duckdb",),
+        check=_failed_rows,
+    ),
+    "nul-and-bidi-characters": Case(
+        _odd_text, 0, "2 (sample, level) ok", creates=("s.duckdb",), check=_odd_text_kept
+    ),
     "merge-a-json-file": Case(
-        lambda t, w: (t / "x.json").write_text("{}") and ["merge", "--out", str(t / "m.duckdb"), str(t / "x.json")],
-        1, "is not a DuckDB database"),
+        lambda t, w: (
+            (t / "x.json").write_text("{}") and ["merge", "--out", str(t / "m.duckdb"), str(t / "x.json")]
+        ),
+        1,
+        "is not a DuckDB database",
+    ),
     "report-on-foreign-duckdb": Case(
-        lambda t, w: _foreign_duckdb(t, w) and ["report", "--store", str(t / "theirs.duckdb"), "--out", str(t / "r")],
-        1, "not an entprobe results store", creates=("r", "r/figures", "r/tables")),
+        lambda t, w: (
+            _foreign_duckdb(t, w) and ["report", "--store", str(t / "theirs.duckdb"), "--out", str(t / "r")]
+        ),
+        1,
+        "not an entprobe results store",
+        creates=("r", "r/figures", "r/tables"),
+    ),
     "status-of-a-json-file": Case(
-        lambda t, w: (t / "x.json").write_text("{}") and ["status", "--store", str(t / "x.json")], 1,
-        "is not a DuckDB database"),
+        lambda t, w: (t / "x.json").write_text("{}") and ["status", "--store", str(t / "x.json")],
+        1,
+        "is not a DuckDB database",
+    ),
 }
 
 

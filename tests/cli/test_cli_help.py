@@ -11,8 +11,18 @@ from click.testing import CliRunner
 from entprobe.cli import _COMMANDS, main
 
 EXPECTED = {
-    "bench", "correlate", "datasets", "demo", "export", "merge", "models",
-    "probe", "reestimate", "report", "status", "validate",
+    "bench",
+    "correlate",
+    "datasets",
+    "demo",
+    "export",
+    "merge",
+    "models",
+    "probe",
+    "reestimate",
+    "report",
+    "status",
+    "validate",
 }
 
 
@@ -32,9 +42,11 @@ def test_each_command_has_help(command):
 
 def test_help_does_not_import_torch():
     # The CLI must start fast: heavy backends load only inside commands.
-    code = "import sys; from entprobe.cli import main\n" \
-           "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n" \
-           "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = (
+        "import sys; from entprobe.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False False"
 

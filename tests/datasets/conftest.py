@@ -144,9 +144,7 @@ def edge_tsv(tmp_path, images, write_tsv) -> Path:
             2_000_001, image="1", options=("Green", "Grey", "Red", "Blue"), answer="C"
         ),  # circular copy of 1
         mm_row(4, image="!!not base64!!" * 6),  # bad base64
-        mm_row(
-            5, image=images.b64(b"definitely not an image, just some bytes" * 2)
-        ),  # not an image
+        mm_row(5, image=images.b64(b"definitely not an image, just some bytes" * 2)),  # not an image
         mm_row(6, image=images.b64(images.truncated())),  # corrupt PNG
         mm_row(7, image="99"),  # dangling reference
         mm_row(8, image="4"),  # refers to a bad image
@@ -167,10 +165,7 @@ def edge_tsv(tmp_path, images, write_tsv) -> Path:
 def assert_accounted(prompt_set) -> None:
     """Every row read is a record, a skip, a collapsed copy or cut by the limit."""
     assert prompt_set.n_rows == (
-        len(prompt_set.records)
-        + prompt_set.n_skipped_rows
-        + prompt_set.n_collapsed
-        + prompt_set.n_limited
+        len(prompt_set.records) + prompt_set.n_skipped_rows + prompt_set.n_collapsed + prompt_set.n_limited
     )
 
 
@@ -189,9 +184,7 @@ def write_parquet(path: Path, columns: dict[str, str], rows: list[tuple]) -> Pat
     con = duckdb.connect(":memory:")
     try:
         names = list(columns)
-        con.execute(
-            "CREATE TABLE t (" + ", ".join(f'"{n}" {columns[n]}' for n in names) + ")"
-        )
+        con.execute("CREATE TABLE t (" + ", ".join(f'"{n}" {columns[n]}' for n in names) + ")")
         if rows:
             con.executemany(
                 f"INSERT INTO t VALUES ({', '.join('?' for _ in names)})", [list(r) for r in rows]

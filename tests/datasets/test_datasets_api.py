@@ -52,9 +52,7 @@ def test_record_defaults_and_validation():
     record = PromptRecord(id="x", dataset="jsonl", modality="text", text="héllo")
     assert record.n_chars == 5 and record.meta == {} and record.row is None
     assert record == PromptRecord(id="x", dataset="jsonl", modality="text", text="héllo")
-    assert hash(record) == hash(
-        PromptRecord(id="x", dataset="jsonl", modality="text", text="héllo")
-    )
+    assert hash(record) == hash(PromptRecord(id="x", dataset="jsonl", modality="text", text="héllo"))
     with pytest.raises(DatasetError, match="modality must be one of"):
         PromptRecord(id="x", dataset="jsonl", modality="video", text="")
 
@@ -222,21 +220,15 @@ def test_sample_mmbench_covers_six_image_types(accounted):
 
 def test_sample_files_match_the_generator(tmp_path):
     script = REPO / "scripts" / "make_sample_sets.py"
-    subprocess.run(
-        [sys.executable, str(script), "--out", str(tmp_path)], check=True, capture_output=True
-    )
+    subprocess.run([sys.executable, str(script), "--out", str(tmp_path)], check=True, capture_output=True)
     shipped = ds._bundled.samples_dir()
     for made in sorted((tmp_path / "t2i-corebench").iterdir()):
-        assert json.loads(made.read_text()) == json.loads(
-            (shipped / "t2i-corebench" / made.name).read_text()
-        )
+        assert json.loads(made.read_text()) == json.loads((shipped / "t2i-corebench" / made.name).read_text())
     # compare the TSV cell by cell, images by pixels (PNG bytes may vary with zlib)
     new, old = (_tsv_rows(p / "mmbench-sample.tsv") for p in (tmp_path, shipped))
     assert len(new) == len(old)
     for a, b in zip(new, old, strict=True):
-        assert {k: v for k, v in a.items() if k != "image"} == {
-            k: v for k, v in b.items() if k != "image"
-        }
+        assert {k: v for k, v in a.items() if k != "image"} == {k: v for k, v in b.items() if k != "image"}
     made = load_prompts(f"mmbench:{tmp_path / 'mmbench-sample.tsv'}").records
     for x, y in zip(made, load_prompts("sample:mmbench").records, strict=True):
         assert x.load_image().tobytes() == y.load_image().tobytes()

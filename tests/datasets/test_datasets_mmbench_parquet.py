@@ -48,8 +48,15 @@ def test_image_feature_mirror_with_capital_l2_and_string_index(
     red, blue = pngs
     rows = [
         _row(mm_row, 1, _struct(red), index_as=str, options=("Red", "Blue", "Green", "Grey")),
-        _row(mm_row, 2, _struct(blue), index_as=str, hint="Look closely.",
-             l2="logic_reasoning", category="future_prediction"),
+        _row(
+            mm_row,
+            2,
+            _struct(blue),
+            index_as=str,
+            hint="Look closely.",
+            l2="logic_reasoning",
+            category="future_prediction",
+        ),
         _row(mm_row, 1_000_001, _struct(red), index_as=str, answer="B"),  # circular copy
         _row(mm_row, 3, _struct(images.bomb()), index_as=str),  # decompression bomb
         _row(mm_row, 4, _struct(b"not an image"), index_as=str),
@@ -123,7 +130,8 @@ def test_hub_conversion_shards_collapse_across_files(tmp_path, mm_row, pngs, wri
     root = tmp_path / "auto"
     write_parquet(root / "default" / "dev" / "0000.parquet", cols, [_row(mm_row, 1, _struct(red))])
     write_parquet(
-        root / "default" / "dev" / "0001.parquet", cols,
+        root / "default" / "dev" / "0001.parquet",
+        cols,
         [_row(mm_row, 1_000_001, _struct(red)), _row(mm_row, 2, _struct(red))],
     )
     ps = load_prompts(f"mmbench:{root}")
@@ -137,8 +145,7 @@ def test_parquet_records_equal_tsv_records(tmp_path, mm_row, images, pngs, write
     red, blue = pngs
     specs = [
         dict(index=1, png=red, options=("Red", "Blue", "Green", "Grey")),
-        dict(index=2, png=blue, hint="Count first.", l2="attribute_reasoning",
-             category="function_reasoning"),
+        dict(index=2, png=blue, hint="Count first.", l2="attribute_reasoning", category="function_reasoning"),
         dict(index=1_000_001, png=red, options=("Blue", "Green", "Grey", "Red"), answer="D"),
         dict(index=3, png=red, question=""),
     ]
@@ -146,19 +153,21 @@ def test_parquet_records_equal_tsv_records(tmp_path, mm_row, images, pngs, write
     def fields(spec):
         return {k: v for k, v in spec.items() if k not in ("index", "png")}
 
-    tsv = write_tsv(tmp_path / "mm.tsv",
-                    [mm_row(s["index"], image=images.b64(s["png"]), **fields(s)) for s in specs])
-    pq = write_parquet(tmp_path / "mm.parquet", _columns(STRUCT),
-                       [_row(mm_row, s["index"], _struct(s["png"]), **fields(s)) for s in specs])
+    tsv = write_tsv(
+        tmp_path / "mm.tsv", [mm_row(s["index"], image=images.b64(s["png"]), **fields(s)) for s in specs]
+    )
+    pq = write_parquet(
+        tmp_path / "mm.parquet",
+        _columns(STRUCT),
+        [_row(mm_row, s["index"], _struct(s["png"]), **fields(s)) for s in specs],
+    )
     a, b = load_prompts(f"mmbench:{tsv}"), load_prompts(f"mmbench:{pq}")
 
     def shape(r):
         return (r.id, r.dataset, r.modality, r.text, r.category, r.subcategory, r.n_chars, r.meta)
 
     assert [shape(r) for r in a.records] == [shape(r) for r in b.records]
-    assert [(s.id, s.kind, s.reason) for s in a.skipped] == [
-        (s.id, s.kind, s.reason) for s in b.skipped
-    ]
+    assert [(s.id, s.kind, s.reason) for s in a.skipped] == [(s.id, s.kind, s.reason) for s in b.skipped]
     assert (a.n_rows, a.n_collapsed) == (b.n_rows, b.n_collapsed) == (4, 1)
     assert a.length_buckets() == b.length_buckets()
     for ra, rb in zip(a.records, b.records):
@@ -196,8 +205,11 @@ def test_not_mmbench_and_not_parquet(tmp_path, write_parquet, write_tsv, mm_row)
 
 def test_datasets_inspect_reads_parquet(tmp_path, mm_row, pngs, write_parquet):
     red, _ = pngs
-    path = write_parquet(tmp_path / "dev.parquet", _columns(STRUCT),
-                         [_row(mm_row, 1, _struct(red)), _row(mm_row, 1_000_001, _struct(red))])
+    path = write_parquet(
+        tmp_path / "dev.parquet",
+        _columns(STRUCT),
+        [_row(mm_row, 1, _struct(red)), _row(mm_row, 1_000_001, _struct(red))],
+    )
     result = CliRunner().invoke(main, ["datasets", "inspect", f"mmbench:{path}"])
     assert result.exit_code == 0, result.output
     assert "1 records from 2 rows" in result.output

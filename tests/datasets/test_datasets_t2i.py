@@ -48,12 +48,8 @@ def test_record_fields():
     assert record.text == "Two cats and one dog asleep on a green sofa."
     assert record.n_chars == len(record.text)
     assert record.source.endswith("C-MI.json") and record.row == 1
-    assert record.meta["checklist"] == [
-        {"question": "Are there exactly two cats?", "tags": ["count"]}
-    ]
-    assert (
-        record.meta["main_class"] == "Composition" and record.meta["dimension"] == "Multi-Instance"
-    )
+    assert record.meta["checklist"] == [{"question": "Are there exactly two cats?", "tags": ["count"]}]
+    assert record.meta["main_class"] == "Composition" and record.meta["dimension"] == "Multi-Instance"
     with pytest.raises(DatasetError, match="has no image"):
         record.load_image()
 

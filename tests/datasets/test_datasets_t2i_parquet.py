@@ -30,8 +30,14 @@ ROWS = {
         ("C-MI-002", "Composition", "Multi-Instance", "", [], None),  # empty prompt
     ],
     "R-LR": [
-        ("R-LR-001", "Reasoning", "Logical Reasoning",
-         "If every lamp is lit, draw the lamp that is lit.", [], "why"),
+        (
+            "R-LR-001",
+            "Reasoning",
+            "Logical Reasoning",
+            "If every lamp is lit, draw the lamp that is lit.",
+            [],
+            "why",
+        ),
         ("C-MA-009", "Reasoning", "Logical Reasoning", "A cat.", [], None),  # ID contradicts file
         ("R-LR-003", "Composition", "Logical Reasoning", "A tree.", [], None),  # bad Main Class
     ],
@@ -79,8 +85,7 @@ def test_parquet_records_equal_jsonl_records(tmp_path, write_parquet):
     js = load_prompts(f"t2i-corebench:{_jsonl(tmp_path / 'js' / 'splits')}")
 
     def shape(r):
-        return (r.id, r.dataset, r.modality, r.text, r.category, r.subcategory, r.n_chars,
-                r.row, r.meta)
+        return (r.id, r.dataset, r.modality, r.text, r.category, r.subcategory, r.n_chars, r.row, r.meta)
 
     assert [shape(r) for r in pq.records] == [shape(r) for r in js.records]
     assert [(s.id, s.row, s.kind, s.reason) for s in pq.skipped] == [

@@ -36,7 +36,7 @@ def gaussian_kernel(z, sigma=None, sigma_scale=1.0):
     dist = pdist(z)
     if sigma is None:
         sigma = np.median(dist) * sigma_scale
-    return np.exp(-squareform(dist) ** 2 / (2.0 * sigma**2)), sigma
+    return np.exp(-(squareform(dist) ** 2) / (2.0 * sigma**2)), sigma
 
 
 def entropy_of_kernel(kmat, alpha, eps):
@@ -105,7 +105,9 @@ def conditional_entropy_2d(
     """``draws``: the subsample index pairs to use (shared across layers by the caller)."""
     p = np.asarray(p, dtype=np.float64)
     r = np.asarray(r, dtype=np.float64)
-    opts = dict(alpha=alpha, sigma=sigma, sigma_scale=sigma_scale, pca_dim=pca_dim, eps=eps, prompt_sigma=prompt_sigma)
+    opts = dict(
+        alpha=alpha, sigma=sigma, sigma_scale=sigma_scale, pca_dim=pca_dim, eps=eps, prompt_sigma=prompt_sigma
+    )
     if normalization != "subsample":
         return _proxy_2d(p, r, normalization=normalization, **opts)
     if draws is None:

@@ -133,7 +133,9 @@ def test_invariant_to_global_scale_and_shift_with_median_bandwidth(scale):
     base = matrix_entropy(x, pca_dim=8)
     assert matrix_entropy(scale * x, pca_dim=8) == pytest.approx(base, abs=1e-10)
     assert matrix_entropy(x + 1e3, pca_dim=8) == pytest.approx(base, abs=1e-9)
-    assert matrix_entropy(scale * x, kernel="linear") == pytest.approx(matrix_entropy(x, kernel="linear"), abs=1e-10)
+    assert matrix_entropy(scale * x, kernel="linear") == pytest.approx(
+        matrix_entropy(x, kernel="linear"), abs=1e-10
+    )
     assert conditional_entropy(scale * x[:20], scale * x[20:]) == pytest.approx(
         conditional_entropy(x[:20], x[20:]), abs=1e-10
     )

@@ -118,14 +118,20 @@ def test_bad_options(options, match):
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        (dict(normalization="weighted"), r"normalization must be one of \('trace', 'plain', 'subsample'\); got 'weighted'"),
+        (
+            dict(normalization="weighted"),
+            r"normalization must be one of \('trace', 'plain', 'subsample'\); got 'weighted'",
+        ),
         (dict(n_draws=0), r"n_draws must be an integer >= 1; got 0"),
         (dict(n_draws=2.0), r"n_draws must be an integer >= 1; got 2.0"),
         (dict(seed=-1), r"seed must be an integer >= 0; got -1"),
         (dict(seed=None), r"seed must be an integer >= 0; got None"),
         (dict(prompt_sigma="prompt"), r"prompt_sigma must be one of \('joint', 'own'\); got 'prompt'"),
         (dict(prompt_sigma=None), r"prompt_sigma must be one of \('joint', 'own'\); got None"),
-        (dict(prompt_sigma="own", sigma=1.5), r"prompt_sigma='own' takes the prompt's own median.*fixed sigma=1.5"),
+        (
+            dict(prompt_sigma="own", sigma=1.5),
+            r"prompt_sigma='own' takes the prompt's own median.*fixed sigma=1.5",
+        ),
     ],
     ids=str,
 )
@@ -163,7 +169,9 @@ def test_conditional_mismatched_shapes():
         conditional_entropy(np.stack([X, X]), np.stack([X, X, X]))
     with pytest.raises(ProbeInputError, match=r"same leading axes; got \(\) .* and \(1,\)"):
         conditional_entropy(X, X[None])
-    with pytest.raises(ProbeInputError, match=r"both be NumPy arrays or torch tensors.*got NumPy and torch on cpu"):
+    with pytest.raises(
+        ProbeInputError, match=r"both be NumPy arrays or torch tensors.*got NumPy and torch on cpu"
+    ):
         conditional_entropy(X, torch.from_numpy(X))
 
 
@@ -179,7 +187,10 @@ def test_conditional_mismatched_shapes():
         (np.ones(3), r"gram must be square.*got shape \(3,\)"),
         (np.ones((1, 1)), r"gram covers 1 token; need at least 2"),
         (np.stack([np.eye(3), np.full((3, 3), np.nan)]), r"gram has NaN at layer 1"),
-        (np.array([[1.0, 0.5], [0.0, 1.0]]), r"gram is not symmetric: largest \|G - Gᵀ\| is 0.5 of max \|G\|"),
+        (
+            np.array([[1.0, 0.5], [0.0, 1.0]]),
+            r"gram is not symmetric: largest \|G - Gᵀ\| is 0.5 of max \|G\|",
+        ),
         (np.stack([np.eye(2), np.array([[1.0, 0.5], [0.0, 1.0]])]), r"gram is not symmetric at layer 1"),
         (np.diag([1.0, -1.0, 2.0]), r"gram has a negative diagonal entry; a Gram matrix"),
     ],
@@ -194,7 +205,10 @@ def test_bad_gram(gram, match):
 @pytest.mark.parametrize(
     ("n_prompt", "match"),
     [
-        (1, r"n_prompt must leave at least 2 tokens on each side of a gram over 10 tokens \(2 <= n_prompt <= 8\); got n_prompt=1"),
+        (
+            1,
+            r"n_prompt must leave at least 2 tokens on each side of a gram over 10 tokens \(2 <= n_prompt <= 8\); got n_prompt=1",
+        ),
         (9, r"\(2 <= n_prompt <= 8\); got n_prompt=9"),
         (10, r"got n_prompt=10"),
         (4.0, r"n_prompt must be an integer; got 4.0"),

@@ -48,12 +48,15 @@ def test_chunked_layers_give_the_unchunked_numbers(fn):
         np.testing.assert_array_equal(matrix_entropy(z, pca_dim=8, max_memory=one_layer), whole)
         g = linear_gram(z, centre=True)
         np.testing.assert_array_equal(
-            matrix_entropy_from_gram(g, pca_dim=8, max_memory=one_layer), matrix_entropy_from_gram(g, pca_dim=8, max_memory=2**40)
+            matrix_entropy_from_gram(g, pca_dim=8, max_memory=one_layer),
+            matrix_entropy_from_gram(g, pca_dim=8, max_memory=2**40),
         )
         np.testing.assert_allclose(whole, ref.matrix_entropy(z, pca_dim=8), rtol=0, atol=1e-9)
     else:
         whole = conditional_entropy(z[:, :30], z[:, 30:], pca_dim=8, max_memory=2**40)
-        np.testing.assert_array_equal(conditional_entropy(z[:, :30], z[:, 30:], pca_dim=8, max_memory=one_layer), whole)
+        np.testing.assert_array_equal(
+            conditional_entropy(z[:, :30], z[:, 30:], pca_dim=8, max_memory=one_layer), whole
+        )
         g = linear_gram(z, centre=True)
         np.testing.assert_array_equal(
             conditional_entropy_from_gram(g, 30, pca_dim=8, max_memory=one_layer),
@@ -105,9 +108,15 @@ def _corpus_states(kind: str, n: int, d: int, rng: np.random.Generator) -> np.nd
 
 CORPUS = [
     # (kind, n, d, K, alpha, seed): randomized, few cases at the large n, small d.
-    *[(kind, int(n), 6, 32, alpha, s) for s, (kind, n, alpha) in enumerate(
-        (k, n, a) for k in ("low-rank", "clustered", "near-isotropic") for n in (500, 777) for a in (1.01, 0.5, 3.0)
-    )],
+    *[
+        (kind, int(n), 6, 32, alpha, s)
+        for s, (kind, n, alpha) in enumerate(
+            (k, n, a)
+            for k in ("low-rank", "clustered", "near-isotropic")
+            for n in (500, 777)
+            for a in (1.01, 0.5, 3.0)
+        )
+    ],
     ("low-rank", 2048, 8, 64, 1.0, 101),
     ("clustered", 4096, 3, 128, 1.01, 103),
 ]
@@ -125,10 +134,15 @@ def test_certified_bounds_contain_the_exact_entropy(kind, n, d, k, alpha, seed):
     assert got.upper - got.lower < np.log2(n)  # an interval, not the trivial [0, log n]
 
 
-@pytest.mark.parametrize(("kind", "n_p", "n_r", "normalization"), [
-    ("low-rank", 300, 400, "trace"), ("clustered", 600, 300, "plain"), ("near-isotropic", 250, 500, "trace"),
-    ("clustered", 900, 600, "trace"),
-])
+@pytest.mark.parametrize(
+    ("kind", "n_p", "n_r", "normalization"),
+    [
+        ("low-rank", 300, 400, "trace"),
+        ("clustered", 600, 300, "plain"),
+        ("near-isotropic", 250, 500, "trace"),
+        ("clustered", 900, 600, "trace"),
+    ],
+)
 def test_certified_bounds_contain_the_exact_proxy(kind, n_p, n_r, normalization):
     rng = np.random.default_rng(n_p + n_r)
     z = _corpus_states(kind, n_p + n_r, 6, rng)
@@ -147,7 +161,9 @@ def test_topk_is_exact_when_k_covers_the_spectrum_and_batches_keep_their_shape()
     np.testing.assert_array_equal(got.lower, exact)
     wide = matrix_entropy(torch.from_numpy(x), spectrum="topk:8")
     assert wide.lower.shape == (3,) and isinstance(wide.upper, torch.Tensor)
-    assert bool((wide.lower <= torch.from_numpy(exact)).all() and (torch.from_numpy(exact) <= wide.upper).all())
+    assert bool(
+        (wide.lower <= torch.from_numpy(exact)).all() and (torch.from_numpy(exact) <= wide.upper).all()
+    )
     # base < 1 flips the sign: lower and upper swap so that lower <= upper still.
     small = matrix_entropy(x, spectrum="topk:8", base=0.5)
     assert (small.lower <= small.upper).all()
@@ -156,9 +172,15 @@ def test_topk_is_exact_when_k_covers_the_spectrum_and_batches_keep_their_shape()
 # ---------------------------------------------------------------- the states route (d < n)
 
 
-@pytest.mark.parametrize(("n", "d", "pca_dim", "kernel"), [
-    (300, 24, 8, "gaussian"), (257, 64, 16, "gaussian"), (400, 96, 64, "gaussian"), (300, 24, 8, "linear"),
-])
+@pytest.mark.parametrize(
+    ("n", "d", "pca_dim", "kernel"),
+    [
+        (300, 24, 8, "gaussian"),
+        (257, 64, 16, "gaussian"),
+        (400, 96, 64, "gaussian"),
+        (300, 24, 8, "linear"),
+    ],
+)
 def test_scatter_route_matches_the_gram_route_and_the_reference(n, d, pca_dim, kernel):
     """With fewer features than tokens the state-level PCA solves the d x d scatter
     eigenproblem (Y = Xc V, G_k = Y Yᵀ); the Gram-level path solves the n x n one.

@@ -61,7 +61,9 @@ def test_gram_path_skips_pca_only_when_it_is_a_rotation():
     # d < pca_dim < n - 1: the states path knows d and skips the eigendecomposition,
     # the Gram path keeps the top pca_dim eigenpairs, d of them non-zero: same value.
     x = np.random.default_rng(2).normal(size=(40, 5))
-    assert matrix_entropy_from_gram(linear_gram(x), pca_dim=10) == pytest.approx(matrix_entropy(x, pca_dim=10), abs=TOL)
+    assert matrix_entropy_from_gram(linear_gram(x), pca_dim=10) == pytest.approx(
+        matrix_entropy(x, pca_dim=10), abs=TOL
+    )
 
 
 @pytest.mark.parametrize("normalization", ["trace", "plain", "subsample"])
@@ -147,7 +149,9 @@ def test_solver_failure_on_an_accelerator_falls_back_to_the_cpu(monkeypatch):
     # Pretend the CPU is an accelerator whose first solver call fails.
     monkeypatch.setattr(_linalg, "_can_fall_back", lambda mat: True)
     monkeypatch.setattr(torch.linalg, "eigh", flaky(real_eigh))
-    with pytest.warns(NumericalFallbackWarning, match=r"torch.linalg.eigh failed on cpu.*recomputed on the CPU"):
+    with pytest.warns(
+        NumericalFallbackWarning, match=r"torch.linalg.eigh failed on cpu.*recomputed on the CPU"
+    ):
         got = matrix_entropy(x, pca_dim=4)
     np.testing.assert_array_equal(got, want)
     # A solver that returns NaN without raising is caught as well.
@@ -184,7 +188,9 @@ def test_cuda_input_stays_on_its_device():
     c = conditional_entropy(x[:, :20].cuda(), x[:, 20:].cuda(), normalization="subsample", n_draws=3)
     assert c.device.type == "cuda"
     np.testing.assert_allclose(
-        c.cpu().numpy(), conditional_entropy(x[:, :20].numpy(), x[:, 20:].numpy(), normalization="subsample", n_draws=3), atol=1e-9
+        c.cpu().numpy(),
+        conditional_entropy(x[:, :20].numpy(), x[:, 20:].numpy(), normalization="subsample", n_draws=3),
+        atol=1e-9,
     )
 
 

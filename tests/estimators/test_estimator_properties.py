@@ -104,7 +104,9 @@ def test_torch_and_numpy_agree(x, alpha, kernel, pca_dim):
     np.testing.assert_allclose(from_t.numpy(), from_np, rtol=0, atol=1e-12)
     c_np = _quiet(conditional_entropy, x[:, :5], x[:, 5:], pca_dim=pca_dim) if x.shape[1] >= 7 else None
     if c_np is not None:
-        c_t = _quiet(conditional_entropy, torch.from_numpy(x[:, :5]), torch.from_numpy(x[:, 5:]), pca_dim=pca_dim)
+        c_t = _quiet(
+            conditional_entropy, torch.from_numpy(x[:, :5]), torch.from_numpy(x[:, 5:]), pca_dim=pca_dim
+        )
         np.testing.assert_allclose(c_t.numpy(), c_np, rtol=0, atol=1e-12)
 
 
@@ -130,7 +132,9 @@ def test_unbatched_torch_input_returns_a_python_float():
 
 def test_float16_numpy_and_gradient_tensors_are_accepted():
     x = np.random.default_rng(0).normal(size=(8, 3))
-    assert matrix_entropy(x.astype(np.float16)) == pytest.approx(matrix_entropy(x.astype(np.float16).astype(np.float64)), abs=1e-12)
+    assert matrix_entropy(x.astype(np.float16)) == pytest.approx(
+        matrix_entropy(x.astype(np.float16).astype(np.float64)), abs=1e-12
+    )
     t = torch.tensor(x, requires_grad=True)
     assert matrix_entropy(t) == pytest.approx(matrix_entropy(x), abs=1e-12)
 
@@ -139,7 +143,11 @@ def test_non_contiguous_and_reversed_inputs():
     x = np.random.default_rng(1).normal(size=(3, 10, 6))
     want = matrix_entropy(np.ascontiguousarray(x[::-1, :, ::2]))
     np.testing.assert_allclose(matrix_entropy(x[::-1, :, ::2]), want, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(matrix_entropy(torch.from_numpy(x).transpose(0, 0)[:, :, ::2]), matrix_entropy(x[:, :, ::2]), atol=1e-12)
+    np.testing.assert_allclose(
+        matrix_entropy(torch.from_numpy(x).transpose(0, 0)[:, :, ::2]),
+        matrix_entropy(x[:, :, ::2]),
+        atol=1e-12,
+    )
 
 
 def test_empty_batch_gives_an_empty_result():

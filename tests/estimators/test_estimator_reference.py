@@ -108,12 +108,21 @@ def test_batched_conditional_entropy_matches_reference(normalization):
     p = np.stack([z[:25] for z in zs])
     r = np.stack([z[25:] for z in zs])
     opts = dict(normalization=normalization, pca_dim=8, n_draws=3, seed=2)
-    np.testing.assert_allclose(conditional_entropy(p, r, **opts), ref.conditional_entropy(p, r, **opts), rtol=0, atol=TOL)
+    np.testing.assert_allclose(
+        conditional_entropy(p, r, **opts), ref.conditional_entropy(p, r, **opts), rtol=0, atol=TOL
+    )
 
 
 @pytest.mark.parametrize(
     "options",
-    [dict(alpha=1.0), dict(alpha=2.0), dict(sigma=2.0), dict(sigma_scale=2.0), dict(pca_dim=None), dict(eps=0.0)],
+    [
+        dict(alpha=1.0),
+        dict(alpha=2.0),
+        dict(sigma=2.0),
+        dict(sigma_scale=2.0),
+        dict(pca_dim=None),
+        dict(eps=0.0),
+    ],
     ids=str,
 )
 def test_conditional_options_match_reference(options):

@@ -22,8 +22,16 @@ from entprobe.models.hf_encoder import HFEncoderAdapter
 from entprobe.models.janus import JanusAdapter
 from entprobe.models.registry import list_adapters
 
-TEXTS = ["A red cube.", "Three cats sit on a long green sofa near the window.", "Fog at dusk over the old pier"]
-QUESTIONS = ["What is this?", "How many triangles are in the picture, and which colour is the largest?", "Why?"]
+TEXTS = [
+    "A red cube.",
+    "Three cats sit on a long green sofa near the window.",
+    "Fog at dusk over the old pier",
+]
+QUESTIONS = [
+    "What is this?",
+    "How many triangles are in the picture, and which colour is the largest?",
+    "Why?",
+]
 TOL = 1e-10
 # Text sampling on: the row sampler must reproduce a batch of one row by row.
 SAMPLED = GenerationSettings(max_new_tokens=5, do_sample=True, temperature=0.9, top_p=0.95, seed=3)
@@ -99,7 +107,9 @@ def test_batched_text_generation_equals_single(adapters, family, settings):
         _same_generation(gen, again)
     if adapter.supports("image-prompt"):
         images = _images()
-        for image, q, gen in zip(images, QUESTIONS, adapter.generate_texts(QUESTIONS, images=images, settings=settings)):
+        for image, q, gen in zip(
+            images, QUESTIONS, adapter.generate_texts(QUESTIONS, images=images, settings=settings)
+        ):
             _same_generation(gen, adapter.generate_text(q, image=image, settings=settings))
 
 
@@ -125,7 +135,9 @@ def test_row_sampler_reproduces_generate_at_batch_size_one(adapters):
         cfg = adapter._generation_config(SAMPLED, SAMPLED.max_new_tokens)
         with torch.random.fork_rng():
             torch.manual_seed(SAMPLED.seed)
-            native = adapter.model.generate(**inputs, generation_config=cfg)[0, inputs["input_ids"].shape[1] :]
+            native = adapter.model.generate(**inputs, generation_config=cfg)[
+                0, inputs["input_ids"].shape[1] :
+            ]
         ours = adapter.generate_text(text, settings=SAMPLED).response_ids
         assert torch.equal(ours, native)
 
@@ -139,12 +151,16 @@ def test_row_sampler_reproduces_janus_image_sampling(adapters):
     prompt = adapter._processed(TEXTS[1], None, for_image_generation=True)
     cfg = copy.deepcopy(model.generation_config)
     cfg.do_sample, cfg.temperature, cfg.guidance_scale = True, 1.0, 3.0
-    cfg.generation_kwargs = {"boi_token_id": adapter.tokenizer.convert_tokens_to_ids(adapter.processor.image_start_token)}
+    cfg.generation_kwargs = {
+        "boi_token_id": adapter.tokenizer.convert_tokens_to_ids(adapter.processor.image_start_token)
+    }
     with torch.random.fork_rng():
         torch.manual_seed(11)
         native = model.generate(
-            input_ids=prompt.inputs["input_ids"], attention_mask=prompt.inputs["attention_mask"],
-            generation_mode="image", generation_config=cfg,
+            input_ids=prompt.inputs["input_ids"],
+            attention_mask=prompt.inputs["attention_mask"],
+            generation_mode="image",
+            generation_config=cfg,
         )[0]
     ours = adapter.generate_image(TEXTS[1], settings=GenerationSettings(guidance_scale=3.0, seed=11))
     assert torch.equal(ours.response_ids, native)

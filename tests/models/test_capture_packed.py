@@ -36,7 +36,11 @@ class PackedModel(nn.Module):
             kwargs = {"packed_query_sequence": packed, "query_lens": torch.tensor([packed.shape[0]])}
             if position_bias is not None:
                 # bias_first puts another float tensor ahead of the hidden states in the call
-                kwargs = {"position_bias": position_bias, **kwargs} if bias_first else {**kwargs, "position_bias": position_bias}
+                kwargs = (
+                    {"position_bias": position_bias, **kwargs}
+                    if bias_first
+                    else {**kwargs, "position_bias": position_bias}
+                )
             packed, cache = layer(**kwargs, cache=cache)
         return packed
 
@@ -101,7 +105,9 @@ def test_no_tensor_input_names_what_arrived():
             return torch.zeros(1, 2)
 
     m = NoTensor()
-    with pytest.raises(TypeError, match=r"no hidden_states tensor: got 0 positional argument\(s\) and keywords \['sizes'\]"):
+    with pytest.raises(
+        TypeError, match=r"no hidden_states tensor: got 0 positional argument\(s\) and keywords \['sizes'\]"
+    ):
         with capture(m, [m]):
             m(sizes=[1, 2])
     with pytest.raises(TypeError, match=r"no keyword 'packed_query_sequence'"):
@@ -145,4 +151,3 @@ def test_tagging_names_calls_from_their_inputs_when_the_loop_is_not_ours():
     with pytest.raises(RuntimeError, match="do not nest"):
         with rec.tagging(tagger), rec.tagging(tagger):
             pass  # pragma: no cover
-

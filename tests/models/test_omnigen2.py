@@ -91,10 +91,14 @@ def test_ids_equal_the_upstream_processor(og2):
     try:
         proc = transformers.Qwen2_5_VLProcessor(image_processor=og2.image_processor, tokenizer=og2.tokenizer)
     except (TypeError, ValueError, AttributeError, ImportError) as exc:
-        pytest.skip(f"Qwen2_5_VLProcessor cannot be built under transformers {transformers.__version__}: {exc}")
+        pytest.skip(
+            f"Qwen2_5_VLProcessor cannot be built under transformers {transformers.__version__}: {exc}"
+        )
     for image in (None, _image()):
         prefix = SYSTEM + ("<img1>: <|vision_start|><|image_pad|><|vision_end|>" if image else "")
-        ref = proc(text=[prefix + QUESTION + SUFFIX], images=None if image is None else [image], return_tensors="pt")
+        ref = proc(
+            text=[prefix + QUESTION + SUFFIX], images=None if image is None else [image], return_tensors="pt"
+        )
         inputs, _ = og2._prompt(QUESTION, image)
         assert inputs["input_ids"].tolist() == ref["input_ids"].tolist()
         if image is not None:
@@ -136,8 +140,17 @@ def test_image_gen_is_refused_with_the_reason(og2, tiny_dir, tmp_path):
         og2.generate_image("a cat")
     result = CliRunner().invoke(
         main,
-        ["probe", "--model", str(tiny_dir("omnigen2")), "--store", str(tmp_path / "s.duckdb"),
-         "--text-prompts", "sample:t2i", "--levels", "image-gen"],
+        [
+            "probe",
+            "--model",
+            str(tiny_dir("omnigen2")),
+            "--store",
+            str(tmp_path / "s.duckdb"),
+            "--text-prompts",
+            "sample:t2i",
+            "--levels",
+            "image-gen",
+        ],
     )
     assert result.exit_code != 0 and "never sees the generated image" in result.output
     assert not (tmp_path / "s.duckdb").exists()  # refused before any work
@@ -151,9 +164,21 @@ def test_probe_every_supported_level_and_report(tiny_dir, tmp_path):
     import duckdb
 
     store, out = tmp_path / "s.duckdb", tmp_path / "report"
-    args = ["probe", "--model", str(tiny_dir("omnigen2")), "--store", str(store),
-            "--text-prompts", "sample:t2i", "--image-prompts", "sample:mmbench", "--limit", "2",
-            "--max-new-tokens", "4"]
+    args = [
+        "probe",
+        "--model",
+        str(tiny_dir("omnigen2")),
+        "--store",
+        str(store),
+        "--text-prompts",
+        "sample:t2i",
+        "--image-prompts",
+        "sample:mmbench",
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "4",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     with duckdb.connect(str(store), read_only=True) as con:
@@ -162,8 +187,10 @@ def test_probe_every_supported_level_and_report(tiny_dir, tmp_path):
         ).fetchall()
         n_layers = con.execute("select distinct n_layers from layer_metrics").fetchall()
     assert rows == [
-        ("prompt", "image", "ok", 2), ("prompt", "text", "ok", 2),
-        ("text-gen", "image", "ok", 2), ("text-gen", "text", "ok", 2),
+        ("prompt", "image", "ok", 2),
+        ("prompt", "text", "ok", 2),
+        ("text-gen", "image", "ok", 2),
+        ("text-gen", "text", "ok", 2),
     ]
     assert n_layers == [(3,)]
     result = CliRunner().invoke(main, ["report", "--store", str(store), "--out", str(out), "--n-boot", "20"])

@@ -57,9 +57,7 @@ def test_detect_errors(tmp_path):
 
 
 def test_detect_custom_code_needs_trust_remote_code(tmp_path):
-    src = _config_dir(
-        tmp_path, model_type="my-lm", auto_map={"AutoModelForCausalLM": "modeling_my.MyLM"}
-    )
+    src = _config_dir(tmp_path, model_type="my-lm", auto_map={"AutoModelForCausalLM": "modeling_my.MyLM"})
     with pytest.raises(ModelLoadError, match="add --trust-remote-code"):
         detect_adapter(src)
     assert detect_adapter(src, trust_remote_code=True) == "hf-causal-lm"
@@ -78,7 +76,15 @@ def test_list_adapters():
     entries = {e["name"]: e for e in list_adapters()}
     assert list(entries) == list(ADAPTERS)
     for e in entries.values():
-        assert set(e) == {"name", "description", "capabilities", "unsupported", "model_types", "upstream", "batched"}
+        assert set(e) == {
+            "name",
+            "description",
+            "capabilities",
+            "unsupported",
+            "model_types",
+            "upstream",
+            "batched",
+        }
         assert set(e["capabilities"]) <= set(CAPABILITIES)
     assert entries["hf-encoder"]["capabilities"] == ["text-prompt"]
     assert "bert" in entries["hf-encoder"]["model_types"]

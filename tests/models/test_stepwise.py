@@ -58,12 +58,16 @@ def test_tags_find_calls_by_what_they_are_not_their_order():
         with rec.tag(step=3, keep=False):
             model(a)
     assert rec.n_calls == 5 and rec.tags[2] is None
-    assert rec.find(branch="cond") == [0, 3] and rec.find(step=1) == [0, 1] and rec.find(phase="denoise") == [3]
+    assert (
+        rec.find(branch="cond") == [0, 3] and rec.find(step=1) == [0, 1] and rec.find(phase="denoise") == [3]
+    )
     ref_a = _hidden(model, a)
     torch.testing.assert_close(rec.branch_states(0, "cond")[:, 0], ref_a[:, 0])
     torch.testing.assert_close(rec.branch_states(0, "cond", response_only=True)[:, 0], ref_a[:, 0, 1:3])
     torch.testing.assert_close(rec.branch_states(3, "cond")[:, 0], ref_a[:, 0], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(rec.branch_states(3, "uncond")[:, 0], _hidden(model, b)[:, 0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        rec.branch_states(3, "uncond")[:, 0], _hidden(model, b)[:, 0], atol=1e-5, rtol=1e-5
+    )
     with pytest.raises(ProbeInputError, match="no branch 'cond'"):
         rec.branch_states(1, "cond")
     with pytest.raises(ProbeInputError, match="keep=False"):

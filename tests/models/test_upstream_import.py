@@ -9,9 +9,14 @@ import pytest
 from entprobe.errors import ModelLoadError
 from entprobe.models._upstream import Upstream, import_upstream, require_versions, upstream_env_var
 
-SPEC = Upstream(family="toyfam", repo="someone/Toy", checked=("abc123 (2026-01-01)",),
-                install="git clone https://github.com/someone/Toy", modules=("toyup_models.core",),
-                subdir="pkg")
+SPEC = Upstream(
+    family="toyfam",
+    repo="someone/Toy",
+    checked=("abc123 (2026-01-01)",),
+    install="git clone https://github.com/someone/Toy",
+    modules=("toyup_models.core",),
+    subdir="pkg",
+)
 
 
 @pytest.fixture
@@ -35,8 +40,14 @@ def test_missing_code_names_repo_commit_and_install(monkeypatch):
     with pytest.raises(ModelLoadError) as err:
         import_upstream(SPEC)
     text = str(err.value)
-    for part in ("someone/Toy", "abc123", "git clone https://github.com/someone/Toy", "--upstream-src",
-                 "ENTPROBE_TOYFAM_SRC", "toyup_models.core"):
+    for part in (
+        "someone/Toy",
+        "abc123",
+        "git clone https://github.com/someone/Toy",
+        "--upstream-src",
+        "ENTPROBE_TOYFAM_SRC",
+        "toyup_models.core",
+    ):
         assert part in text
     with pytest.raises(ModelLoadError, match="is not a folder"):
         import_upstream(SPEC, "/nonexistent/toy")

@@ -141,8 +141,14 @@ TEXTS = [
 
 def text_set(texts=TEXTS, name: str = "fake-text") -> PromptSet:
     records = [
-        PromptRecord(id=f"t{i}", dataset=name, modality="text", text=t,
-                     category=["Composition", "Deductive"][i % 2], subcategory=f"C-{i % 3}")
+        PromptRecord(
+            id=f"t{i}",
+            dataset=name,
+            modality="text",
+            text=t,
+            category=["Composition", "Deductive"][i % 2],
+            subcategory=f"C-{i % 3}",
+        )
         for i, t in enumerate(texts)
     ]
     return PromptSet(name=name, spec=f"fake:{name}", records=records)
@@ -150,8 +156,14 @@ def text_set(texts=TEXTS, name: str = "fake-text") -> PromptSet:
 
 def image_set(n: int = 4, name: str = "fake-image", broken: tuple[int, ...] = ()) -> PromptSet:
     records = [
-        PromptRecord(id=f"i{i}", dataset=name, modality="image", text=f"what is in picture {i}?",
-                     category="Attribute", image_ref=FakeImage(10 * i, broken=i in broken))
+        PromptRecord(
+            id=f"i{i}",
+            dataset=name,
+            modality="image",
+            text=f"what is in picture {i}?",
+            category="Attribute",
+            image_ref=FakeImage(10 * i, broken=i in broken),
+        )
         for i in range(n)
     ]
     return PromptSet(name=name, spec=f"fake:{name}", records=records)

@@ -18,5 +18,11 @@ if __name__ == "__main__":
     grams = Path(sys.argv[7]) if len(sys.argv) > 7 and sys.argv[7] else None
     adapter = FakeAdapter(kill_on=int(kill_on) if int(kill_on) > 0 else None, kill_in=kill_in)
     with ResultStore(store_path) as store:
-        run_probe(adapter, [text_set(), image_set()], levels=levels, store=store,
-                  options=ProbeOptions(save_grams=grams, batch_size=int(batch_size), overlap=overlap == "1"), progress=False)
+        run_probe(
+            adapter,
+            [text_set(), image_set()],
+            levels=levels,
+            store=store,
+            options=ProbeOptions(save_grams=grams, batch_size=int(batch_size), overlap=overlap == "1"),
+            progress=False,
+        )

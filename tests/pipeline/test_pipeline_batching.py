@@ -39,8 +39,15 @@ def test_batched_run_stores_the_batch_size_one_numbers(tmp_path, family):
     name, levels = CASES[family]
     adapter = get_adapter(name).load(str(build_tiny(family, tmp_path / family)))
     adapter.model.to(torch.float64)
-    texts = ["A red cube.", "Three cats on a green sofa near a window.", "Fog at dusk.", "Two dogs, one ball."]
-    records = [PromptRecord(id=f"t{i}", dataset="short", modality="text", text=t) for i, t in enumerate(texts)]
+    texts = [
+        "A red cube.",
+        "Three cats on a green sofa near a window.",
+        "Fog at dusk.",
+        "Two dogs, one ball.",
+    ]
+    records = [
+        PromptRecord(id=f"t{i}", dataset="short", modality="text", text=t) for i, t in enumerate(texts)
+    ]
     sets = [PromptSet(name="short", spec="short", records=records)]
     if adapter.supports("image-prompt"):
         sets.append(load_prompts("sample:mmbench", limit=3))
@@ -48,8 +55,14 @@ def test_batched_run_stores_the_batch_size_one_numbers(tmp_path, family):
 
     def run(tag: str, **options) -> tuple[pd.DataFrame, pd.DataFrame]:
         with ResultStore(tmp_path / f"{tag}.duckdb") as store:
-            summary = run_probe(adapter, sets, levels=levels, store=store, progress=False,
-                                options=ProbeOptions(generation=gen, save_images=tmp_path / tag, **options))
+            summary = run_probe(
+                adapter,
+                sets,
+                levels=levels,
+                store=store,
+                progress=False,
+                options=ProbeOptions(generation=gen, save_images=tmp_path / tag, **options),
+            )
         assert summary.n_failed == 0, summary.failures
         assert summary.n_batch_retries == 0  # the batches really ran as batches
         with ResultStore(tmp_path / f"{tag}.duckdb", read_only=True) as store:

@@ -40,8 +40,14 @@ N_PAIRS = len(TEXTS) * 3 + 4 * 2
 
 def _probe(path, *, levels=ALL, sets=None, adapter=None, **options):
     with ResultStore(path) as store:
-        return run_probe(adapter or FakeAdapter(), sets or [text_set(), image_set()], levels=levels,
-                         store=store, options=ProbeOptions(**options), progress=False)
+        return run_probe(
+            adapter or FakeAdapter(),
+            sets or [text_set(), image_set()],
+            levels=levels,
+            store=store,
+            options=ProbeOptions(**options),
+            progress=False,
+        )
 
 
 def _read(path, table="layer_metrics"):
@@ -148,26 +154,51 @@ def test_rerun_resumes_and_retry_failed_redoes_failures(tmp_path):
 
 def test_run_id_follows_the_numbers_not_the_session(tmp_path):
     base = _probe(tmp_path / "a.duckdb", levels="prompt", sets=[text_set()]).run_id
-    same = _probe(tmp_path / "b.duckdb", levels="prompt", sets=[text_set()], shard=(1, 2),
-                  retry_failed=True, save_grams=tmp_path / "g").run_id
+    same = _probe(
+        tmp_path / "b.duckdb",
+        levels="prompt",
+        sets=[text_set()],
+        shard=(1, 2),
+        retry_failed=True,
+        save_grams=tmp_path / "g",
+    ).run_id
     assert same == base
-    alpha = _probe(tmp_path / "c.duckdb", levels="prompt", sets=[text_set()],
-                   estimator=EstimatorOptions(alpha=2)).run_id
+    alpha = _probe(
+        tmp_path / "c.duckdb", levels="prompt", sets=[text_set()], estimator=EstimatorOptions(alpha=2)
+    ).run_id
     special = _probe(tmp_path / "d.duckdb", levels="prompt", sets=[text_set()], include_special=True).run_id
     levels = _probe(tmp_path / "e.duckdb", levels="prompt,text-gen", sets=[text_set()]).run_id
     assert len({base, alpha, special, levels}) == 4
     # generation settings count once a response level runs
-    gen = _probe(tmp_path / "f.duckdb", levels="prompt,text-gen", sets=[text_set()],
-                 generation=GenerationSettings(max_new_tokens=8)).run_id
+    gen = _probe(
+        tmp_path / "f.duckdb",
+        levels="prompt,text-gen",
+        sets=[text_set()],
+        generation=GenerationSettings(max_new_tokens=8),
+    ).run_id
     assert gen != levels
 
 
 def _run_killed(
-    store: Path, kill_on: int, kill_in: str, grams: Path | None = None, batch_size: int = 1, overlap: bool = False
+    store: Path,
+    kill_on: int,
+    kill_in: str,
+    grams: Path | None = None,
+    batch_size: int = 1,
+    overlap: bool = False,
 ) -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE)])}
-    args = [sys.executable, str(HERE / "pipeline_kill_run.py"), str(store), ALL, str(kill_on), kill_in,
-            str(batch_size), str(int(overlap)), str(grams or "")]
+    args = [
+        sys.executable,
+        str(HERE / "pipeline_kill_run.py"),
+        str(store),
+        ALL,
+        str(kill_on),
+        kill_in,
+        str(batch_size),
+        str(int(overlap)),
+        str(grams or ""),
+    ]
     return subprocess.run(args, env=env, capture_output=True, timeout=120).returncode
 
 
@@ -224,13 +255,24 @@ def test_batched_run_equals_the_unbatched_run(tmp_path, batch_size, overlap):
     assert batched.run_id == single.run_id and batched.batch_size == batch_size
     assert (batched.n_ok, batched.n_failed) == (single.n_ok, single.n_failed)
     for table in ("samples", "layer_metrics"):
-        a = _stable(_read(tmp_path / "a.duckdb", table)).sort_values(list(_KEYS[table])).reset_index(drop=True)
-        b = _stable(_read(tmp_path / "b.duckdb", table)).sort_values(list(_KEYS[table])).reset_index(drop=True)
+        a = (
+            _stable(_read(tmp_path / "a.duckdb", table))
+            .sort_values(list(_KEYS[table]))
+            .reset_index(drop=True)
+        )
+        b = (
+            _stable(_read(tmp_path / "b.duckdb", table))
+            .sort_values(list(_KEYS[table]))
+            .reset_index(drop=True)
+        )
         pd.testing.assert_frame_equal(a, b)
     assert f"(batch size {batch_size})" in batched.report()
 
 
-_KEYS = {"samples": ("dataset", "sample_id", "level"), "layer_metrics": ("dataset", "sample_id", "level", "layer")}
+_KEYS = {
+    "samples": ("dataset", "sample_id", "level"),
+    "layer_metrics": ("dataset", "sample_id", "level", "layer"),
+}
 
 
 def test_shards_partition_the_samples_and_merge_to_the_single_run(tmp_path):
@@ -239,7 +281,9 @@ def test_shards_partition_the_samples_and_merge_to_the_single_run(tmp_path):
     parts = []
     for k in (1, 2, 3):
         _probe(tmp_path / f"shard{k}.duckdb", sets=sets, shard=(k, 3))
-        parts.append(set(zip(*[_read(tmp_path / f"shard{k}.duckdb", "samples")[c] for c in ("dataset", "sample_id")])))
+        parts.append(
+            set(zip(*[_read(tmp_path / f"shard{k}.duckdb", "samples")[c] for c in ("dataset", "sample_id")]))
+        )
     assert set().union(*parts) == ids and sum(map(len, parts)) == len(ids)
     assert all(parts)  # the hash actually spreads these 12 samples
     # the shard of a sample does not depend on position or on the other samples
@@ -249,7 +293,9 @@ def test_shards_partition_the_samples_and_merge_to_the_single_run(tmp_path):
         store.merge_from([tmp_path / f"shard{k}.duckdb" for k in (1, 2, 3)])
     _probe(tmp_path / "single.duckdb", sets=sets)
     for table in ("samples", "layer_metrics"):
-        pd.testing.assert_frame_equal(_stable(_read(merged, table)), _stable(_read(tmp_path / "single.duckdb", table)))
+        pd.testing.assert_frame_equal(
+            _stable(_read(merged, table)), _stable(_read(tmp_path / "single.duckdb", table))
+        )
     runs = _read(merged, "runs")
     assert len(runs) == 1
 
@@ -263,8 +309,9 @@ def test_parse_shard():
 
 def test_reestimate_reproduces_the_store_and_sweeps_options(tmp_path):
     grams = tmp_path / "grams"
-    original = _probe(tmp_path / "s.duckdb", sets=[text_set(TEXTS[:4] + ["EMPTY x"]), image_set(2)],
-                      save_grams=grams)
+    original = _probe(
+        tmp_path / "s.duckdb", sets=[text_set(TEXTS[:4] + ["EMPTY x"]), image_set(2)], save_grams=grams
+    )
     files = list(grams.rglob("*.safetensors"))
     assert len(files) == original.n_ok
     with ResultStore(tmp_path / "s2.duckdb") as store:
@@ -275,10 +322,21 @@ def test_reestimate_reproduces_the_store_and_sweeps_options(tmp_path):
         assert reestimate(grams, store, progress=False)[0].n_skipped == original.n_ok  # resumes
     ok = _read(tmp_path / "s.duckdb", "samples").query("status == 'ok'")
     back = _read(tmp_path / "s2.duckdb", "samples")
-    cols = ["dataset", "sample_id", "level", "modality", "category", "length_bucket", "n_prompt_tokens",
-            "n_response_tokens", "prompt_text", "generated_text"]
-    pd.testing.assert_frame_equal(back.query("run_id == @same.run_id")[cols].reset_index(drop=True),
-                                  ok[cols].reset_index(drop=True))
+    cols = [
+        "dataset",
+        "sample_id",
+        "level",
+        "modality",
+        "category",
+        "length_bucket",
+        "n_prompt_tokens",
+        "n_response_tokens",
+        "prompt_text",
+        "generated_text",
+    ]
+    pd.testing.assert_frame_equal(
+        back.query("run_id == @same.run_id")[cols].reset_index(drop=True), ok[cols].reset_index(drop=True)
+    )
     lm, lm2 = _read(tmp_path / "s.duckdb"), _read(tmp_path / "s2.duckdb")
     redone = lm2.query("run_id == @same.run_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(redone, lm)  # bit for bit
@@ -291,7 +349,9 @@ def test_reestimate_reproduces_the_store_and_sweeps_options(tmp_path):
 
 
 def test_saved_images(tmp_path):
-    _probe(tmp_path / "s.duckdb", levels="image-gen", sets=[text_set(TEXTS[:2])], save_images=tmp_path / "img")
+    _probe(
+        tmp_path / "s.duckdb", levels="image-gen", sets=[text_set(TEXTS[:2])], save_images=tmp_path / "img"
+    )
     paths = _read(tmp_path / "s.duckdb", "samples")["image_path"].tolist()
     assert len(paths) == 2
     for p in paths:
@@ -303,7 +363,9 @@ def test_length_buckets(tmp_path):
     samples = _read(tmp_path / "s.duckdb", "samples").set_index("sample_id")
     for i, text in enumerate(TEXTS):
         n = len(text.split())
-        assert samples.loc[f"t{i}", "length_bucket"] == ("short" if n <= 5 else "middle" if n <= 7 else "long")
+        assert samples.loc[f"t{i}", "length_bucket"] == (
+            "short" if n <= 5 else "middle" if n <= 7 else "long"
+        )
 
 
 def test_bad_plans_fail_before_any_model_work(tmp_path):
@@ -353,11 +415,15 @@ def test_probe_from_cli_checks_before_loading(tmp_path, fake_registry):
     with pytest.raises(UnsupportedError, match="'hf-encoder' does not support 'text-gen'"):
         probe_from_cli(adapter="hf-encoder", levels="prompt,text-gen", **common)
     with pytest.raises(DatasetError):
-        probe_from_cli(adapter="fake", model="m", store=store, text_prompts=[f"jsonl:{tmp_path / 'missing.jsonl'}"])
+        probe_from_cli(
+            adapter="fake", model="m", store=store, text_prompts=[f"jsonl:{tmp_path / 'missing.jsonl'}"]
+        )
     with pytest.raises(ProbeInputError, match="--image-prompts 'sample:t2i' holds only \\['text'\\]"):
         probe_from_cli(adapter="fake", model="m", store=store, image_prompts=["sample:t2i"])
     with pytest.raises(ProbeInputError, match="alpha"):
-        probe_from_cli(adapter="fake", model="m", store=store, text_prompts=["sample:t2i"], estimator={"alpha": 0})
+        probe_from_cli(
+            adapter="fake", model="m", store=store, text_prompts=["sample:t2i"], estimator={"alpha": 0}
+        )
     with pytest.raises(ProbeInputError, match="no prompts"):
         probe_from_cli(adapter="fake", model="m", store=store)
     with pytest.raises(ProbeInputError, match="--image-steps, --image-size: adapter 'fake' does not take it"):
@@ -367,13 +433,36 @@ def test_probe_from_cli_checks_before_loading(tmp_path, fake_registry):
 
 def test_probe_from_cli_runs_and_passes_loading_options(tmp_path, fake_registry):
     store = tmp_path / "s.duckdb"
-    summary = probe_from_cli(adapter="fake", model="some/model", store=store, text_prompts=["sample:t2i"],
-                             image_prompts=["sample:mmbench"], limit=3, progress=False, log=lambda s: None)
+    summary = probe_from_cli(
+        adapter="fake",
+        model="some/model",
+        store=store,
+        text_prompts=["sample:t2i"],
+        image_prompts=["sample:mmbench"],
+        limit=3,
+        progress=False,
+        log=lambda s: None,
+    )
     assert fake_registry == [("some/model", {"device": "cpu", "dtype": "auto"})]
     assert summary.n_records == 6 and summary.n_ok + summary.n_failed == 3 * 3 + 3 * 2
-    probe_from_cli(adapter="fake", model="some/model", store=store, text_prompts=["sample:t2i"], limit=3,
-                   levels="prompt", trust_remote_code=True, revision="v1", progress=False, log=lambda s: None)
-    assert fake_registry[-1][1] == {"device": "cpu", "dtype": "auto", "trust_remote_code": True, "revision": "v1"}
+    probe_from_cli(
+        adapter="fake",
+        model="some/model",
+        store=store,
+        text_prompts=["sample:t2i"],
+        limit=3,
+        levels="prompt",
+        trust_remote_code=True,
+        revision="v1",
+        progress=False,
+        log=lambda s: None,
+    )
+    assert fake_registry[-1][1] == {
+        "device": "cpu",
+        "dtype": "auto",
+        "trust_remote_code": True,
+        "revision": "v1",
+    }
     with ResultStore(store, read_only=True) as results:
         runs = results.runs().set_index("run_id")
         config = runs.loc[summary.run_id, "config"]
@@ -385,28 +474,66 @@ def test_commands(tmp_path, fake_registry):
     from entprobe.cli import main
 
     runner = CliRunner()
-    base = ["probe", "--model", "m", "--adapter", "fake", "--text-prompts", "sample:t2i", "--limit", "4",
-            "--levels", "prompt,text-gen", "--no-progress", "--alpha", "1.5", "--pca-dim", "none",
-            "--max-new-tokens", "8", "--save-grams", str(tmp_path / "g")]
+    base = [
+        "probe",
+        "--model",
+        "m",
+        "--adapter",
+        "fake",
+        "--text-prompts",
+        "sample:t2i",
+        "--limit",
+        "4",
+        "--levels",
+        "prompt,text-gen",
+        "--no-progress",
+        "--alpha",
+        "1.5",
+        "--pca-dim",
+        "none",
+        "--max-new-tokens",
+        "8",
+        "--save-grams",
+        str(tmp_path / "g"),
+    ]
     for k in (1, 2):
         result = runner.invoke(main, base + ["--store", str(tmp_path / f"s{k}.duckdb"), "--shard", f"{k}/2"])
         assert result.exit_code == 0, result.output
         assert "time: model" in result.output
-    result = runner.invoke(main, ["merge", "--out", str(tmp_path / "m.duckdb"),
-                                  str(tmp_path / "s1.duckdb"), str(tmp_path / "s2.duckdb")])
+    result = runner.invoke(
+        main,
+        [
+            "merge",
+            "--out",
+            str(tmp_path / "m.duckdb"),
+            str(tmp_path / "s1.duckdb"),
+            str(tmp_path / "s2.duckdb"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     with ResultStore(tmp_path / "m.duckdb", read_only=True) as store:
         assert len(store.samples()) == 8
         config = store.runs()["config"].iloc[0]
     assert config["estimator"]["alpha"] == 1.5 and config["estimator"]["pca_dim"] is None
     assert config["generation"]["max_new_tokens"] == 8
-    result = runner.invoke(main, ["export", "--store", str(tmp_path / "m.duckdb"), "--format", "csv",
-                                  "--out", str(tmp_path / "csv")])
+    result = runner.invoke(
+        main,
+        ["export", "--store", str(tmp_path / "m.duckdb"), "--format", "csv", "--out", str(tmp_path / "csv")],
+    )
     assert result.exit_code == 0, result.output
     n_ok = int((pd.read_csv(tmp_path / "csv" / "samples.csv")["status"] == "ok").sum())
     assert n_ok > 0 and len(pd.read_csv(tmp_path / "csv" / "layer_metrics.csv")) == n_ok * 4
-    result = runner.invoke(main, ["reestimate", "--grams", str(tmp_path / "g"), "--store",
-                                  str(tmp_path / "r.duckdb"), "--no-progress"])
+    result = runner.invoke(
+        main,
+        [
+            "reestimate",
+            "--grams",
+            str(tmp_path / "g"),
+            "--store",
+            str(tmp_path / "r.duckdb"),
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     pd.testing.assert_frame_equal(_read(tmp_path / "r.duckdb"), _read(tmp_path / "m.duckdb"))
     result = runner.invoke(main, base + ["--store", str(tmp_path / "x.duckdb"), "--levels", "video-gen"])
@@ -421,10 +548,18 @@ def test_tiny_emu3_end_to_end(tmp_path):
 
     model = build_tiny("emu3", tmp_path / "emu3")
     store = tmp_path / "s.duckdb"
-    summary = probe_from_cli(model=str(model), store=store, text_prompts=["sample:t2i"],
-                             image_prompts=["sample:mmbench"], limit=1, save_grams=tmp_path / "g",
-                             save_images=tmp_path / "img", generation={"max_new_tokens": 4},
-                             progress=False, log=lambda s: None)
+    summary = probe_from_cli(
+        model=str(model),
+        store=store,
+        text_prompts=["sample:t2i"],
+        image_prompts=["sample:mmbench"],
+        limit=1,
+        save_grams=tmp_path / "g",
+        save_images=tmp_path / "img",
+        generation={"max_new_tokens": 4},
+        progress=False,
+        log=lambda s: None,
+    )
     samples = _read(store, "samples")
     assert summary.n_failed == 0, summary.failures
     assert sorted(samples["level"]) == ["image-gen", "prompt", "prompt", "text-gen", "text-gen"]

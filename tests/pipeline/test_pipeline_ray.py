@@ -18,8 +18,7 @@ from entprobe.cli import main
 from entprobe.errors import BackendError, MissingDependencyError, ProbeInputError
 from entprobe.store import ResultStore
 
-WORDS = ["cube", "sphere", "lamp", "tree", "boat", "kite", "chair", "apple", "river", "clock",
-         "door", "moon"]
+WORDS = ["cube", "sphere", "lamp", "tree", "boat", "kite", "chair", "apple", "river", "clock", "door", "moon"]
 # long enough responses that a shard takes a while, so the test can kill it part-way
 NEW_TOKENS = 24
 COMMON = ["--levels", "prompt,text-gen", "--max-new-tokens", str(NEW_TOKENS), "--no-progress"]
@@ -45,9 +44,18 @@ def prompts(tmp_path_factory):
 def ray_session():
     ray = pytest.importorskip("ray", reason="Ray is installed by `make test` (extra entprobe[ray])")
     src = os.path.dirname(os.path.dirname(__import__("entprobe").__file__))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                                       "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={
+            "env_vars": {
+                "HF_HUB_OFFLINE": "1",
+                "TRANSFORMERS_OFFLINE": "1",
+                "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+            }
+        },
+    )
     yield ray
     ray.shutdown()
 
@@ -55,8 +63,9 @@ def ray_session():
 @pytest.fixture(scope="module")
 def single_store(tiny, prompts, tmp_path_factory):
     path = tmp_path_factory.mktemp("ray-single") / "single.duckdb"
-    result = CliRunner().invoke(main, ["probe", "--model", str(tiny), "--text-prompts", prompts,
-                                       "--store", str(path), *COMMON])
+    result = CliRunner().invoke(
+        main, ["probe", "--model", str(tiny), "--text-prompts", prompts, "--store", str(path), *COMMON]
+    )
     assert result.exit_code == 0, result.output
     return path
 
@@ -65,9 +74,11 @@ def _tables(path):
     with ResultStore(path, read_only=True) as s:
         lm, samples, runs = s.layer_metrics(), s.samples(), s.runs()
     drop = ["created_at", "model_seconds", "estimate_seconds"]
-    return (lm.reset_index(drop=True),
-            samples.drop(columns=[c for c in drop if c in samples.columns]).reset_index(drop=True),
-            runs)
+    return (
+        lm.reset_index(drop=True),
+        samples.drop(columns=[c for c in drop if c in samples.columns]).reset_index(drop=True),
+        runs,
+    )
 
 
 def _assert_same_results(path, reference):
@@ -80,8 +91,9 @@ def _assert_same_results(path, reference):
     assert len(samples) == 2 * len(WORDS) and set(samples["status"]) == {"ok"}
 
 
-def test_killed_worker_is_retried_and_resumes(ray_session, tiny, prompts, single_store, tmp_path,
-                                             monkeypatch):
+def test_killed_worker_is_retried_and_resumes(
+    ray_session, tiny, prompts, single_store, tmp_path, monkeypatch
+):
     from entprobe.pipeline import ray_backend
     from entprobe.pipeline.ray_backend import probe_on_ray, shard_store_path
 
@@ -96,9 +108,17 @@ def test_killed_worker_is_retried_and_resumes(ray_session, tiny, prompts, single
             killed.update(pid=snap["pids"][1], done=done, total=total)
             os.kill(snap["pids"][1], signal.SIGKILL)
 
-    summary = probe_on_ray(model=str(tiny), store=store, workers=2, text_prompts=[prompts],
-                           levels="prompt,text-gen", generation={"max_new_tokens": NEW_TOKENS},
-                           progress=False, on_progress=kill_shard_1_mid_run, log=lambda _: None)
+    summary = probe_on_ray(
+        model=str(tiny),
+        store=store,
+        workers=2,
+        text_prompts=[prompts],
+        levels="prompt,text-gen",
+        generation={"max_new_tokens": NEW_TOKENS},
+        progress=False,
+        on_progress=kill_shard_1_mid_run,
+        log=lambda _: None,
+    )
     assert killed, "the test never saw shard 1 part-way through"
     assert summary.attempts[1] == 2 and summary.attempts[2] == 1
     # the second attempt resumed: what the first had written was skipped, not redone
@@ -111,13 +131,30 @@ def test_killed_worker_is_retried_and_resumes(ray_session, tiny, prompts, single
 
 def test_merged_store_equals_single_process_store(ray_session, tiny, prompts, single_store, tmp_path):
     store = tmp_path / "ray.duckdb"
-    result = CliRunner().invoke(main, ["probe", "--model", str(tiny), "--text-prompts", prompts,
-                                       "--store", str(store), *COMMON, "--backend", "ray", "--workers", "2"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "probe",
+            "--model",
+            str(tiny),
+            "--text-prompts",
+            prompts,
+            "--store",
+            str(store),
+            *COMMON,
+            "--backend",
+            "ray",
+            "--workers",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "ray: 2 worker(s)" in result.output
     _assert_same_results(store, single_store)
     assert sorted(p.name for p in (tmp_path / "ray.duckdb.ray").iterdir() if p.suffix == ".duckdb") == [
-        "shard-1-of-2.duckdb", "shard-2-of-2.duckdb"]
+        "shard-1-of-2.duckdb",
+        "shard-2-of-2.duckdb",
+    ]
 
 
 def test_notebook_api_on_ray_matches_local(ray_session, tiny):
@@ -137,8 +174,20 @@ def test_missing_ray_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'entprobe\[ray\]'"):
         probe_on_ray(model="m", store=tmp_path / "s.duckdb", text_prompts=["sample:t2i"])
-    result = CliRunner().invoke(main, ["probe", "--model", "m", "--text-prompts", "sample:t2i",
-                                       "--store", str(tmp_path / "s.duckdb"), "--backend", "ray"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "probe",
+            "--model",
+            "m",
+            "--text-prompts",
+            "sample:t2i",
+            "--store",
+            str(tmp_path / "s.duckdb"),
+            "--backend",
+            "ray",
+        ],
+    )
     assert result.exit_code != 0 and "entprobe[ray]" in result.output
 
 
@@ -149,18 +198,47 @@ def test_unreachable_address_and_bad_options(tmp_path):
     with socket.socket() as s:  # a port that nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result = CliRunner().invoke(main, ["probe", "--model", "m", "--text-prompts", "sample:t2i",
-                                       "--store", str(tmp_path / "s.duckdb"), "--backend", "ray",
-                                       "--address", f"127.0.0.1:{port}"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "probe",
+            "--model",
+            "m",
+            "--text-prompts",
+            "sample:t2i",
+            "--store",
+            str(tmp_path / "s.duckdb"),
+            "--backend",
+            "ray",
+            "--address",
+            f"127.0.0.1:{port}",
+        ],
+    )
     assert result.exit_code != 0
     assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in result.output
     with pytest.raises(BackendError, match="cannot reach"):
-        probe_on_ray(model="m", store=tmp_path / "s.duckdb", text_prompts=["sample:t2i"],
-                     address=f"ray://127.0.0.1:{port}")
+        probe_on_ray(
+            model="m",
+            store=tmp_path / "s.duckdb",
+            text_prompts=["sample:t2i"],
+            address=f"ray://127.0.0.1:{port}",
+        )
     with pytest.raises(ProbeInputError, match="--shard and --backend ray"):
         probe_on_ray(model="m", store=tmp_path / "s.duckdb", text_prompts=["sample:t2i"], shard="1/2")
     with pytest.raises(ProbeInputError, match="needs --gpus-per-worker"):
         probe_on_ray(model="m", store=tmp_path / "s.duckdb", text_prompts=["sample:t2i"], device="cuda")
-    result = CliRunner().invoke(main, ["probe", "--model", "m", "--text-prompts", "sample:t2i",
-                                       "--store", str(tmp_path / "s.duckdb"), "--workers", "2"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "probe",
+            "--model",
+            "m",
+            "--text-prompts",
+            "sample:t2i",
+            "--store",
+            str(tmp_path / "s.duckdb"),
+            "--workers",
+            "2",
+        ],
+    )
     assert result.exit_code != 0 and "need --backend ray" in result.output

@@ -63,15 +63,32 @@ def probed(tmp_path_factory):
     prompts = root / "p.jsonl"
     prompts.write_text("".join(json.dumps({"id": f"s{i}", "text": t}) + "\n" for i, t in enumerate(TEXTS)))
     store = root / "s.duckdb"
-    result = CliRunner().invoke(main, [
-        "probe", "--model", str(model), "--text-prompts", f"jsonl:{prompts}", "--levels", "prompt,text-gen",
-        "--store", str(store), "--max-new-tokens", str(MAX_NEW), "--last-layer", "normed", "--no-progress",
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "probe",
+            "--model",
+            str(model),
+            "--text-prompts",
+            f"jsonl:{prompts}",
+            "--levels",
+            "prompt,text-gen",
+            "--store",
+            str(store),
+            "--max-new-tokens",
+            str(MAX_NEW),
+            "--last-layer",
+            "normed",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     con = duckdb.connect(str(store), read_only=True)
     lm = con.execute("SELECT sample_id, level, layer, value FROM layer_metrics").df()
-    samples = con.execute("SELECT sample_id, level, prompt_text, generated_text, n_prompt_tokens, "
-                          "n_response_tokens, status FROM samples").df()
+    samples = con.execute(
+        "SELECT sample_id, level, prompt_text, generated_text, n_prompt_tokens, "
+        "n_response_tokens, status FROM samples"
+    ).df()
     con.close()
     return model, lm, samples
 
@@ -87,8 +104,12 @@ def test_every_stored_number_recomputed_from_output_hidden_states(probed):
     for i, text in enumerate(TEXTS):
         ids = tok(text, return_tensors="pt").input_ids
         with torch.no_grad():
-            out = model.generate(ids, max_new_tokens=MAX_NEW, do_sample=False,
-                                 pad_token_id=tok.pad_token_id or tok.eos_token_id)
+            out = model.generate(
+                ids,
+                max_new_tokens=MAX_NEW,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id or tok.eos_token_id,
+            )
             hidden = model(out, output_hidden_states=True).hidden_states
         states = np.stack([h[0].double().numpy() for h in hidden])  # (n_layers + 1, n, d)
         seq = out[0].tolist()
@@ -102,7 +123,9 @@ def test_every_stored_number_recomputed_from_output_hidden_states(probed):
         # pass gives every layer of prompt and response). A pass over the prompt alone
         # agrees only to float32 attention round-off (~1e-8 bits here).
         want_prompt = [entropy(states[layer][prompt_pos]) for layer in range(len(states))]
-        want_gen = [proxy(states[layer][prompt_pos], states[layer][response_pos]) for layer in range(len(states))]
+        want_gen = [
+            proxy(states[layer][prompt_pos], states[layer][response_pos]) for layer in range(len(states))
+        ]
         for level, want in (("prompt", want_prompt), ("text-gen", want_gen)):
             got = lm[(lm.sample_id == f"s{i}") & (lm.level == level)].sort_values("layer")["value"].to_numpy()
             assert len(got) == len(want) == model.config.num_hidden_layers + 1

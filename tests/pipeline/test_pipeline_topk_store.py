@@ -9,8 +9,14 @@ from entprobe.store import ResultStore
 
 
 def _sample(i: int) -> dict:
-    return {"run_id": "r", "dataset": "d", "sample_id": f"s{i}", "level": "prompt", "status": "ok",
-            "modality": "text"}
+    return {
+        "run_id": "r",
+        "dataset": "d",
+        "sample_id": f"s{i}",
+        "level": "prompt",
+        "status": "ok",
+        "modality": "text",
+    }
 
 
 def test_bounds_rows_round_trip_and_width_report(tmp_path):
@@ -25,8 +31,10 @@ def test_bounds_rows_round_trip_and_width_report(tmp_path):
     path = tmp_path / "s.duckdb"
     with ResultStore(path) as store:
         store.start_run("r", "m", "a", {})
-        rows = [{"model": "m", "adapter": "a", "layer": i, "n_layers": 1, "metric": "entropy", **metric_value(v)}
-                for i, v in enumerate(vals)]
+        rows = [
+            {"model": "m", "adapter": "a", "layer": i, "n_layers": 1, "metric": "entropy", **metric_value(v)}
+            for i, v in enumerate(vals)
+        ]
         store.write_sample(_sample(0), rows)
     with ResultStore(path, read_only=True) as reader:
         df = reader.layer_metrics()
@@ -43,8 +51,10 @@ def test_a_schema_2_store_without_the_bound_columns_opens_and_migrates(tmp_path)
     path = tmp_path / "old.duckdb"
     with ResultStore(path) as store:
         store.start_run("r", "m", "a", {})
-        store.write_sample(_sample(0), [{"model": "m", "adapter": "a", "layer": 0, "n_layers": 1,
-                                          "metric": "entropy", "value": 1.5}])
+        store.write_sample(
+            _sample(0),
+            [{"model": "m", "adapter": "a", "layer": 0, "n_layers": 1, "metric": "entropy", "value": 1.5}],
+        )
     # Make it look like a schema-2 store: no lower/upper columns.
     con = duckdb.connect(str(path))
     con.execute("ALTER TABLE layer_metrics DROP COLUMN lower")
@@ -56,9 +66,25 @@ def test_a_schema_2_store_without_the_bound_columns_opens_and_migrates(tmp_path)
         assert df["value"].tolist() == [1.5] and df["lower"].isna().all()
         assert width_report(reader) is None
     with ResultStore(path) as store:  # a writer migrates it
-        store.write_sample(_sample(1), [{"model": "m", "adapter": "a", "layer": 0, "n_layers": 1,
-                                          "metric": "entropy", "value": 1.0, "lower": 0.9, "upper": 1.1}])
+        store.write_sample(
+            _sample(1),
+            [
+                {
+                    "model": "m",
+                    "adapter": "a",
+                    "layer": 0,
+                    "n_layers": 1,
+                    "metric": "entropy",
+                    "value": 1.0,
+                    "lower": 0.9,
+                    "upper": 1.1,
+                }
+            ],
+        )
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("SELECT value FROM store_info WHERE key = 'schema_version'").fetchone()[0] == "3"
-    assert con.execute("SELECT lower, upper FROM layer_metrics WHERE sample_id = 's1'").fetchone() == (0.9, 1.1)
+    assert con.execute("SELECT lower, upper FROM layer_metrics WHERE sample_id = 's1'").fetchone() == (
+        0.9,
+        1.1,
+    )
     con.close()

@@ -44,8 +44,13 @@ def test_status_reads_and_a_partial_report_while_a_probe_writes(tmp_path):
     from entprobe.report import write_report
 
     store = tmp_path / "live.duckdb"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(store), "0.4"], env=ENV,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(store), "0.4"],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen: list[int] = []
     report = None
     try:
@@ -114,8 +119,10 @@ KILLER = textwrap.dedent("""
 
 
 def _grams_and_rows(store: Path, grams: Path) -> tuple[set, set, list]:
-    final = {(m["dataset"], m["sample_id"], m["level"])
-             for m in (read_gram_meta(p) for p in iter_gram_files(grams))}
+    final = {
+        (m["dataset"], m["sample_id"], m["level"])
+        for m in (read_gram_meta(p) for p in iter_gram_files(grams))
+    }
     with ResultStore(store, read_only=True) as s:
         rows = s.samples(status="ok")
     ok = set(zip(rows["dataset"], rows["sample_id"], rows["level"]))
@@ -130,8 +137,13 @@ def test_a_kill_between_gram_and_rows_leaves_no_orphan_and_resume_settles_it(tmp
     from entprobe.pipeline import ProbeOptions, run_probe
 
     store, grams = tmp_path / "s.duckdb", tmp_path / "g"
-    proc = subprocess.run([sys.executable, "-c", KILLER, str(store), str(grams), point, "3"], env=ENV,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, str(store), str(grams), point, "3"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     final, ok, pending = _grams_and_rows(store, grams)
     assert final <= ok and len(final) == 2  # never a published Gram without its rows
@@ -139,8 +151,14 @@ def test_a_kill_between_gram_and_rows_leaves_no_orphan_and_resume_settles_it(tmp
     assert len(pending) == 1  # the sample in flight: its Gram left under its pending name
 
     with ResultStore(store) as s:
-        summary = run_probe(FakeAdapter(), [text_set()], levels="prompt", store=s,
-                            options=ProbeOptions(save_grams=grams), progress=False)
+        summary = run_probe(
+            FakeAdapter(),
+            [text_set()],
+            levels="prompt",
+            store=s,
+            options=ProbeOptions(save_grams=grams),
+            progress=False,
+        )
     final, ok, pending = _grams_and_rows(store, grams)
     assert pending == [] and final == ok and len(ok) == summary.n_records
     assert summary.n_skipped == (2 if point == "before-commit" else 3)

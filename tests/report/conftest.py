@@ -25,8 +25,9 @@ def synth():
 def full_store(tmp_path_factory):
     """Three models, text and image prompts, both generation levels, failed samples."""
     path = tmp_path_factory.mktemp("full") / "full.duckdb"
-    synthetic.write_store(path, synthetic.synthetic_results({"tiny-a": 4, "tiny-b": 8, "tiny-c": 6},
-                                                            per_category=3))
+    synthetic.write_store(
+        path, synthetic.synthetic_results({"tiny-a": 4, "tiny-b": 8, "tiny-c": 6}, per_category=3)
+    )
     return path
 
 
@@ -35,9 +36,17 @@ def partial_store(tmp_path_factory):
     """One model, text prompts only, no generation levels, two missing prompt types,
     and failed samples."""
     path = tmp_path_factory.mktemp("partial") / "partial.duckdb"
-    synthetic.write_store(path, synthetic.synthetic_results(
-        {"solo": 5}, modalities=("text",), levels=("prompt",), per_category=2,
-        text_categories=["Composition", "Deductive"], n_failed=3))
+    synthetic.write_store(
+        path,
+        synthetic.synthetic_results(
+            {"solo": 5},
+            modalities=("text",),
+            levels=("prompt",),
+            per_category=2,
+            text_categories=["Composition", "Deductive"],
+            n_failed=3,
+        ),
+    )
     return path
 
 
@@ -49,8 +58,20 @@ def report_dir(tmp_path_factory, full_store):
     from entprobe.cli import main
 
     out = tmp_path_factory.mktemp("report")
-    res = CliRunner().invoke(main, ["report", "--store", str(full_store), "--out", str(out),
-                                    "--n-boot", "200", "--early-fraction", "0.5"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "report",
+            "--store",
+            str(full_store),
+            "--out",
+            str(out),
+            "--n-boot",
+            "200",
+            "--early-fraction",
+            "0.5",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert f"Wrote {out / 'report.html'}" in res.output
     return out / "report.html"

@@ -18,17 +18,26 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--window-size=1280,1600", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--window-size=1280,1600",
+    "--hide-scrollbars",
+]
 
 
 def _browser() -> tuple[str, str]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists()
-                                              else None)
+    driver = shutil.which("chromedriver") or (
+        "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None
+    )
     if chromium is None or driver is None:
-        pytest.skip("headless Chromium is not installed (need `chromium` and `chromedriver`); "
-                    "`sh scripts/install-chromium.sh` installs them as root or with passwordless sudo")
+        pytest.skip(
+            "headless Chromium is not installed (need `chromium` and `chromedriver`); "
+            "`sh scripts/install-chromium.sh` installs them as root or with passwordless sudo"
+        )
     return chromium, driver
 
 
@@ -42,7 +51,9 @@ def _non_blank(png: bytes) -> tuple[float, int]:
 def test_report_renders_in_headless_chromium(request, tmp_path):
     # Browser and selenium first: the report is built only when it can be looked at.
     chromium, driver_path = _browser()
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="selenium is not installed (pip install selenium)"
+    )
     report_dir = request.getfixturevalue("report_dir")
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -58,12 +69,15 @@ def test_report_renders_in_headless_chromium(request, tmp_path):
         driver.get(report_dir.resolve().as_uri())
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if driver.execute_script("return document.readyState === 'complete' && "
-                                     "Array.from(document.images).every(i => i.complete)"):
+            if driver.execute_script(
+                "return document.readyState === 'complete' && "
+                "Array.from(document.images).every(i => i.complete)"
+            ):
                 break
             time.sleep(0.2)
         images = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt])")
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt])"
+        )
         assert len(images) == 6, images
         for complete, width, height, alt in images:
             assert complete and width > 0 and height > 0, f"figure not loaded: {alt}"

@@ -12,10 +12,23 @@ from click.testing import CliRunner
 
 from entprobe.report import build_report, model_colors, write_report
 
-FIGURES = ["fig4_length_entropy", "fig4_length_layers", "fig5_text_prompt_types", "fig5_image_prompt_types",
-           "s53_cross_modal", "s6_response"]
-TABLES = ["table1_embedding_entropy", "table5_response_proxy", "s53_asymmetry", "provenance_runs",
-          "provenance_sample_counts", "provenance_failed_samples", "fig4_length_bins"]
+FIGURES = [
+    "fig4_length_entropy",
+    "fig4_length_layers",
+    "fig5_text_prompt_types",
+    "fig5_image_prompt_types",
+    "s53_cross_modal",
+    "s6_response",
+]
+TABLES = [
+    "table1_embedding_entropy",
+    "table5_response_proxy",
+    "s53_asymmetry",
+    "provenance_runs",
+    "provenance_sample_counts",
+    "provenance_failed_samples",
+    "fig4_length_bins",
+]
 
 
 def test_full_report_writes_every_file(report_dir):
@@ -58,8 +71,10 @@ def test_report_table_numbers_equal_sql(report_dir, full_store):
                 SELECT model, level, sample_id, avg(value) AS v FROM layer_metrics
                 WHERE metric = 'conditional_entropy' GROUP BY ALL) GROUP BY ALL ORDER BY ALL""").df()
     got1 = t1.sort_values(["model", "modality", "category"]).reset_index(drop=True)
-    assert got1[["model", "modality", "category", "n"]].values.tolist() == \
-        want1[["model", "modality", "category", "n"]].values.tolist()
+    assert (
+        got1[["model", "modality", "category", "n"]].values.tolist()
+        == want1[["model", "modality", "category", "n"]].values.tolist()
+    )
     np.testing.assert_allclose(got1["mean"], want1["mean"], rtol=1e-12)
     got5 = t5.sort_values(["model", "level"]).reset_index(drop=True)
     assert got5["n"].tolist() == want5["n"].tolist()
@@ -69,9 +84,13 @@ def test_report_table_numbers_equal_sql(report_dir, full_store):
 def test_partial_store_report_says_what_is_missing(partial_store, tmp_path):
     path = write_report(partial_store, tmp_path / "r", n_boot=50)
     page = path.read_text(encoding="utf-8")
-    for msg in ("solo has no image prompts", "solo has no text prompts of type Abductive, Inductive",
-                "asymmetry not computed for solo: no image prompts",
-                "no text-gen or image-gen conditional-entropy rows", "Failed samples (left out of every table): solo: 3"):
+    for msg in (
+        "solo has no image prompts",
+        "solo has no text prompts of type Abductive, Inductive",
+        "asymmetry not computed for solo: no image prompts",
+        "no text-gen or image-gen conditional-entropy rows",
+        "Failed samples (left out of every table): solo: 3",
+    ):
         assert msg in page, msg
     # what exists is still drawn
     assert (tmp_path / "r" / "figures" / "fig5_text_prompt_types.png").exists()
@@ -94,9 +113,12 @@ def test_many_models_switch_to_small_multiples(synth, tmp_path):
     from entprobe import analysis as A
     from entprobe.report import MAX_OVERLAY, plot_length_layers
 
-    few = synth.synthetic_results({f"m{i}": 4 for i in range(MAX_OVERLAY)}, per_category=1, modalities=("text",))
-    many = synth.synthetic_results({f"m{i}": 4 for i in range(MAX_OVERLAY + 2)}, per_category=1,
-                                   modalities=("text",))
+    few = synth.synthetic_results(
+        {f"m{i}": 4 for i in range(MAX_OVERLAY)}, per_category=1, modalities=("text",)
+    )
+    many = synth.synthetic_results(
+        {f"m{i}": 4 for i in range(MAX_OVERLAY + 2)}, per_category=1, modalities=("text",)
+    )
     for res, n_axes in ((few, 3), (many, MAX_OVERLAY + 2)):
         lm, samples, runs = res.frames()
         traj = A.layer_trajectories(lm, by=("length_bucket",), modality="text")
@@ -120,7 +142,9 @@ def test_model_colours_stable_and_distinct():
 def test_cli_report_options_and_errors(report_dir, tmp_path):
     from entprobe.cli import main
 
-    asym = pd.read_csv(report_dir.parent / "tables" / "s53_asymmetry.csv")  # written with --early-fraction 0.5
+    asym = pd.read_csv(
+        report_dir.parent / "tables" / "s53_asymmetry.csv"
+    )  # written with --early-fraction 0.5
     assert (asym["early_fraction"] == 0.5).all()
     res = CliRunner().invoke(main, ["report", "--store", str(tmp_path / "missing.duckdb"), "--out", "x"])
     assert res.exit_code != 0 and "does not exist" in res.output
@@ -139,7 +163,9 @@ def test_certified_intervals_are_shown_with_their_widths(synth, tmp_path):
     lm = lm.assign(lower=lm["value"] - width / 2, upper=lm["value"] + width / 2)
     table = A.interval_width_table(lm)
     groups = lm.assign(w=width).groupby(["model", "level", "modality", "metric"])["w"]
-    assert table["max_width"].tolist() == pytest.approx(groups.max().loc[list(map(tuple, table[["model", "level", "modality", "metric"]].values))].tolist())
+    assert table["max_width"].tolist() == pytest.approx(
+        groups.max().loc[list(map(tuple, table[["model", "level", "modality", "metric"]].values))].tolist()
+    )
     assert table["n_rows"].sum() == len(lm)
     page = build_report(lm, samples, runs, tmp_path / "topk", n_boot=10).read_text(encoding="utf-8")
     assert "Certified intervals" in page and "certified approximations" in page

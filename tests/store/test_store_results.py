@@ -29,15 +29,25 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def _sample(sample_id: str, level: str = "prompt", status: str = "ok", run_id: str = "r1", **extra):
-    row = {"run_id": run_id, "dataset": "d", "sample_id": sample_id, "level": level,
-           "modality": "text", "category": "Composition", "status": status, "prompt_text": f"text {sample_id}"}
+    row = {
+        "run_id": run_id,
+        "dataset": "d",
+        "sample_id": sample_id,
+        "level": level,
+        "modality": "text",
+        "category": "Composition",
+        "status": status,
+        "prompt_text": f"text {sample_id}",
+    }
     row.update(extra)
     return row
 
 
 def _metrics(values, metric: str = "entropy"):
-    return [{"model": "m", "adapter": "a", "layer": i, "n_layers": len(values) - 1,
-             "metric": metric, "value": v} for i, v in enumerate(values)]
+    return [
+        {"model": "m", "adapter": "a", "layer": i, "n_layers": len(values) - 1, "metric": metric, "value": v}
+        for i, v in enumerate(values)
+    ]
 
 
 def _fill(path: Path, ids, *, run_id: str = "r1", offset: float = 0.0, failed=()) -> None:
@@ -172,8 +182,9 @@ def test_second_writer_in_another_process_gets_store_locked_error(tmp_path):
         sys.stdin.readline()
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == "open"
         with pytest.raises(StoreLockedError, match=f"{path.name} is being written by process {proc.pid}"):

@@ -41,7 +41,9 @@ def upstream_checkout(name: str) -> Path:
     """``$ENTPROBE_UPSTREAM_ROOT/<name>``, or skip the test saying why."""
     root = os.environ.get("ENTPROBE_UPSTREAM_ROOT")
     if not root:
-        pytest.skip("ENTPROBE_UPSTREAM_ROOT is not set (a folder of upstream checkouts, e.g. ../shared/upstream)")
+        pytest.skip(
+            "ENTPROBE_UPSTREAM_ROOT is not set (a folder of upstream checkouts, e.g. ../shared/upstream)"
+        )
     path = Path(root).expanduser() / name
     if not path.is_dir():
         pytest.skip(f"no upstream checkout {path} (ENTPROBE_UPSTREAM_ROOT={root})")

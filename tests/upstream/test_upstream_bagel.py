@@ -27,8 +27,10 @@ from entprobe.models.base import GenerationSettings
 
 transformers = pytest.importorskip("transformers")
 if int(transformers.__version__.split(".")[0]) >= 5:
-    pytest.skip("BAGEL pins transformers 4.49; run these tests with `make test-upstream` (transformers 4.49)",
-                allow_module_level=True)
+    pytest.skip(
+        "BAGEL pins transformers 4.49; run these tests with `make test-upstream` (transformers 4.49)",
+        allow_module_level=True,
+    )
 
 HERE = Path(__file__).resolve().parent
 ROOT = os.environ.get("ENTPROBE_UPSTREAM_ROOT")
@@ -84,10 +86,18 @@ def test_text_prompt_states_equal_the_upstream_forward_at_every_layer(bagel):
         embedded = bagel.model.language_model.model.embed_tokens(torch.tensor(ids))
     for layer in range(bagel.n_layers + 1):
         out = _truncated_forward(
-            bagel, layer, packed_query_sequence=embedded, query_lens=torch.tensor([n], dtype=torch.int),
-            packed_query_position_ids=torch.arange(n), packed_query_indexes=torch.arange(n),
-            past_key_values=bagel.up["NaiveCache"](bagel.n_layers), key_values_lens=torch.tensor([0], dtype=torch.int),
-            packed_key_value_indexes=torch.arange(0), update_past_key_values=False, is_causal=True, mode="und",
+            bagel,
+            layer,
+            packed_query_sequence=embedded,
+            query_lens=torch.tensor([n], dtype=torch.int),
+            packed_query_position_ids=torch.arange(n),
+            packed_query_indexes=torch.arange(n),
+            past_key_values=bagel.up["NaiveCache"](bagel.n_layers),
+            key_values_lens=torch.tensor([0], dtype=torch.int),
+            packed_key_value_indexes=torch.arange(0),
+            update_past_key_values=False,
+            is_causal=True,
+            mode="und",
         )
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             torch.testing.assert_close(norm(enc.states[layer]), out, rtol=0, atol=0)
@@ -108,24 +118,38 @@ def test_image_response_states_equal_the_upstream_forward_per_expert(bagel):
         # Layer 0 is what _forward_flow builds: marker embeddings, latent at t = 0 (the data end).
         seq = torch.zeros(len(text_idx) + len(vae_idx), 32, dtype=torch.bfloat16)
         seq[text_idx] = m.language_model.model.embed_tokens(latent_in["packed_text_ids"])
-        seq[vae_idx] = (m.vae2llm(clean) + m.time_embedder(torch.zeros(len(clean)))
-                        + m.latent_pos_embed(latent_in["packed_vae_position_ids"])).to(torch.bfloat16)
+        seq[vae_idx] = (
+            m.vae2llm(clean)
+            + m.time_embedder(torch.zeros(len(clean)))
+            + m.latent_pos_embed(latent_in["packed_vae_position_ids"])
+        ).to(torch.bfloat16)
     torch.testing.assert_close(response[0], seq, rtol=0, atol=0)
     cond = prompt["cond"]
     for layer in range(bagel.n_layers + 1):
         ref = _truncated_forward(
-            bagel, layer, packed_query_sequence=seq, query_lens=latent_in["packed_seqlens"],
-            packed_query_position_ids=latent_in["packed_position_ids"], packed_query_indexes=latent_in["packed_indexes"],
-            past_key_values=cond.cache, key_values_lens=latent_in["key_values_lens"],
-            packed_key_value_indexes=latent_in["packed_key_value_indexes"], update_past_key_values=False,
-            is_causal=False, mode="gen", packed_vae_token_indexes=vae_idx, packed_text_indexes=text_idx,
+            bagel,
+            layer,
+            packed_query_sequence=seq,
+            query_lens=latent_in["packed_seqlens"],
+            packed_query_position_ids=latent_in["packed_position_ids"],
+            packed_query_indexes=latent_in["packed_indexes"],
+            past_key_values=cond.cache,
+            key_values_lens=latent_in["key_values_lens"],
+            packed_key_value_indexes=latent_in["packed_key_value_indexes"],
+            update_past_key_values=False,
+            is_causal=False,
+            mode="gen",
+            packed_vae_token_indexes=vae_idx,
+            packed_text_indexes=text_idx,
         )
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             und, gen = lm.norm(response[layer][text_idx]), lm.norm_moe_gen(response[layer][vae_idx])
             torch.testing.assert_close(und, ref[text_idx], rtol=0, atol=0)
             torch.testing.assert_close(gen, ref[vae_idx], rtol=0, atol=0)
             if layer == bagel.n_layers:  # the experts' norms differ: the check tells them apart
-                assert not torch.allclose(lm.norm(response[layer][vae_idx]).float(), ref[vae_idx].float(), atol=1e-2)
+                assert not torch.allclose(
+                    lm.norm(response[layer][vae_idx]).float(), ref[vae_idx].float(), atol=1e-2
+                )
 
 
 def test_image_prompt_roles_follow_the_vit_grid_and_the_question_follows(bagel):
@@ -135,7 +159,7 @@ def test_image_prompt_roles_follow_the_vit_grid_and_the_question_follows(bagel):
     asked = bagel.encode_image(image, "How many?")
     n_q = len(bagel.processor.encode("How many?"))
     assert asked.roles[: len(alone.roles)] == alone.roles
-    assert asked.roles[len(alone.roles):] == [Role.SPECIAL] + [Role.TEXT] * n_q + [Role.SPECIAL]
+    assert asked.roles[len(alone.roles) :] == [Role.SPECIAL] + [Role.TEXT] * n_q + [Role.SPECIAL]
     # the image segment is causal-free and comes first: the question does not change it
     torch.testing.assert_close(asked.states[:, : len(alone.roles)], alone.states, rtol=0, atol=0)
     small = Image.fromarray((np.random.default_rng(1).random((50, 70, 3)) * 255).astype("uint8"))
@@ -161,7 +185,9 @@ def test_image_generation_runs_its_own_forwards_plus_one_and_cfg_does_not_touch_
     assert any(in_cfg) and not all(in_cfg)  # the interval makes the forwards per step vary
     calls, handle = _count_llm_forwards(bagel)
     try:
-        gen = bagel.generate_image(TEXT, settings=GenerationSettings(guidance_scale=4.0), response_steps="all")
+        gen = bagel.generate_image(
+            TEXT, settings=GenerationSettings(guidance_scale=4.0), response_steps="all"
+        )
     finally:
         handle.remove()
     expected = 2 + sum(3 if c else 1 for c in in_cfg)  # two prompt contexts, cond (+ text-, image-CFG)
@@ -209,15 +235,21 @@ def test_text_generation_is_bagels_loop_plus_one_teacher_forced_segment(bagel):
     for img, n_prompt_calls in ((None, 1), (image, 2)):
         calls, handle = _count_llm_forwards(bagel)
         try:
-            gen = bagel.generate_text("Which colour?", image=img, settings=GenerationSettings(max_new_tokens=5),
-                                      keep_generation_states=True)
+            gen = bagel.generate_text(
+                "Which colour?",
+                image=img,
+                settings=GenerationSettings(max_new_tokens=5),
+                keep_generation_states=True,
+            )
         finally:
             handle.remove()
         m = len(gen.response_ids)
         assert 1 <= m <= 5 and gen.n_response_tokens == m
         # the prompt's forwards, one per fed token (<|im_start|>, t1 .. tm), one teacher-forced
-        assert gen.model_calls["generation"] == n_prompt_calls + m + 1 and len(calls) == n_prompt_calls + m + 2
-        assert gen.encoded.roles[gen.n_prompt_tokens:] == [Role.SPECIAL] + [Role.GENERATED_TEXT] * m
+        assert (
+            gen.model_calls["generation"] == n_prompt_calls + m + 1 and len(calls) == n_prompt_calls + m + 2
+        )
+        assert gen.encoded.roles[gen.n_prompt_tokens :] == [Role.SPECIAL] + [Role.GENERATED_TEXT] * m
         torch.testing.assert_close(gen.generation_states, gen.response_states(), rtol=0, atol=0)
         assert gen.text == bagel.processor.decode(gen.response_ids)
 
@@ -227,10 +259,34 @@ LEVELS = "prompt,text-gen,image-gen"
 
 
 def _probe_args(ckpt, store) -> list[str]:
-    return ["probe", "--model", str(ckpt), "--adapter", "bagel", "--upstream-src", str(SRC),
-            "--text-prompts", "sample:t2i", "--image-prompts", "sample:mmbench", "--limit", "2",
-            "--levels", LEVELS, "--store", str(store), "--max-new-tokens", "3", "--image-steps", "3",
-            "--image-size", "32", "--image-response-step", "all", "--no-progress"]
+    return [
+        "probe",
+        "--model",
+        str(ckpt),
+        "--adapter",
+        "bagel",
+        "--upstream-src",
+        str(SRC),
+        "--text-prompts",
+        "sample:t2i",
+        "--image-prompts",
+        "sample:mmbench",
+        "--limit",
+        "2",
+        "--levels",
+        LEVELS,
+        "--store",
+        str(store),
+        "--max-new-tokens",
+        "3",
+        "--image-steps",
+        "3",
+        "--image-size",
+        "32",
+        "--image-response-step",
+        "all",
+        "--no-progress",
+    ]
 
 
 def _cli(*args):
@@ -267,15 +323,23 @@ def test_a_full_probe_at_every_level_writes_a_store_that_report_renders(probed, 
     samples, lm, runs = _tables(probed)
     assert set(samples["status"]) == {"ok"}, samples[["sample_id", "level", "error"]]
     per_level = samples.groupby(["modality", "level"]).size().to_dict()
-    assert per_level == {("text", "prompt"): 2, ("text", "text-gen"): 2, ("text", "image-gen"): 2,
-                         ("image", "prompt"): 2, ("image", "text-gen"): 2}
+    assert per_level == {
+        ("text", "prompt"): 2,
+        ("text", "text-gen"): 2,
+        ("text", "image-gen"): 2,
+        ("image", "prompt"): 2,
+        ("image", "text-gen"): 2,
+    }
     assert set(lm["n_layers"]) == {3} and len(lm) == 10 * 4
     image_gen = samples[samples["level"] == "image-gen"]
     assert set(image_gen["n_response_tokens"]) == {4}  # 32 px / 16 px per token, squared
     assert all(Path(p).is_file() for p in image_gen["image_path"])
     config = runs["config"].iloc[0]
     assert config["image_response"]["n_steps"] == 3 and config["generation"]["image_size"] == 32
-    assert config["model"]["upstream"]["repo"] == "ByteDance-Seed/Bagel" and "gen: latents" in config["model"]["experts"]
+    assert (
+        config["model"]["upstream"]["repo"] == "ByteDance-Seed/Bagel"
+        and "gen: latents" in config["model"]["experts"]
+    )
     from entprobe.store import ResultStore
 
     with ResultStore(probed, read_only=True) as s:
@@ -287,10 +351,18 @@ def test_a_full_probe_at_every_level_writes_a_store_that_report_renders(probed, 
 
 def test_a_killed_run_resumes_without_losing_anything(ckpt, probed, tmp_path):
     store = tmp_path / "killed.duckdb"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parents[1] / "src"), str(HERE / "standins"),
-                                                          os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, str(HERE / "upstream_bagel_kill_run.py"), "2", *_probe_args(ckpt, store)],
-                          env=env, capture_output=True, timeout=600)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(HERE.parents[1] / "src"), str(HERE / "standins"), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    done = subprocess.run(
+        [sys.executable, str(HERE / "upstream_bagel_kill_run.py"), "2", *_probe_args(ckpt, store)],
+        env=env,
+        capture_output=True,
+        timeout=600,
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
     partial, _, _ = _tables(store)
     assert 0 < len(partial) < 10 and set(partial["status"]) == {"ok"}
@@ -299,6 +371,8 @@ def test_a_killed_run_resumes_without_losing_anything(ckpt, probed, tmp_path):
     ref_samples, ref_lm, _ = _tables(probed)
     key = ["dataset", "sample_id", "level"]
     assert len(samples) == 10 and set(samples["status"]) == {"ok"}
-    pd.testing.assert_frame_equal(_stable(lm, key + ["layer", "metric"]), _stable(ref_lm, key + ["layer", "metric"]))
+    pd.testing.assert_frame_equal(
+        _stable(lm, key + ["layer", "metric"]), _stable(ref_lm, key + ["layer", "metric"])
+    )
     cols = key + ["n_prompt_tokens", "n_response_tokens", "generated_text"]
     pd.testing.assert_frame_equal(_stable(samples[cols], key), _stable(ref_samples[cols], key))

@@ -65,7 +65,9 @@ def test_load_reads_the_release_layout(adapter, tiny):
     m = adapter.model
     assert adapter.n_layers == 2 and adapter.layers_path == "llm.model.layers"
     saved = torch.load(tiny["checkpoint"])
-    torch.testing.assert_close(m.llm.model.layers[0].mlp.up_proj.weight, saved["llm.model.layers.0.mlp.up_proj.weight"])
+    torch.testing.assert_close(
+        m.llm.model.layers[0].mlp.up_proj.weight, saved["llm.model.layers.0.mlp.up_proj.weight"]
+    )
     vae = torch.load(tiny["vae"])["model"]
     torch.testing.assert_close(m.vae.decoder.conv_out.weight, vae["decoder.conv_out.weight"])
     assert adapter.identity()["image_size"] == 16 and adapter.n_image_steps(SETTINGS) == 6
@@ -139,8 +141,14 @@ def test_text_generation_is_hf_generate_then_teacher_forced(adapter):
     gen = adapter.generate_text("Describe it.", image=image, settings=SETTINGS, keep_generation_states=True)
     ids, embeds = _image2text_embeds(m, image, "Describe it.", 16)
     with torch.no_grad():
-        ref = m.llm.generate(inputs_embeds=embeds, do_sample=False, max_new_tokens=4, use_cache=True,
-                             eos_token_id=m.tokenizer.eos_token_id, pad_token_id=m.tokenizer.pad_token_id)[0]
+        ref = m.llm.generate(
+            inputs_embeds=embeds,
+            do_sample=False,
+            max_new_tokens=4,
+            use_cache=True,
+            eos_token_id=m.tokenizer.eos_token_id,
+            pad_token_id=m.tokenizer.pad_token_id,
+        )[0]
     assert gen.response_ids.tolist() == ref.tolist()
     full = torch.cat([embeds, m.llm.get_input_embeddings()(ref[None])], 1)
     _same_as_hidden(gen.encoded.states, _hidden(m, inputs_embeds=full), m.llm.model.norm)
@@ -166,13 +174,23 @@ def upstream_run(adapter):
         torch.manual_seed(SETTINGS.seed)
         np.random.seed(SETTINGS.seed)
         with torch.no_grad(), capture(m, adapter.layers_path) as rec:
-            pred = m.sample(**cond, num_iter=adapter.num_iter, cfg=3.0, cfg_schedule="constant",
-                            temperature=1.0, image_shape=(4, 4))
+            pred = m.sample(
+                **cond,
+                num_iter=adapter.num_iter,
+                cfg=3.0,
+                cfg_schedule="constant",
+                temperature=1.0,
+                image_shape=(4, 4),
+            )
     finally:
         del m.decode
         torch.Tensor.cuda = cuda
-    return {"image": to_pil(pred[0].permute(1, 2, 0)), "calls": [rec.states(i) for i in range(rec.n_calls)],
-            "tokens": caught["tokens"], "prompt_len": int(cond["attention_mask"][0].sum())}
+    return {
+        "image": to_pil(pred[0].permute(1, 2, 0)),
+        "calls": [rec.states(i) for i in range(rec.n_calls)],
+        "tokens": caught["tokens"],
+        "prompt_len": int(cond["attention_mask"][0].sum()),
+    }
 
 
 def test_image_generation_reproduces_upstream_sample(adapter, upstream_run):
@@ -202,7 +220,7 @@ def test_default_response_is_every_token_revealed(adapter, upstream_run):
     assert gen.step_states is None
     counts = Counter(gen.encoded.roles)
     assert counts[Role.GENERATED_IMAGE] == GRID and gen.n_response_tokens == GRID
-    assert gen.encoded.roles[-m.mar.buffer_size:] == [Role.SPECIAL] * m.mar.buffer_size
+    assert gen.encoded.roles[-m.mar.buffer_size :] == [Role.SPECIAL] * m.mar.buffer_size
     # reference: the LLM over [cond prompt; MAR features of the final tokens, none masked]
     n = upstream_run["prompt_len"]
     cond = m.prepare_text_conditions("Generate an image: a red cat", "Generate an image.")

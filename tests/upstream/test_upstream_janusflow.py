@@ -56,7 +56,9 @@ def _conv(content: str) -> list[dict]:
 
 def _same_as_hidden(states, model, **inputs) -> None:
     with torch.no_grad():
-        hidden = model.language_model.model(**inputs, output_hidden_states=True, use_cache=False).hidden_states
+        hidden = model.language_model.model(
+            **inputs, output_hidden_states=True, use_cache=False
+        ).hidden_states
     n = len(hidden) - 1  # embeddings, layers 1..N-1, final norm of layer N
     for i in range(n):
         torch.testing.assert_close(states[i], hidden[i][0], rtol=1e-4, atol=1e-4)
@@ -76,8 +78,9 @@ def test_load_reads_the_release_folder(adapter, tiny):
 def test_text_prompt_states_equal_the_llm_outputs(adapter):
     proc, text = adapter.processor, "a red cube left of a blue ball"
     enc = adapter.encode_text(text)
-    sft = proc.apply_sft_template_for_multi_turn_prompts(_conv(text), sft_format=proc.sft_format,
-                                                          system_prompt=proc.system_prompt)
+    sft = proc.apply_sft_template_for_multi_turn_prompts(
+        _conv(text), sft_format=proc.sft_format, system_prompt=proc.system_prompt
+    )
     ids = proc.tokenizer.encode(sft)
     assert enc.input_ids.tolist() == ids
     _same_as_hidden(enc.states, adapter.model, input_ids=torch.tensor([ids]))
@@ -86,8 +89,9 @@ def test_text_prompt_states_equal_the_llm_outputs(adapter):
 
 
 def _understanding(adapter, image, question):
-    inputs = adapter.processor(conversations=_conv("<image_placeholder>\n" + question), images=[image],
-                               force_batchify=True)
+    inputs = adapter.processor(
+        conversations=_conv("<image_placeholder>\n" + question), images=[image], force_batchify=True
+    )
     with torch.no_grad():
         embeds = adapter.model.prepare_inputs_embeds(**inputs)
     return inputs, embeds
@@ -114,9 +118,15 @@ def test_text_generation_is_hf_generate_then_teacher_forced(adapter):
     inputs, embeds = _understanding(adapter, image, "Describe it.")
     with torch.no_grad():
         ref = adapter.model.language_model.generate(
-            inputs_embeds=embeds, attention_mask=inputs.attention_mask, pad_token_id=tok.eos_token_id,
-            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, max_new_tokens=4, do_sample=False,
-            use_cache=True)[0]
+            inputs_embeds=embeds,
+            attention_mask=inputs.attention_mask,
+            pad_token_id=tok.eos_token_id,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            max_new_tokens=4,
+            do_sample=False,
+            use_cache=True,
+        )[0]
     assert gen.response_ids.tolist() == ref.tolist()
     full = torch.cat([embeds, adapter.model.language_model.get_input_embeddings()(ref[None])], 1)
     _same_as_hidden(gen.encoded.states, adapter.model, inputs_embeds=full)
@@ -129,8 +139,9 @@ def _readme_generate(adapter, prompt_text: str, cfg_weight: float, seed: int):
     forward; the empty tuple it then passes breaks under transformers 4.49, so this
     passes ``None`` (the same computation)."""
     m, proc = adapter.model, adapter.processor
-    sft = proc.apply_sft_template_for_multi_turn_prompts(conversations=_conv(prompt_text),
-                                                          sft_format=proc.sft_format, system_prompt="")
+    sft = proc.apply_sft_template_for_multi_turn_prompts(
+        conversations=_conv(prompt_text), sft_format=proc.sft_format, system_prompt=""
+    )
     input_ids = torch.LongTensor(proc.tokenizer.encode(sft + proc.image_gen_tag))
     tokens = torch.stack([input_ids] * 2)
     tokens[1:, 1:] = proc.pad_id
@@ -148,16 +159,22 @@ def _readme_generate(adapter, prompt_text: str, cfg_weight: float, seed: int):
             z_emb, t_emb, hs = m.vision_gen_enc_model(z_input, t)
             z_emb = m.vision_gen_enc_aligner(z_emb.view(2, z_emb.shape[1], -1).permute(0, 2, 1))
             llm_emb = torch.cat([inputs_embeds, t_emb.unsqueeze(1), z_emb], dim=1)
-            out = m.language_model.model(inputs_embeds=llm_emb, use_cache=True, attention_mask=attention_mask,
-                                         past_key_values=None)
+            out = m.language_model.model(
+                inputs_embeds=llm_emb, use_cache=True, attention_mask=attention_mask, past_key_values=None
+            )
             h = m.vision_gen_dec_aligner(m.vision_gen_dec_aligner_norm(out.last_hidden_state[:, -N_IMG:, :]))
             v = m.vision_gen_dec_model(h.reshape(2, 4, 4, 768).permute(0, 3, 1, 2), hs, t_emb)
             v_cond, v_uncond = torch.chunk(v, 2)
             z = z + dt * (cfg_weight * v_cond - (cfg_weight - 1.0) * v_uncond)
         calls = [rec.states(i) for i in range(rec.n_calls)]
         decoded = adapter.vae.decode(z / adapter.vae.config.scaling_factor).sample
-    return {"z": z, "calls": calls, "image": to_pil(decoded[0].clamp(-1, 1).permute(1, 2, 0)),
-            "prompt": inputs_embeds[:1], "n_prompt": inputs_embeds.shape[1]}
+    return {
+        "z": z,
+        "calls": calls,
+        "image": to_pil(decoded[0].clamp(-1, 1).permute(1, 2, 0)),
+        "prompt": inputs_embeds[:1],
+        "n_prompt": inputs_embeds.shape[1],
+    }
 
 
 def test_image_generation_reproduces_the_readme_loop(adapter):

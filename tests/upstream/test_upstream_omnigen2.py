@@ -33,7 +33,9 @@ def pipeline_cls():
     root = os.environ.get("ENTPROBE_UPSTREAM_ROOT")
     src = Path(root or "") / "VectorSpaceLab+OmniGen2"
     if not root or not src.is_dir():
-        pytest.skip(f"needs $ENTPROBE_UPSTREAM_ROOT/VectorSpaceLab+OmniGen2 (ENTPROBE_UPSTREAM_ROOT={root!r})")
+        pytest.skip(
+            f"needs $ENTPROBE_UPSTREAM_ROOT/VectorSpaceLab+OmniGen2 (ENTPROBE_UPSTREAM_ROOT={root!r})"
+        )
     # Import stand-in: OmniGen2's triton RMSNorm asks CUDA for its warp size at import
     # time; the diffusion transformer that uses it is never built here.
     stub = types.ModuleType("omnigen2.ops.triton.layer_norm")
@@ -63,7 +65,9 @@ def upstream(og2, pipeline_cls):
     """A stand-in ``self`` holding what the pipeline's methods use: mllm, processor."""
     proc = transformers.Qwen2_5_VLProcessor(image_processor=og2.image_processor, tokenizer=og2.tokenizer)
     ns = types.SimpleNamespace(mllm=og2.model, processor=proc, _execution_device=og2.device)
-    ns.prepare_inputs_for_text_generation = types.MethodType(pipeline_cls.prepare_inputs_for_text_generation, ns)
+    ns.prepare_inputs_for_text_generation = types.MethodType(
+        pipeline_cls.prepare_inputs_for_text_generation, ns
+    )
     return ns
 
 
@@ -93,7 +97,10 @@ def test_text_generation_equals_the_pipeline(og2, pipeline_cls, upstream, with_i
     images = [_image()] if with_image else None
     rendered = pipeline_cls._apply_chat_template(upstream, QUESTION, images)
     theirs = pipeline_cls.generate_text(upstream, rendered, images)[0]  # greedy, stop strings
-    ours = og2.generate_text(QUESTION, image=images[0] if images else None,
-                             settings=GenerationSettings(max_new_tokens=8))
-    decoded = og2.tokenizer.decode(ours.response_ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    ours = og2.generate_text(
+        QUESTION, image=images[0] if images else None, settings=GenerationSettings(max_new_tokens=8)
+    )
+    decoded = og2.tokenizer.decode(
+        ours.response_ids, skip_special_tokens=False, clean_up_tokenization_spaces=False
+    )
     assert theirs.startswith(decoded) and len(decoded) > 0

@@ -60,14 +60,20 @@ def test_prompt_levels_equal_upstream_states(showo):
     assert enc.roles.count(Role.IMAGE) == N_VQ
     ids = enc.input_ids[None]
     mask = showo.up["training.prompting_utils"].create_attention_mask_for_mmu(
-        ids, eoi_id=int(showo.processor.sptids_dict["<|eoi|>"]))
+        ids, eoi_id=int(showo.processor.sptids_dict["<|eoi|>"])
+    )
     torch.testing.assert_close(enc.states, _upstream_states(showo, ids, mask))
     # Question tokens are TEXT, template and markers SPECIAL.
     text = showo.tok.decode([t for t, r in zip(enc.input_ids.tolist(), enc.roles) if r == Role.TEXT])
     assert text.strip() == "what colour is it?"
     enc = showo.encode_text("a red cube")
-    assert showo.tok.decode([t for t, r in zip(enc.input_ids.tolist(), enc.roles) if r == Role.TEXT]).strip() == "a red cube"
-    torch.testing.assert_close(enc.states, _upstream_states(showo, enc.input_ids[None], showo._causal(enc.n_tokens)))
+    assert (
+        showo.tok.decode([t for t, r in zip(enc.input_ids.tolist(), enc.roles) if r == Role.TEXT]).strip()
+        == "a red cube"
+    )
+    torch.testing.assert_close(
+        enc.states, _upstream_states(showo, enc.input_ids[None], showo._causal(enc.n_tokens))
+    )
 
 
 def test_image_gen_is_upstream_maskgit_plus_one_teacher_forced_pass(showo):
@@ -81,16 +87,29 @@ def test_image_gen_is_upstream_maskgit_plus_one_teacher_forced_pass(showo):
     assert sorted(gen.step_states) == list(range(1, 19)) and gen.image.size == (32, 32)
     # The upstream's own t2i_generate, same prompt and seed: same ids, 18 forwards.
     p = showo.image_gen_prompt("a red cube", SET)
-    cfg = SimpleNamespace(model=SimpleNamespace(showo=SimpleNamespace(
-        num_vq_tokens=N_VQ, num_new_special_tokens=10, llm_vocab_size=showo.model.config.llm_vocab_size)),
-        dataset=SimpleNamespace(preprocessing=SimpleNamespace(max_seq_length=128)))
+    cfg = SimpleNamespace(
+        model=SimpleNamespace(
+            showo=SimpleNamespace(
+                num_vq_tokens=N_VQ,
+                num_new_special_tokens=10,
+                llm_vocab_size=showo.model.config.llm_vocab_size,
+            )
+        ),
+        dataset=SimpleNamespace(preprocessing=SimpleNamespace(max_seq_length=128)),
+    )
     calls, h = _count_forwards(showo.model)
     try:
         with torch.no_grad():
             ids = showo.model.t2i_generate(
-                input_ids=p["cond"].clone(), uncond_input_ids=p["uncond"],
-                attention_mask=showo._mask(torch.cat([p["cond"], p["uncond"]])), guidance_scale=2.0,
-                temperature=1.0, timesteps=18, generator=torch.Generator().manual_seed(5), config=cfg)
+                input_ids=p["cond"].clone(),
+                uncond_input_ids=p["uncond"],
+                attention_mask=showo._mask(torch.cat([p["cond"], p["uncond"]])),
+                guidance_scale=2.0,
+                temperature=1.0,
+                timesteps=18,
+                generator=torch.Generator().manual_seed(5),
+                config=cfg,
+            )
     finally:
         h.remove()
     assert len(calls) == 18
@@ -130,19 +149,44 @@ def test_text_gen_is_upstream_mmu_generate_plus_one_pass(showo):
     assert gen.prompt.roles.count(Role.IMAGE) == N_VQ
     full = gen.encoded.input_ids[None]
     mask = showo.up["training.prompting_utils"].create_attention_mask_for_mmu(
-        full, eoi_id=int(showo.processor.sptids_dict["<|eoi|>"]))
+        full, eoi_id=int(showo.processor.sptids_dict["<|eoi|>"])
+    )
     torch.testing.assert_close(gen.encoded.states, _upstream_states(showo, full, mask))
 
 
 def _probe(ckpt, store: Path, *extra: str, env_extra: dict | None = None, wrapper: str | None = None):
-    args = ["probe", "--model", str(ckpt["showo"]), "--adapter", "showo", "--upstream-src", str(ckpt["checkout"]),
-            "--text-prompts", "sample:t2i", "--image-prompts", "sample:mmbench", "--limit", "2",
-            "--levels", "prompt,text-gen,image-gen", "--max-new-tokens", "3", "--guidance-scale", "1.5",
-            "--image-response-step", "1,18", "--store", str(store), "--no-progress", *extra]
+    args = [
+        "probe",
+        "--model",
+        str(ckpt["showo"]),
+        "--adapter",
+        "showo",
+        "--upstream-src",
+        str(ckpt["checkout"]),
+        "--text-prompts",
+        "sample:t2i",
+        "--image-prompts",
+        "sample:mmbench",
+        "--limit",
+        "2",
+        "--levels",
+        "prompt,text-gen,image-gen",
+        "--max-new-tokens",
+        "3",
+        "--guidance-scale",
+        "1.5",
+        "--image-response-step",
+        "1,18",
+        "--store",
+        str(store),
+        "--no-progress",
+        *extra,
+    ]
     code = wrapper or "from entprobe.cli import main; main()"
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{Path(__file__).parent}", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
-                          timeout=900)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 KILL_ON_SECOND_IMAGE = """
@@ -191,10 +235,24 @@ def test_probe_kill_resume_and_report(ckpt, tmp_path):
     k = lm.sort_values(key)["value"].to_numpy()
     w = frames["w"][1].sort_values(key)["value"].to_numpy()
     torch.testing.assert_close(torch.tensor(k), torch.tensor(w))
-    out = subprocess.run([sys.executable, "-c", "from entprobe.cli import main; main()", "report",
-                          "--store", str(tmp_path / "k.duckdb"), "--out", str(tmp_path / "rep"), "--n-boot", "50"],
-                         env={**os.environ, "PYTHONPATH": str(SRC)},
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from entprobe.cli import main; main()",
+            "report",
+            "--store",
+            str(tmp_path / "k.duckdb"),
+            "--out",
+            str(tmp_path / "rep"),
+            "--n-boot",
+            "50",
+        ],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "image_response" in html and "teacher-forced pass of the final VQ ids" in html

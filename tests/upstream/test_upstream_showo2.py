@@ -21,8 +21,10 @@ from entprobe.models.base import GenerationSettings
 
 transformers = pytest.importorskip("transformers")
 if int(transformers.__version__.split(".")[0]) >= 5:
-    pytest.skip("Show-o2 pins transformers 4.47; run these tests with `make test-upstream` "
-                "(transformers 4.49)", allow_module_level=True)
+    pytest.skip(
+        "Show-o2 pins transformers 4.47; run these tests with `make test-upstream` (transformers 4.49)",
+        allow_module_level=True,
+    )
 pytest.importorskip("torchdiffeq", reason="Show-o2's sampler imports torchdiffeq")
 
 TEXT = "A red circle left of a blue square."
@@ -109,8 +111,11 @@ def test_image_prompt_states_roles_and_embeddings(showo2, size):
     enc = showo2.encode_image(_image(size), TEXT)
     p = showo2._prompt(TEXT, _image(size))
     with torch.no_grad():
-        out = m.showo(inputs_embeds=p["embeds"], attention_mask=showo2._mask(p["pos"], p["embeds"].shape[1]),
-                      output_hidden_states=True)
+        out = m.showo(
+            inputs_embeds=p["embeds"],
+            attention_mask=showo2._mask(p["pos"], p["embeds"].shape[1]),
+            output_hidden_states=True,
+        )
     _compare_with_own_hidden(showo2, enc.states, out.hidden_states)
     at = [k for k, r in enumerate(enc.roles) if r == Role.IMAGE]
     assert len(at) == 9 and at == list(range(at[0], at[0] + 9)) and at[0] == int(p["pos"][0, 0, 0])
@@ -119,7 +124,9 @@ def test_image_prompt_states_roles_and_embeddings(showo2, size):
     x = torch.tensor(np.asarray(_center(_image(size)))).permute(2, 0, 1)[None, :, None] / 127.5 - 1
     with torch.no_grad():
         lat = showo2.vae.sample(x.float(), deterministic=True).squeeze(2)
-        und = m.und_trans(m.image_embedder_und(lat) + m.position_embedding(m.image_position_ids))["last_hidden_state"]
+        und = m.und_trans(m.image_embedder_und(lat) + m.position_embedding(m.image_position_ids))[
+            "last_hidden_state"
+        ]
         fused = m.fusion_proj(torch.cat([und, m.image_embedder_gen(lat)], dim=-1))[0]
     _close(enc.states[0, at], fused)
 
@@ -150,48 +157,87 @@ def test_image_generation_states_roles_and_forward_count(showo2):
     n_text = len(showo2.processor(TEXT, add_special_tokens=False)["input_ids"])
     _, _, pos, _ = prepare_gen_input([TEXT], showo2.processor, grid + 1, *[0] * 6, n_text, "cpu")
     offset = int(pos[0, 0, 0])  # the time-embedding slot, then the image
-    assert roles[offset] == Role.SPECIAL and roles[offset + 1 : offset + 1 + grid] == [Role.GENERATED_IMAGE] * grid
+    assert (
+        roles[offset] == Role.SPECIAL
+        and roles[offset + 1 : offset + 1 + grid] == [Role.GENERATED_IMAGE] * grid
+    )
     assert roles.count(Role.TEXT) == n_text
 
     # the upstream's own generation (inference_t2i.py's calls) on the same model
-    flow = create_transport(path_type="Linear", prediction="velocity", loss_weight=None, train_eps=None,
-                            sample_eps=None, snr_type="lognorm", do_shift=True, seq_len=grid + 1)
-    sample = Sampler(flow).sample_ode(sampling_method="euler", num_steps=STEPS + 1, atol=1e-6, rtol=1e-3,
-                                      reverse=False, time_shifting_factor=3.0)
+    flow = create_transport(
+        path_type="Linear",
+        prediction="velocity",
+        loss_weight=None,
+        train_eps=None,
+        sample_eps=None,
+        snr_type="lognorm",
+        do_shift=True,
+        seq_len=grid + 1,
+    )
+    sample = Sampler(flow).sample_ode(
+        sampling_method="euler",
+        num_steps=STEPS + 1,
+        atol=1e-6,
+        rtol=1e-3,
+        reverse=False,
+        time_shifting_factor=3.0,
+    )
     prompt = showo2.image_gen_prompt(TEXT, settings)
     tokens = torch.cat([prompt["cond"], prompt["uncond"]])
     mods = torch.cat([prompt["pos"], prompt["pos_null"]])
     z = torch.randn(2, 16, 6, 6)
     with _LLMOutputs(showo2.model) as own:
-        sample(z, showo2.model.t2i_generate, text_tokens=tokens, attention_mask=showo2._mask(mods, tokens.shape[1]),
-               modality_positions=mods, max_seq_len=tokens.shape[1], guidance_scale=5.0)
-    assert gen.model_calls == {"generation": own.n, "teacher-forced": 1} == {"generation": STEPS, "teacher-forced": 1}
+        sample(
+            z,
+            showo2.model.t2i_generate,
+            text_tokens=tokens,
+            attention_mask=showo2._mask(mods, tokens.shape[1]),
+            modality_positions=mods,
+            max_seq_len=tokens.shape[1],
+            guidance_scale=5.0,
+        )
+    assert (
+        gen.model_calls
+        == {"generation": own.n, "teacher-forced": 1}
+        == {"generation": STEPS, "teacher-forced": 1}
+    )
     assert spy.n == own.n + 1
 
 
 def test_conditional_states_do_not_depend_on_the_unconditional_row(showo2):
     """Step 1 sees the same noise and t with or without the [uncond] row (guidance 0
     runs the conditional row alone): its conditional states must not change."""
-    guided = showo2.generate_image(TEXT, settings=GenerationSettings(guidance_scale=5.0, image_steps=STEPS), response_steps=(1,))
-    alone = showo2.generate_image(TEXT, settings=GenerationSettings(guidance_scale=0.0, image_steps=STEPS), response_steps=(1,))
+    guided = showo2.generate_image(
+        TEXT, settings=GenerationSettings(guidance_scale=5.0, image_steps=STEPS), response_steps=(1,)
+    )
+    alone = showo2.generate_image(
+        TEXT, settings=GenerationSettings(guidance_scale=0.0, image_steps=STEPS), response_steps=(1,)
+    )
     _close(guided.step_states[1], alone.step_states[1])
     assert guided.step_states[1].shape == (showo2.n_layers + 1, 9, 32)
 
 
 def test_seeded_runs_reproduce(showo2):
-    a = showo2.generate_image(TEXT, settings=GenerationSettings(seed=1, image_steps=STEPS), response_steps="all")
-    b = showo2.generate_image(TEXT, settings=GenerationSettings(seed=1, image_steps=STEPS), response_steps="all")
+    a = showo2.generate_image(
+        TEXT, settings=GenerationSettings(seed=1, image_steps=STEPS), response_steps="all"
+    )
+    b = showo2.generate_image(
+        TEXT, settings=GenerationSettings(seed=1, image_steps=STEPS), response_steps="all"
+    )
     c = showo2.generate_image(TEXT, settings=GenerationSettings(seed=2, image_steps=STEPS))
     assert torch.equal(a.encoded.states, b.encoded.states)
-    assert sorted(a.step_states) == [1, 2, 3] and all(torch.equal(a.step_states[k], b.step_states[k]) for k in a.step_states)
+    assert sorted(a.step_states) == [1, 2, 3] and all(
+        torch.equal(a.step_states[k], b.step_states[k]) for k in a.step_states
+    )
     assert not torch.equal(a.response_states(), c.response_states())
 
 
 @pytest.mark.parametrize("with_image", [False, True], ids=["text", "image"])
 def test_text_generation_own_loop(showo2, with_image):
     image = _image() if with_image else None
-    gen = showo2.generate_text(TEXT, image=image, settings=GenerationSettings(max_new_tokens=5),
-                               keep_generation_states=True)
+    gen = showo2.generate_text(
+        TEXT, image=image, settings=GenerationSettings(max_new_tokens=5), keep_generation_states=True
+    )
     n = gen.n_prompt_tokens
     assert gen.encoded.input_ids[n:].tolist() == gen.response_ids.tolist() and 1 <= len(gen.response_ids) <= 5
     assert gen.model_calls == {"generation": len(gen.response_ids), "teacher-forced": 1}
@@ -205,9 +251,20 @@ def test_text_generation_own_loop(showo2, with_image):
 def _run(store: Path, checkpoint: Path, src: Path, mode: str) -> subprocess.CompletedProcess:
     here = Path(__file__).parent
     path = [str(here / "standins"), str(here), os.environ.get("PYTHONPATH", "")]
-    return subprocess.run([sys.executable, str(here / "upstream_showo2_kill_run.py"), str(store), str(checkpoint),
-                           str(src), mode], env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [
+            sys.executable,
+            str(here / "upstream_showo2_kill_run.py"),
+            str(store),
+            str(checkpoint),
+            str(src),
+            mode,
+        ],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_probe_every_level_per_step_rows_report_and_resume_after_kill(checkpoint, src, tmp_path):
@@ -233,10 +290,15 @@ def test_probe_every_level_per_step_rows_report_and_resume_after_kill(checkpoint
 
     def read(path: Path):
         with duckdb.connect(str(path), read_only=True) as con:
-            levels = con.execute("select level, status, count(*) from samples group by all order by all").fetchall()
-            lm = con.execute("select sample_id, level, layer, metric, value from layer_metrics order by all").fetchall()
-            steps = con.execute("select sample_id, step, n_steps, layer, metric, value from step_metrics "
-                                "order by all").fetchall()
+            levels = con.execute(
+                "select level, status, count(*) from samples group by all order by all"
+            ).fetchall()
+            lm = con.execute(
+                "select sample_id, level, layer, metric, value from layer_metrics order by all"
+            ).fetchall()
+            steps = con.execute(
+                "select sample_id, step, n_steps, layer, metric, value from step_metrics order by all"
+            ).fetchall()
         return levels, lm, steps
 
     levels, lm, steps = read(store)
@@ -266,8 +328,11 @@ def test_without_the_vae_image_prompts_are_refused_before_any_sample(checkpoint,
     with pytest.raises(UnsupportedError, match="Wan2.1_VAE.pth"):
         adapter.encode_image(_image(), TEXT)
     with ResultStore(tmp_path / "s.duckdb") as store, pytest.raises(UnsupportedError, match="Wan2.1 VAE"):
-        run_probe(adapter, [load_prompts("sample:mmbench", limit=1)], levels=["prompt"], store=store,
-                  progress=False)
+        run_probe(
+            adapter, [load_prompts("sample:mmbench", limit=1)], levels=["prompt"], store=store, progress=False
+        )
     # Show-o2's default sampler: 50 grid points, 49 LLM forwards; nothing to decode with
     gen = adapter.generate_image(TEXT)
-    assert gen.image is None and gen.model_calls == {"generation": 49, "teacher-forced": 1} and gen.n_steps == 49
+    assert (
+        gen.image is None and gen.model_calls == {"generation": 49, "teacher-forced": 1} and gen.n_steps == 49
+    )

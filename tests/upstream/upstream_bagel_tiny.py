@@ -41,8 +41,10 @@ def _save_tokenizer(out: Path) -> int:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=300,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(list(_CORPUS), trainer=trainer)
     tok.model.save(str(out))  # vocab.json + merges.txt, what Qwen2Tokenizer reads
@@ -69,14 +71,24 @@ def save_tiny_bagel(out_dir: str | Path, *, seed: int = 0) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     n_vocab = _save_tokenizer(out)
     llm = Qwen2Config(
-        vocab_size=n_vocab + 8, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-        initializer_range=0.2, rope_theta=10000.0,
+        vocab_size=n_vocab + 8,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        initializer_range=0.2,
+        rope_theta=10000.0,
     )
     llm.to_json_file(out / "llm_config.json")
     vit = SiglipVisionConfig(
-        hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2,
-        image_size=980, patch_size=14,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        image_size=980,
+        patch_size=14,
     )
     vit.to_json_file(out / "vit_config.json")
     (out / "config.json").write_text(json.dumps({"note": "tiny random BAGEL for entprobe tests"}))
@@ -87,9 +99,15 @@ def save_tiny_bagel(out_dir: str | Path, *, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     vae, vae_config = load_ae(local_path=None)
     config = BagelConfig(
-        visual_gen=True, visual_und=True, llm_config=llm, vit_config=vit, vae_config=vae_config,
-        vit_max_num_patch_per_side=70, connector_act="gelu_pytorch_tanh",
-        latent_patch_size=2, max_latent_size=64,
+        visual_gen=True,
+        visual_und=True,
+        llm_config=llm,
+        vit_config=vit,
+        vae_config=vae_config,
+        vit_max_num_patch_per_side=70,
+        connector_act="gelu_pytorch_tanh",
+        latent_patch_size=2,
+        max_latent_size=64,
     )
     model = Bagel(Qwen2ForCausalLM(llm), SiglipVisionModel(vit), config)
     model.vit_model.vision_model.embeddings.convert_conv2d_to_linear(vit)
@@ -99,13 +117,21 @@ def save_tiny_bagel(out_dir: str | Path, *, seed: int = 0) -> Path:
         g = torch.Generator().manual_seed(seed + 1)
         for name, p in model.named_parameters():
             if "pos_embed" not in name:
-                p.copy_(torch.randn(p.shape, generator=g) * (0.3 if p.dim() > 1 else 0.05)
-                        + (1.0 if name.endswith("norm.weight") or "layernorm" in name and name.endswith("weight") else 0.0))
+                p.copy_(
+                    torch.randn(p.shape, generator=g) * (0.3 if p.dim() > 1 else 0.05)
+                    + (
+                        1.0
+                        if name.endswith("norm.weight") or "layernorm" in name and name.endswith("weight")
+                        else 0.0
+                    )
+                )
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / "ema.safetensors"))
     # The VAE's architecture is fixed upstream (about 84M parameters); a few keys are
     # enough for the non-strict loader, and keep the test checkpoint small.
     vae_sd = vae.state_dict()
-    save_file({k: vae_sd[k].contiguous() for k in ("decoder.conv_out.weight", "decoder.conv_out.bias")},
-              str(out / "ae.safetensors"))
+    save_file(
+        {k: vae_sd[k].contiguous() for k in ("decoder.conv_out.weight", "decoder.conv_out.bias")},
+        str(out / "ae.safetensors"),
+    )
     return out

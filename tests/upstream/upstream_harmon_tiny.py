@@ -35,7 +35,7 @@ __all__ = ["HARMON_SPECIALS", "build_tiny_harmon", "upstream_harmon"]
 
 HARMON_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 
-_CONFIG = '''\
+_CONFIG = """\
 # Tiny Harmon for entprobe's integration tests; same structure as
 # configs/models/qwen2_5_0_5b_kl16_mar_b.py of wusize/Harmon.
 import torch
@@ -73,7 +73,7 @@ model = dict(
              vae_embed_dim=4, buffer_size=4, diffloss_d=2, diffloss_w=32,
              num_sampling_steps='3', diffusion_batch_mul=1,
              attn_dropout=0.0, proj_dropout=0.0, grad_checkpointing=False))
-'''
+"""
 
 
 def upstream_harmon(checkout: Path) -> None:
@@ -109,14 +109,24 @@ def build_tiny_harmon(out: Path, checkout: Path, *, seed: int = 0) -> dict[str, 
 
     llm_dir = out / "llm"
     tok = build_tokenizer(
-        vocab_size=320, special_tokens=HARMON_SPECIALS, bos_token=None,
-        eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        vocab_size=320,
+        special_tokens=HARMON_SPECIALS,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
     )
     torch.manual_seed(seed)
     llm_cfg = Qwen2Config(
-        vocab_size=len(tok) + 8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-        tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        vocab_size=len(tok) + 8,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
     )
     Qwen2ForCausalLM(llm_cfg).save_pretrained(llm_dir)
     tok.save_pretrained(llm_dir)

@@ -14,8 +14,11 @@ from entprobe.pipeline.probe import probe_from_cli
 
 if __name__ == "__main__":
     family, kill_on, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-    opts = {args[i].lstrip("-").replace("-", "_"): args[i + 1] for i in range(0, len(args) - 1, 2)
-            if args[i] != "--no-progress" and not args[i + 1].startswith("--")}
+    opts = {
+        args[i].lstrip("-").replace("-", "_"): args[i + 1]
+        for i in range(0, len(args) - 1, 2)
+        if args[i] != "--no-progress" and not args[i + 1].startswith("--")
+    }
     adapter = get_adapter(family).load(opts["model"], upstream_src=opts["upstream_src"])
     seen = []
     original = adapter.llm_call
@@ -29,9 +32,17 @@ if __name__ == "__main__":
 
     adapter.llm_call = llm_call
     probe_from_cli(
-        model=adapter, store=opts["store"], text_prompts=[opts["text_prompts"]],
-        image_prompts=[opts["image_prompts"]], levels=opts["levels"], limit=int(opts["limit"]),
-        generation={"max_new_tokens": int(opts["max_new_tokens"]), "guidance_scale": float(opts["guidance_scale"]),
-                    "image_steps": int(opts["image_steps"])},
-        image_response_step=opts["image_response_step"], progress=False,
+        model=adapter,
+        store=opts["store"],
+        text_prompts=[opts["text_prompts"]],
+        image_prompts=[opts["image_prompts"]],
+        levels=opts["levels"],
+        limit=int(opts["limit"]),
+        generation={
+            "max_new_tokens": int(opts["max_new_tokens"]),
+            "guidance_scale": float(opts["guidance_scale"]),
+            "image_steps": int(opts["image_steps"]),
+        },
+        image_response_step=opts["image_response_step"],
+        progress=False,
     )

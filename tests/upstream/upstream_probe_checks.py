@@ -28,11 +28,34 @@ N_SAMPLES = LIMIT * 3 + LIMIT * 2
 
 
 def probe_args(family: str, model: Path, checkout: Path, store: Path, image_steps: int) -> list[str]:
-    return ["probe", "--adapter", family, "--model", str(model), "--upstream-src", str(checkout),
-            "--text-prompts", "sample:t2i", "--image-prompts", "sample:mmbench", "--limit", str(LIMIT),
-            "--levels", "prompt,text-gen,image-gen", "--store", str(store), "--max-new-tokens", "3",
-            "--guidance-scale", "2", "--image-steps", str(image_steps), "--image-response-step", "all",
-            "--no-progress"]
+    return [
+        "probe",
+        "--adapter",
+        family,
+        "--model",
+        str(model),
+        "--upstream-src",
+        str(checkout),
+        "--text-prompts",
+        "sample:t2i",
+        "--image-prompts",
+        "sample:mmbench",
+        "--limit",
+        str(LIMIT),
+        "--levels",
+        "prompt,text-gen,image-gen",
+        "--store",
+        str(store),
+        "--max-new-tokens",
+        "3",
+        "--guidance-scale",
+        "2",
+        "--image-steps",
+        str(image_steps),
+        "--image-response-step",
+        "all",
+        "--no-progress",
+    ]
 
 
 def cli(args: list[str]) -> str:
@@ -56,7 +79,11 @@ def check_store(store: Path, *, n_layers: int, n_steps: int) -> None:
     """Every sample ok at every level; one step row set per denoising step."""
     samples = read(store, "samples")
     assert len(samples) == N_SAMPLES and set(samples["status"]) == {"ok"}, samples[["level", "error"]]
-    assert sorted(samples["level"].value_counts().items()) == [("image-gen", 2), ("prompt", 4), ("text-gen", 4)]
+    assert sorted(samples["level"].value_counts().items()) == [
+        ("image-gen", 2),
+        ("prompt", 4),
+        ("text-gen", 4),
+    ]
     lm = read(store, "layer_metrics")
     assert set(lm["n_layers"]) == {n_layers} and set(lm["layer"]) == set(range(n_layers + 1))
     steps = read(store, "step_metrics")
@@ -74,12 +101,18 @@ def check_report(store: Path, out: Path, response: str) -> None:
     assert response in html
 
 
-def killed_then_resumed(family: str, model: Path, checkout: Path, store: Path, image_steps: int,
-                        clean: Path) -> None:
+def killed_then_resumed(
+    family: str, model: Path, checkout: Path, store: Path, image_steps: int, clean: Path
+) -> None:
     """SIGKILL during the second image generation's step 2, resume, compare with ``clean``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE), str(HERE / "standins")])}
-    args = [sys.executable, str(HERE / "upstream_kill_run.py"), family, "2",
-            *probe_args(family, model, checkout, store, image_steps)[1:]]
+    args = [
+        sys.executable,
+        str(HERE / "upstream_kill_run.py"),
+        family,
+        "2",
+        *probe_args(family, model, checkout, store, image_steps)[1:],
+    ]
     proc = subprocess.run(args, env=env, capture_output=True, timeout=600)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     partial = read(store, "samples")

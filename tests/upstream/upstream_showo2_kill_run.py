@@ -25,7 +25,16 @@ if __name__ == "__main__":
             return original(self, *args, **kwargs)
 
         Showo2Adapter.generate_image = dying
-    probe_from_cli(model=checkpoint, adapter="showo2", upstream_src=src, store=store,
-                   text_prompts=["sample:t2i"], image_prompts=["sample:mmbench"], limit=2,
-                   generation={"max_new_tokens": 3, "image_steps": 3},
-                   image_response_step="1,3", progress=False, log=lambda s: None)
+    probe_from_cli(
+        model=checkpoint,
+        adapter="showo2",
+        upstream_src=src,
+        store=store,
+        text_prompts=["sample:t2i"],
+        image_prompts=["sample:mmbench"],
+        limit=2,
+        generation={"max_new_tokens": 3, "image_steps": 3},
+        image_response_step="1,3",
+        progress=False,
+        log=lambda s: None,
+    )

@@ -25,8 +25,13 @@ import json
 from pathlib import Path
 
 SPECIALS = (
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-    "<|image_pad|>", "<|video_pad|>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
 )
 GRID = 3  # image tokens per side
 LATENT_DIM = 16
@@ -39,8 +44,13 @@ def save_tiny_llm(out: Path) -> Path:
     from entprobe.models.tiny import build_tokenizer
 
     out.mkdir(parents=True, exist_ok=True)
-    tok = build_tokenizer(vocab_size=330, special_tokens=SPECIALS, bos_token="<|endoftext|>",
-                          eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tok = build_tokenizer(
+        vocab_size=330,
+        special_tokens=SPECIALS,
+        bos_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+    )
     tok.save_pretrained(out)
     cfg_file = out / "tokenizer_config.json"
     tok_cfg = json.loads(cfg_file.read_text())
@@ -50,9 +60,15 @@ def save_tiny_llm(out: Path) -> Path:
     Qwen2Config(
         # Padded beyond the tokenizer, like Qwen2.5 (151936 > 151665 tokens): Show-o2 then
         # shrinks the embeddings to its tokenizer, which works on meta tensors.
-        vocab_size=len(tok) + 16, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), tie_word_embeddings=False,
+        vocab_size=len(tok) + 16,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+        tie_word_embeddings=False,
     ).save_pretrained(out)
     return out
 
@@ -63,10 +79,22 @@ def save_tiny_siglip(out: Path, *, seed: int = 0) -> Path:
     from transformers import SiglipConfig
 
     config = SiglipConfig(
-        text_config={"vocab_size": 64, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                     "num_attention_heads": 2, "max_position_embeddings": 16},
-        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
-                       "num_attention_heads": 2, "image_size": GRID * 4, "patch_size": 4},
+        text_config={
+            "vocab_size": 64,
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 16,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": GRID * 4,
+            "patch_size": 4,
+        },
     )
     torch.manual_seed(seed)
     SiglipModel(config).save_pretrained(out)
@@ -87,10 +115,20 @@ def save_tiny_showo2(root: Path, *, seed: int = 0) -> Path:
     tokenizer = get_text_tokenizer(str(llm), add_showo_tokens=True, llm_name="qwen2_5")
     torch.manual_seed(seed)
     model = Showo2Qwen2_5(
-        llm_vocab_size=len(tokenizer), llm_model_path=str(llm), load_from_showo=True,
-        image_latent_dim=LATENT_DIM, image_latent_height=GRID, image_latent_width=GRID,
-        video_latent_height=GRID, video_latent_width=GRID, patch_size=PATCH, hidden_size=32,
-        clip_latent_dim=16, num_diffusion_layers=0, add_time_embeds=True, add_qk_norm=True,
+        llm_vocab_size=len(tokenizer),
+        llm_model_path=str(llm),
+        load_from_showo=True,
+        image_latent_dim=LATENT_DIM,
+        image_latent_height=GRID,
+        image_latent_width=GRID,
+        video_latent_height=GRID,
+        video_latent_width=GRID,
+        patch_size=PATCH,
+        hidden_size=32,
+        clip_latent_dim=16,
+        num_diffusion_layers=0,
+        add_time_embeds=True,
+        add_qk_norm=True,
         clip_pretrained_model_path=str(siglip),
     ).eval()
     # load_from_showo=True (as in the released config.json): the LLM is built from its
@@ -109,7 +147,14 @@ def save_random_wan_vae(path: Path, *, seed: int = 0) -> Path:
     from models.wan21_vae import WanVAE_
 
     torch.manual_seed(seed)
-    vae = WanVAE_(dim=96, z_dim=LATENT_DIM, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
-                  temperal_downsample=[False, True, True], dropout=0.0)
+    vae = WanVAE_(
+        dim=96,
+        z_dim=LATENT_DIM,
+        dim_mult=[1, 2, 4, 4],
+        num_res_blocks=2,
+        attn_scales=[],
+        temperal_downsample=[False, True, True],
+        dropout=0.0,
+    )
     torch.save(vae.state_dict(), path)
     return path

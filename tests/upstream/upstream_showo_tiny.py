@@ -34,20 +34,43 @@ def build_showo_tiny(checkout: Path, out: Path, *, seed: int = 0) -> dict[str, P
     tok = build_tokenizer(special_tokens=("<|endoftext|>",))
     tok.bos_token = tok.eos_token = tok.unk_token = "<|endoftext|>"
     tok.save_pretrained(phi)
-    PhiConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-              num_attention_heads=4, max_position_embeddings=512, partial_rotary_factor=0.5,
-              bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id).save_pretrained(phi)
+    PhiConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+        partial_rotary_factor=0.5,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    ).save_pretrained(phi)
     llm_vocab = len(tok)
-    cfg = {"w_clip_vit": False, "vocab_size": llm_vocab + 10 + CODEBOOK + 1, "llm_vocab_size": llm_vocab,
-           "llm_model_path": str(phi), "codebook_size": CODEBOOK, "num_vq_tokens": N_VQ, "load_from_showo": True}
+    cfg = {
+        "w_clip_vit": False,
+        "vocab_size": llm_vocab + 10 + CODEBOOK + 1,
+        "llm_vocab_size": llm_vocab,
+        "llm_model_path": str(phi),
+        "codebook_size": CODEBOOK,
+        "num_vq_tokens": N_VQ,
+        "load_from_showo": True,
+    }
     torch.manual_seed(seed)
     model = Showo(**cfg).eval()
     showo.mkdir(parents=True)
     torch.save(model.state_dict(), showo / "pytorch_model.bin")
     # The release's config.json (diffusers-style), as Showo.from_pretrained reads it.
     cfg["load_from_showo"] = False
-    (showo / "config.json").write_text(json.dumps(
-        {"_class_name": "Showo", "_diffusers_version": "0.30.1", **cfg, "mask_token_id": cfg["vocab_size"] - 1}))
+    (showo / "config.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "Showo",
+                "_diffusers_version": "0.30.1",
+                **cfg,
+                "mask_token_id": cfg["vocab_size"] - 1,
+            }
+        )
+    )
     torch.manual_seed(seed + 1)
     magvit = MAGVITv2().eval()
     vq.mkdir(parents=True)

@@ -44,7 +44,9 @@ def test_validate_prints_one_verdict_per_claim(validate_run):
 def test_validate_fig3_at_the_defaults_gives_the_readmes_numbers(tmp_path):
     # README: "entropy 0 / 1.63 / 2.54 / 3.30 bits for identical / 5 / 20 / 100 clusters"
     # (10 seeds, the default), both Fig. 3 cluster claims hold.
-    result = CliRunner().invoke(main, ["validate", "--out", str(tmp_path), "--only", "cluster_entropy", "--no-figures"])
+    result = CliRunner().invoke(
+        main, ["validate", "--out", str(tmp_path), "--only", "cluster_entropy", "--no-figures"]
+    )
     assert result.exit_code == 0, result.output
     table = (tmp_path / "cluster_entropy.md").read_text()
     for mean in ("0.000 (", "1.628 (", "2.535 (", "3.300 ("):
@@ -56,10 +58,16 @@ def test_validate_fig3_at_the_defaults_gives_the_readmes_numbers(tmp_path):
 
 def test_validate_only_one_experiment(tmp_path):
     result = CliRunner().invoke(
-        main, ["validate", "--out", str(tmp_path), "--seeds", "2", "--only", "cluster_entropy", "--no-figures"]
+        main,
+        ["validate", "--out", str(tmp_path), "--seeds", "2", "--only", "cluster_entropy", "--no-figures"],
     )
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["claims.csv", "cluster_entropy.csv", "cluster_entropy.md", "summary.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "claims.csv",
+        "cluster_entropy.csv",
+        "cluster_entropy.md",
+        "summary.md",
+    ]
 
 
 def test_validate_rejects_one_seed(tmp_path):
@@ -69,7 +77,9 @@ def test_validate_rejects_one_seed(tmp_path):
 
 def test_bench_prints_table_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
-    result = CliRunner().invoke(main, ["bench", "--n", "10", "--d", "32", "--layers", "3", "--repeats", "1", "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["bench", "--n", "10", "--d", "32", "--layers", "3", "--repeats", "1", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "naive s" in result.output and "speed-up" in result.output and "max |diff|" in result.output
     rows = json.loads(out.read_text())["rows"]
@@ -79,7 +89,9 @@ def test_bench_prints_table_and_writes_json(tmp_path):
 
 def test_bench_writes_csv(tmp_path):
     out = tmp_path / "bench.csv"
-    result = CliRunner().invoke(main, ["bench", "--n", "8,12", "--d", "16", "--layers", "2", "--repeats", "1", "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["bench", "--n", "8,12", "--d", "16", "--layers", "2", "--repeats", "1", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(out)) == 4
 

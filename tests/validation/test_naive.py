@@ -42,7 +42,9 @@ def test_bad_normalization_is_refused():
         naive_conditional_entropy(x, x, normalization="subsample")
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"alpha": 1.1}, {"alpha": 1.001, "sigma_scale": 0.5}, {"pca_dim": None}])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"alpha": 1.1}, {"alpha": 1.001, "sigma_scale": 0.5}, {"pca_dim": None}]
+)
 def test_matrix_entropy_agrees_with_estimator(kwargs):
     x = np.random.default_rng(1).normal(size=(4, 30, 12))
     ref = naive_matrix_entropy(x, **kwargs)

@@ -35,7 +35,13 @@ def test_cluster_sequence_refuses_more_clusters_than_tokens():
 def test_pair_population_shapes_and_copies(noise):
     pop = pair_population(40, d=6, noise=noise, rng=np.random.default_rng(1))
     frame = pop.frame()
-    assert len(pop) == 40 and list(frame.columns) == ["pair", "n_prompt", "n_response", "correlation", "decay"]
+    assert len(pop) == 40 and list(frame.columns) == [
+        "pair",
+        "n_prompt",
+        "n_response",
+        "correlation",
+        "decay",
+    ]
     assert set(frame.n_prompt) <= set(PROMPT_LENGTHS) and set(frame.n_response) <= set(RESPONSE_LENGTHS)
     assert all(p.shape[1] == r.shape[1] == 6 for p, r in zip(pop.prompts, pop.responses))
     assert np.all((pop.correlation >= 0) & (pop.correlation <= 1))
@@ -94,4 +100,10 @@ def test_markdown_table_escapes_pipes():
 
 
 def test_registry_names():
-    assert list(EXPERIMENTS) == ["cluster_entropy", "dependence_proxy", "shannon_agreement", "normalization", "sensitivity"]
+    assert list(EXPERIMENTS) == [
+        "cluster_entropy",
+        "dependence_proxy",
+        "shannon_agreement",
+        "normalization",
+        "sensitivity",
+    ]

@@ -19,7 +19,13 @@ def test_apply_thread_policy_sets_the_environment(monkeypatch):
     import torch
 
     before = torch.get_num_threads()
-    for var in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "ENTPROBE_THREADS"):
+    for var in (
+        "OMP_WAIT_POLICY",
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "ENTPROBE_THREADS",
+    ):
         monkeypatch.delenv(var, raising=False)
     try:
         assert apply_thread_policy(1) == 1

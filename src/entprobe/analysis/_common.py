@@ -69,9 +69,7 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str], *, name: str) -> N
         raise ProbeInputError(f"{name} must be a pandas DataFrame; got {type(df).__name__}")
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ProbeInputError(
-            f"{name} lacks column(s) {missing}; it has {list(df.columns)}"
-        )
+        raise ProbeInputError(f"{name} lacks column(s) {missing}; it has {list(df.columns)}")
 
 
 def check_fraction(value: float, *, name: str) -> float:

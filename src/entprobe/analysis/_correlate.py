@@ -76,8 +76,14 @@ def _rho_rows(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
     return r
 
 
-def _null_rhos(rx: np.ndarray, ry: np.ndarray, *, exact: bool, n_perm: int, rng: np.random.Generator,
-               ) -> np.ndarray:
+def _null_rhos(
+    rx: np.ndarray,
+    ry: np.ndarray,
+    *,
+    exact: bool,
+    n_perm: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     n = rx.size
     out = []
     if exact:
@@ -163,8 +169,16 @@ def spearman(
         lo, hi = (float(v) for v in np.quantile(boot, [tail, 1.0 - tail]))
     else:
         lo = hi = float("nan")
-    return SpearmanResult(rho=rho, p_value=p_value, p_method="exact" if exact else "permutation",
-                          p_asymptotic=p_asym, ci_low=lo, ci_high=hi, n=n, n_boot_valid=int(boot.size))
+    return SpearmanResult(
+        rho=rho,
+        p_value=p_value,
+        p_method="exact" if exact else "permutation",
+        p_asymptotic=p_asym,
+        ci_low=lo,
+        ci_high=hi,
+        n=n,
+        n_boot_valid=int(boot.size),
+    )
 
 
 def read_scores(path: str | PathLike[str]) -> pd.DataFrame:
@@ -182,13 +196,17 @@ def read_scores(path: str | PathLike[str]) -> pd.DataFrame:
     df["benchmark"] = df["benchmark"].astype(str).str.strip()
     bad = pd.to_numeric(df["score"], errors="coerce").isna() & df["score"].notna()
     if bad.any():
-        raise ProbeInputError(f"scores file {path}: non-numeric score in row(s) "
-                              f"{(df.index[bad] + 2).tolist()}: {df.loc[bad, 'score'].tolist()}")
+        raise ProbeInputError(
+            f"scores file {path}: non-numeric score in row(s) "
+            f"{(df.index[bad] + 2).tolist()}: {df.loc[bad, 'score'].tolist()}"
+        )
     df["score"] = pd.to_numeric(df["score"], errors="coerce")
     dup = df.duplicated(["model", "benchmark"], keep=False)
     if dup.any():
-        raise ProbeInputError(f"scores file {path}: (model, benchmark) repeats: "
-                              f"{sorted(set(map(tuple, df.loc[dup, ['model', 'benchmark']].values)))}")
+        raise ProbeInputError(
+            f"scores file {path}: (model, benchmark) repeats: "
+            f"{sorted(set(map(tuple, df.loc[dup, ['model', 'benchmark']].values)))}"
+        )
     return df
 
 
@@ -215,15 +233,19 @@ def read_probes(path: str | PathLike[str]) -> pd.DataFrame:
             wide = wide.merge(df[["model", *extra]].drop_duplicates("model"), on="model", how="left")
         return wide
     if df["model"].duplicated().any():
-        raise ProbeInputError(f"probes file {path}: model(s) listed twice: "
-                              f"{sorted(df.loc[df['model'].duplicated(), 'model'])}")
+        raise ProbeInputError(
+            f"probes file {path}: model(s) listed twice: {sorted(df.loc[df['model'].duplicated(), 'model'])}"
+        )
     return df
 
 
 def _probe_columns(probes: pd.DataFrame, group_by: str | None) -> list[str]:
     known = [c for c in PROBE_COLUMNS if c in probes.columns]
-    others = [c for c in probes.columns
-              if c not in ("model", group_by, *PROBE_COLUMNS) and pd.api.types.is_numeric_dtype(probes[c])]
+    others = [
+        c
+        for c in probes.columns
+        if c not in ("model", group_by, *PROBE_COLUMNS) and pd.api.types.is_numeric_dtype(probes[c])
+    ]
     return known + others
 
 
@@ -273,8 +295,10 @@ def correlate(
         elif group_by in probes.columns:
             src = probes[["model", group_by]]
         else:
-            raise ProbeInputError(f"group_by column {group_by!r} is in neither the scores "
-                                  f"({list(scores.columns)}) nor the probes ({list(probes.columns)})")
+            raise ProbeInputError(
+                f"group_by column {group_by!r} is in neither the scores "
+                f"({list(scores.columns)}) nor the probes ({list(probes.columns)})"
+            )
         src = src.dropna().drop_duplicates()
         clash = src["model"][src["model"].duplicated()]
         if not clash.empty:
@@ -292,17 +316,53 @@ def correlate(
                 if group != "all":
                     pair = pair.loc[pair["model"].map(groups).astype(str) == group]
                 pair = pair.sort_values("model")
-                row = {"group": group, "probe": probe, "benchmark": bench, "n": len(pair),
-                       "models": ", ".join(pair["model"]), "note": ""}
+                row = {
+                    "group": group,
+                    "probe": probe,
+                    "benchmark": bench,
+                    "n": len(pair),
+                    "models": ", ".join(pair["model"]),
+                    "note": "",
+                }
                 try:
-                    res = spearman(pair[probe], pair["score"], n_boot=n_boot, n_perm=n_perm,
-                                   exact_max_n=exact_max_n, confidence=confidence, seed=seed,
-                                   key=(group, probe, bench))
+                    res = spearman(
+                        pair[probe],
+                        pair["score"],
+                        n_boot=n_boot,
+                        n_perm=n_perm,
+                        exact_max_n=exact_max_n,
+                        confidence=confidence,
+                        seed=seed,
+                        key=(group, probe, bench),
+                    )
                     row.update({k: v for k, v in asdict(res).items() if k != "n"})
                 except ProbeInputError as exc:
-                    row.update({"rho": math.nan, "p_value": math.nan, "p_method": "", "p_asymptotic": math.nan,
-                                "ci_low": math.nan, "ci_high": math.nan, "n_boot_valid": 0, "note": str(exc)})
+                    row.update(
+                        {
+                            "rho": math.nan,
+                            "p_value": math.nan,
+                            "p_method": "",
+                            "p_asymptotic": math.nan,
+                            "ci_low": math.nan,
+                            "ci_high": math.nan,
+                            "n_boot_valid": 0,
+                            "note": str(exc),
+                        }
+                    )
                 rows.append(row)
-    cols = ["group", "probe", "benchmark", "n", "rho", "p_value", "p_method", "p_asymptotic", "ci_low",
-            "ci_high", "n_boot_valid", "models", "note"]
+    cols = [
+        "group",
+        "probe",
+        "benchmark",
+        "n",
+        "rho",
+        "p_value",
+        "p_method",
+        "p_asymptotic",
+        "ci_low",
+        "ci_high",
+        "n_boot_valid",
+        "models",
+        "note",
+    ]
     return pd.DataFrame(rows, columns=cols)

@@ -57,8 +57,13 @@ _MODALITY_ORDER = {"text": 0, "image": 1}
 _LEVEL_ORDER = {"prompt": 0, "image-gen": 1, "text-gen": 2}
 
 
-def _select(lm: pd.DataFrame, *, level: str | Sequence[str], metric: str, modality: str | None = None,
-            ) -> pd.DataFrame:
+def _select(
+    lm: pd.DataFrame,
+    *,
+    level: str | Sequence[str],
+    metric: str,
+    modality: str | None = None,
+) -> pd.DataFrame:
     levels = [level] if isinstance(level, str) else list(level)
     mask = lm["level"].isin(levels) & (lm["metric"] == metric)
     if modality is not None:
@@ -105,8 +110,15 @@ def _mean_ci_table(
         key = key if isinstance(key, tuple) else (key,)
         vals = grp["value"].to_numpy(dtype=np.float64)
         lo, hi = bootstrap_mean_ci(vals, n_boot=n_boot, confidence=confidence, seed=seed, key=key)
-        rows.append({**dict(zip(keys, key)), "n": int(vals.size), "mean": float(vals.mean()),
-                     "ci_low": lo, "ci_high": hi})
+        rows.append(
+            {
+                **dict(zip(keys, key)),
+                "n": int(vals.size),
+                "mean": float(vals.mean()),
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+        )
     out = pd.DataFrame(rows, columns=[*keys, "n", "mean", "ci_low", "ci_high"])
     return _sort(out, keys)
 
@@ -148,13 +160,17 @@ def embedding_entropy_table(
         >>> embedding_entropy_table(lm, n_boot=100)[["category", "n", "mean"]].values.tolist()
         [['Deductive', 2, 2.0]]
     """
-    require_columns(layer_metrics, ["model", "modality", "category", "level", "layer", "metric", "value"],
-                    name="layer_metrics")
+    require_columns(
+        layer_metrics,
+        ["model", "modality", "category", "level", "layer", "metric", "value"],
+        name="layer_metrics",
+    )
     check_n_boot(n_boot)
     rows = _select(layer_metrics, level="prompt", metric="entropy")
     rows = rows.loc[rows["layer"] == 0]
-    return _mean_ci_table(rows, ["model", "modality", "category"], n_boot=n_boot,
-                          confidence=confidence, seed=seed)
+    return _mean_ci_table(
+        rows, ["model", "modality", "category"], n_boot=n_boot, confidence=confidence, seed=seed
+    )
 
 
 def prompt_length_points(
@@ -172,8 +188,11 @@ def prompt_length_points(
         Columns ``model, run_id, dataset, sample_id, length_bucket, length,
         length_unit, entropy``.
     """
-    require_columns(layer_metrics, ["run_id", "model", "dataset", "sample_id", "modality", "level",
-                                    "layer", "metric", "value"], name="layer_metrics")
+    require_columns(
+        layer_metrics,
+        ["run_id", "model", "dataset", "sample_id", "modality", "level", "layer", "metric", "value"],
+        name="layer_metrics",
+    )
     rows = _select(layer_metrics, level="prompt", metric="entropy", modality="text")
     rows = rows.loc[rows["layer"] == 0]
     keys = ["run_id", "dataset", "sample_id", "level"]
@@ -190,8 +209,9 @@ def prompt_length_points(
     rows = rows.dropna(subset=["length"])
     if "length_bucket" not in rows.columns:
         rows["length_bucket"] = None
-    out = rows[["model", "run_id", "dataset", "sample_id", "length_bucket", "length", "length_unit",
-                "value"]].rename(columns={"value": "entropy"})
+    out = rows[
+        ["model", "run_id", "dataset", "sample_id", "length_bucket", "length", "length_unit", "value"]
+    ].rename(columns={"value": "entropy"})
     return out.sort_values(["model", "length"], kind="stable").reset_index(drop=True)
 
 
@@ -214,8 +234,17 @@ def length_trend(points: pd.DataFrame, *, n_bins: int = 8) -> pd.DataFrame:
     require_columns(points, ["model", "length", "entropy"], name="points")
     if n_bins < 1:
         raise ProbeInputError(f"n_bins must be at least 1; got {n_bins}")
-    cols = ["model", "bin", "length_low", "length_high", "length_mean", "n", "entropy_mean",
-            "entropy_se", "length_unit"]
+    cols = [
+        "model",
+        "bin",
+        "length_low",
+        "length_high",
+        "length_mean",
+        "n",
+        "entropy_mean",
+        "entropy_se",
+        "length_unit",
+    ]
     if points.empty:
         return pd.DataFrame(columns=cols)
     lengths = points["length"].to_numpy(dtype=np.float64)
@@ -229,12 +258,19 @@ def length_trend(points: pd.DataFrame, *, n_bins: int = 8) -> pd.DataFrame:
     rows = []
     for (model, b), grp in pts.groupby(["model", "bin"], sort=True):
         e = grp["entropy"].to_numpy(dtype=np.float64)
-        rows.append({
-            "model": model, "bin": int(b), "length_low": float(edges[b]), "length_high": float(edges[b + 1]),
-            "length_mean": float(grp["length"].mean()), "n": int(e.size), "entropy_mean": float(e.mean()),
-            "entropy_se": float(e.std(ddof=1) / np.sqrt(e.size)) if e.size > 1 else float("nan"),
-            "length_unit": unit,
-        })
+        rows.append(
+            {
+                "model": model,
+                "bin": int(b),
+                "length_low": float(edges[b]),
+                "length_high": float(edges[b + 1]),
+                "length_mean": float(grp["length"].mean()),
+                "n": int(e.size),
+                "entropy_mean": float(e.mean()),
+                "entropy_se": float(e.std(ddof=1) / np.sqrt(e.size)) if e.size > 1 else float("nan"),
+                "length_unit": unit,
+            }
+        )
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -269,8 +305,11 @@ def layer_trajectories(
         [0.0, 0.5, 1.0]
     """
     by = list(by)
-    require_columns(layer_metrics, ["model", "level", "metric", "layer", "n_layers", "value", *by,
-                                    *(["modality"] if modality else [])], name="layer_metrics")
+    require_columns(
+        layer_metrics,
+        ["model", "level", "metric", "layer", "n_layers", "value", *by, *(["modality"] if modality else [])],
+        name="layer_metrics",
+    )
     rows = _select(layer_metrics, level=level, metric=metric, modality=modality)
     keys = ["model", "n_layers", *by, "layer"]
     cols = [*keys, "rel_depth", "n", "mean", "std", "se"]
@@ -308,10 +347,34 @@ def cross_modal_asymmetry(
         (bits, averaged over the early layers) and ``asymmetry`` (bits).
     """
     early_fraction = check_fraction(early_fraction, name="early_fraction")
-    require_columns(layer_metrics, ["model", "run_id", "dataset", "sample_id", "modality", "level",
-                                    "metric", "layer", "n_layers", "value"], name="layer_metrics")
-    cols = ["model", "n_layers", "early_fraction", "early_layers", "n_early_layers", "n_text", "n_image",
-            "text_mean", "image_mean", "asymmetry"]
+    require_columns(
+        layer_metrics,
+        [
+            "model",
+            "run_id",
+            "dataset",
+            "sample_id",
+            "modality",
+            "level",
+            "metric",
+            "layer",
+            "n_layers",
+            "value",
+        ],
+        name="layer_metrics",
+    )
+    cols = [
+        "model",
+        "n_layers",
+        "early_fraction",
+        "early_layers",
+        "n_early_layers",
+        "n_text",
+        "n_image",
+        "text_mean",
+        "image_mean",
+        "asymmetry",
+    ]
     rows = _select(layer_metrics, level="prompt", metric="entropy")
     rows = rows.loc[rows["layer"] <= early_fraction * rows["n_layers"] + 1e-9]
     out = []
@@ -323,16 +386,25 @@ def cross_modal_asymmetry(
         if per.empty:
             continue
         layers = per.index.to_numpy()
+
         def n_prompts(m: str) -> int:
             sel = grp.loc[grp["modality"] == m, ["run_id", "dataset", "sample_id"]]
             return int(len(sel.drop_duplicates()))
-        out.append({
-            "model": model, "n_layers": int(n_layers), "early_fraction": early_fraction,
-            "early_layers": f"{layers.min()}-{layers.max()}", "n_early_layers": int(layers.size),
-            "n_text": n_prompts("text"), "n_image": n_prompts("image"),
-            "text_mean": float(per["text"].mean()), "image_mean": float(per["image"].mean()),
-            "asymmetry": float((per["text"] - per["image"]).mean()),
-        })
+
+        out.append(
+            {
+                "model": model,
+                "n_layers": int(n_layers),
+                "early_fraction": early_fraction,
+                "early_layers": f"{layers.min()}-{layers.max()}",
+                "n_early_layers": int(layers.size),
+                "n_text": n_prompts("text"),
+                "n_image": n_prompts("image"),
+                "text_mean": float(per["text"].mean()),
+                "image_mean": float(per["image"].mean()),
+                "asymmetry": float((per["text"] - per["image"]).mean()),
+            }
+        )
     return pd.DataFrame(out, columns=cols)
 
 
@@ -353,13 +425,21 @@ def response_proxy_table(
         One row per ``(model, level)`` with ``level`` in ``'image-gen'`` /
         ``'text-gen'``: ``n, mean, ci_low, ci_high`` (bits).
     """
-    require_columns(layer_metrics, ["model", "run_id", "dataset", "sample_id", "level", "metric", "value"],
-                    name="layer_metrics")
+    require_columns(
+        layer_metrics,
+        ["model", "run_id", "dataset", "sample_id", "level", "metric", "value"],
+        name="layer_metrics",
+    )
     check_n_boot(n_boot)
-    rows = layer_metrics.loc[layer_metrics["level"].isin(["image-gen", "text-gen"])
-                             & (layer_metrics["metric"] == "conditional_entropy")]
-    per_sample = (rows.groupby(["model", "level", "run_id", "dataset", "sample_id"], sort=False)["value"]
-                  .mean().reset_index())
+    rows = layer_metrics.loc[
+        layer_metrics["level"].isin(["image-gen", "text-gen"])
+        & (layer_metrics["metric"] == "conditional_entropy")
+    ]
+    per_sample = (
+        rows.groupby(["model", "level", "run_id", "dataset", "sample_id"], sort=False)["value"]
+        .mean()
+        .reset_index()
+    )
     return _mean_ci_table(per_sample, ["model", "level"], n_boot=n_boot, confidence=confidence, seed=seed)
 
 
@@ -392,16 +472,22 @@ def model_probes(
 
 def coverage_table(layer_metrics: pd.DataFrame) -> pd.DataFrame:
     """What each model has: samples and layers per ``(model, level, modality, metric)``."""
-    require_columns(layer_metrics, ["model", "run_id", "dataset", "sample_id", "level", "modality", "metric",
-                                    "n_layers"], name="layer_metrics")
+    require_columns(
+        layer_metrics,
+        ["model", "run_id", "dataset", "sample_id", "level", "modality", "metric", "n_layers"],
+        name="layer_metrics",
+    )
     keys = ["model", "level", "modality", "metric"]
     cols = [*keys, "n_samples", "n_layers"]
     if layer_metrics.empty:
         return pd.DataFrame(columns=cols)
     samples = layer_metrics[[*keys, "run_id", "dataset", "sample_id"]].drop_duplicates()
     out = samples.groupby(keys, sort=False).size().rename("n_samples").reset_index()
-    depths = (layer_metrics.groupby(keys, sort=False)["n_layers"]
-              .agg(lambda s: ", ".join(str(int(v)) for v in sorted(s.dropna().unique()))).rename("n_layers"))
+    depths = (
+        layer_metrics.groupby(keys, sort=False)["n_layers"]
+        .agg(lambda s: ", ".join(str(int(v)) for v in sorted(s.dropna().unique())))
+        .rename("n_layers")
+    )
     out = out.merge(depths.reset_index(), on=keys)
     return _sort(out[cols], keys)
 
@@ -420,11 +506,20 @@ def interval_width_table(layer_metrics: pd.DataFrame) -> pd.DataFrame:
     df = layer_metrics.dropna(subset=["lower", "upper"])
     if df.empty:
         return pd.DataFrame(columns=cols)
-    df = df.assign(width=df["upper"].astype(float) - df["lower"].astype(float), value=df["value"].astype(float))
-    out = (df.groupby(keys, sort=False)
-           .agg(n_rows=("width", "size"), mean_width=("width", "mean"), median_width=("width", "median"),
-                max_width=("width", "max"), mean_value=("value", "mean"))
-           .reset_index())
+    df = df.assign(
+        width=df["upper"].astype(float) - df["lower"].astype(float), value=df["value"].astype(float)
+    )
+    out = (
+        df.groupby(keys, sort=False)
+        .agg(
+            n_rows=("width", "size"),
+            mean_width=("width", "mean"),
+            median_width=("width", "median"),
+            max_width=("width", "max"),
+            mean_value=("value", "mean"),
+        )
+        .reset_index()
+    )
     return _sort(out[cols], keys)
 
 
@@ -464,17 +559,31 @@ def run_summary(runs: pd.DataFrame, samples: pd.DataFrame | None = None) -> pd.D
         if col not in out.columns:
             out[col] = None
     out["settings"] = out["config"].map(
-        lambda c: "\n".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
-                            for k, v in sorted(_config_dict(c).items())))
+        lambda c: "\n".join(
+            f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+            for k, v in sorted(_config_dict(c).items())
+        )
+    )
     out["n_ok"] = 0
     out["n_failed"] = 0
     if samples is not None and not samples.empty:
         require_columns(samples, ["run_id", "status"], name="samples")
         counts = samples.groupby(["run_id", "status"]).size().unstack("status", fill_value=0)
         out["n_ok"] = out["run_id"].map(counts["ok"] if "ok" in counts else {}).fillna(0).astype(int)
-        out["n_failed"] = out["run_id"].map(counts["failed"] if "failed" in counts else {}).fillna(0).astype(int)
-    cols = ["model", "run_id", "adapter", "entprobe_version", "started_at", "finished_at", "n_ok", "n_failed",
-            "settings"] + (["store"] if "store" in out.columns else [])
+        out["n_failed"] = (
+            out["run_id"].map(counts["failed"] if "failed" in counts else {}).fillna(0).astype(int)
+        )
+    cols = [
+        "model",
+        "run_id",
+        "adapter",
+        "entprobe_version",
+        "started_at",
+        "finished_at",
+        "n_ok",
+        "n_failed",
+        "settings",
+    ] + (["store"] if "store" in out.columns else [])
     return out[cols].sort_values(["model", "run_id"], kind="stable").reset_index(drop=True)
 
 
@@ -512,4 +621,6 @@ def failed_samples(samples: pd.DataFrame, runs: pd.DataFrame | None = None) -> p
     for col in ("modality", "error"):
         if col not in s.columns:
             s = s.assign(**{col: None})
-    return s[cols].sort_values(["model", "dataset", "sample_id", "level"], kind="stable").reset_index(drop=True)
+    return (
+        s[cols].sort_values(["model", "dataset", "sample_id", "level"], kind="stable").reset_index(drop=True)
+    )

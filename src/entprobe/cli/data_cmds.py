@@ -88,8 +88,9 @@ def format_list() -> str:
     show_default=True,
     help="List at most N skipped rows (0: all of them).",
 )
-@click.option("--allow-outside-paths", is_flag=True,
-              help="Let image paths in a data file point outside its folder.")
+@click.option(
+    "--allow-outside-paths", is_flag=True, help="Let image paths in a data file point outside its folder."
+)
 def inspect(
     spec: str,
     limit: int | None,
@@ -111,8 +112,9 @@ def inspect(
     """
     fixed = _parse_thresholds(thresholds)
     try:
-        prompts = load_prompts(spec, limit=limit, dedup=dedup, max_pixels=max_pixels,
-                               allow_outside_paths=allow_outside_paths)
+        prompts = load_prompts(
+            spec, limit=limit, dedup=dedup, max_pixels=max_pixels, allow_outside_paths=allow_outside_paths
+        )
     except EntprobeError as err:
         raise click.ClickException(str(err)) from None
     count, how = (
@@ -173,17 +175,14 @@ def _record_tables(
         lines.append(f"  {bucket:<12}{per_bucket.get(bucket, 0):>6}   {span}")
     chars = [r.n_chars for r in prompts.records]
     lines.append(
-        f"characters per prompt: min {min(chars)}, median "
-        f"{sorted(chars)[len(chars) // 2]}, max {max(chars)}"
+        f"characters per prompt: min {min(chars)}, median {sorted(chars)[len(chars) // 2]}, max {max(chars)}"
     )
     return lines
 
 
 def _table(title: str, counts: dict[str, int]) -> list[str]:
     width = max(12, *(len(k) for k in counts)) + 2
-    return [f"{title:<{width + 2}}{'records':>6}"] + [
-        f"  {key:<{width}}{n:>6}" for key, n in counts.items()
-    ]
+    return [f"{title:<{width + 2}}{'records':>6}"] + [f"  {key:<{width}}{n:>6}" for key, n in counts.items()]
 
 
 def _parse_thresholds(text: str | None) -> tuple[int, int] | None:

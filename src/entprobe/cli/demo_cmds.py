@@ -12,16 +12,35 @@ _NOTICE = (
 
 
 @click.command()
-@click.option("--out", "out_dir", default="demo-output", show_default=True,
-              type=click.Path(file_okay=False), help="Folder for the models, store, images and report.")
-@click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="Probe only the first N prompts of each bundled set.")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Length of the generated text responses.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the tiny models and of generation.")
+@click.option(
+    "--out",
+    "out_dir",
+    default="demo-output",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the models, store, images and report.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Probe only the first N prompts of each bundled set.",
+)
+@click.option(
+    "--max-new-tokens",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Length of the generated text responses.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the tiny models and of generation."
+)
 @click.option("--no-report", is_flag=True, help="Skip writing the HTML report.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
-def demo(out_dir: str, limit: int | None, max_new_tokens: int, seed: int, no_report: bool, no_progress: bool) -> None:
+def demo(
+    out_dir: str, limit: int | None, max_new_tokens: int, seed: int, no_report: bool, no_progress: bool
+) -> None:
     """Run the whole pipeline on tiny built-in models and the bundled sample prompts.
 
     Builds tiny, seeded, randomly initialised Janus and Emu3 models offline, probes
@@ -33,13 +52,20 @@ def demo(out_dir: str, limit: int | None, max_new_tokens: int, seed: int, no_rep
 
     from ..pipeline.demo import REAL_CHECKPOINT_EXAMPLE, run_demo
 
-    click.echo(_NOTICE.replace("\n\n", "\n") .rstrip())
+    click.echo(_NOTICE.replace("\n\n", "\n").rstrip())
     result = run_demo(
-        out_dir, limit=limit, max_new_tokens=max_new_tokens, seed=seed,
-        report=not no_report, progress=not no_progress, log=click.echo,
+        out_dir,
+        limit=limit,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        report=not no_report,
+        progress=not no_progress,
+        log=click.echo,
     )
     click.echo("\nSummary (bits; mean over samples at the first, middle and last layer):")
-    with pd.option_context("display.width", 120, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
+    with pd.option_context(
+        "display.width", 120, "display.max_columns", 20, "display.float_format", "{:.3f}".format
+    ):
         click.echo(result.summary.to_string(index=False))
     click.echo(f"\nresults store: {result.store}")
     if result.report is not None:

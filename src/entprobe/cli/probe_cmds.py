@@ -66,30 +66,55 @@ def estimator_options(*, inherit: bool) -> Callable[[Callable[..., Any]], Callab
 
     specs = [
         click.option("--alpha", type=float, default=None, help=f"Renyi order alpha > 0. {note('1.01')}"),
-        click.option("--kernel", default=None,
-                     help=f"Kernel of the prompt-level entropy: gaussian or linear. {note('gaussian')}"),
-        click.option("--sigma", default=None, help=f"Kernel bandwidth: 'median' or a number. {note('median')}"),
-        click.option("--sigma-scale", type=float, default=None,
-                     help=f"Factor on the median bandwidth. {note('1.0')}"),
-        click.option("--pca-dim", default=None,
-                     help=f"PCA components kept (a positive integer), or 'none' for no PCA. {note('64')}"),
+        click.option(
+            "--kernel",
+            default=None,
+            help=f"Kernel of the prompt-level entropy: gaussian or linear. {note('gaussian')}",
+        ),
+        click.option(
+            "--sigma", default=None, help=f"Kernel bandwidth: 'median' or a number. {note('median')}"
+        ),
+        click.option(
+            "--sigma-scale", type=float, default=None, help=f"Factor on the median bandwidth. {note('1.0')}"
+        ),
+        click.option(
+            "--pca-dim",
+            default=None,
+            help=f"PCA components kept (a positive integer), or 'none' for no PCA. {note('64')}",
+        ),
         click.option("--eps", type=float, default=None, help=f"Ridge on the kernel diagonal. {note('1e-6')}"),
         click.option("--base", default=None, help=f"Logarithm base: a number or 'e'. {note('2 (bits)')}"),
-        click.option("--normalization", default=None,
-                     help=f"Conditional-entropy normalization: trace, plain or subsample. {note('trace')}"),
-        click.option("--n-draws", type=click.IntRange(min=1), default=None,
-                     help=f"Draws of the 'subsample' normalization. {note('10')}"),
-        click.option("--estimator-seed", type=int, default=None,
-                     help=f"Seed of the 'subsample' draws. {note('0')}"),
-        click.option("--prompt-bandwidth", type=click.Choice(["joint", "own"]), default=None,
-                     help="Bandwidth of H(prompt) inside the proxy: the median distance of the "
-                          "joint prompt+response set, shared with H(prompt+response) (joint), or "
-                          f"of the prompt's own tokens (own; needs --sigma median). {note('joint')}"),
-        click.option("--spectrum", default=None, metavar="exact|float32|topk:K",
-                     help="exact: all eigenvalues in float64; float32: all eigenvalues in float32 "
-                          "(faster, measured error up to ~2e-6 bits, no bound); topk:K: K Ritz pairs and "
-                          "certified lower/upper bounds per layer (stored; the value is the interval's "
-                          f"midpoint). {note('exact')}"),
+        click.option(
+            "--normalization",
+            default=None,
+            help=f"Conditional-entropy normalization: trace, plain or subsample. {note('trace')}",
+        ),
+        click.option(
+            "--n-draws",
+            type=click.IntRange(min=1),
+            default=None,
+            help=f"Draws of the 'subsample' normalization. {note('10')}",
+        ),
+        click.option(
+            "--estimator-seed", type=int, default=None, help=f"Seed of the 'subsample' draws. {note('0')}"
+        ),
+        click.option(
+            "--prompt-bandwidth",
+            type=click.Choice(["joint", "own"]),
+            default=None,
+            help="Bandwidth of H(prompt) inside the proxy: the median distance of the "
+            "joint prompt+response set, shared with H(prompt+response) (joint), or "
+            f"of the prompt's own tokens (own; needs --sigma median). {note('joint')}",
+        ),
+        click.option(
+            "--spectrum",
+            default=None,
+            metavar="exact|float32|topk:K",
+            help="exact: all eigenvalues in float64; float32: all eigenvalues in float32 "
+            "(faster, measured error up to ~2e-6 bits, no bound); topk:K: K Ritz pairs and "
+            "certified lower/upper bounds per layer (stored; the value is the interval's "
+            f"midpoint). {note('exact')}",
+        ),
     ]
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -131,65 +156,171 @@ def _fail(exc: EntprobeError) -> click.ClickException:
 
 @click.command(context_settings={"show_default": True})
 @click.option("--model", required=True, help="Hub id or local folder of the model.")
-@click.option("--adapter", default=None, help="Adapter name (see `entprobe models`). [default: detected from the config]")
-@click.option("--text-prompts", multiple=True, metavar="SPEC", help="Text prompt set (repeatable), e.g. t2i-corebench:DIR.")
-@click.option("--image-prompts", multiple=True, metavar="SPEC", help="Image prompt set (repeatable), e.g. mmbench:FILE.tsv.")
-@click.option("--levels", default=None, metavar="LIST",
-              help="Comma list of prompt, text-gen, image-gen. [default: every level the adapter supports]")
-@click.option("--store", required=True, type=click.Path(dir_okay=False), help="Results store (DuckDB file); rerunning resumes it.")
+@click.option(
+    "--adapter",
+    default=None,
+    help="Adapter name (see `entprobe models`). [default: detected from the config]",
+)
+@click.option(
+    "--text-prompts",
+    multiple=True,
+    metavar="SPEC",
+    help="Text prompt set (repeatable), e.g. t2i-corebench:DIR.",
+)
+@click.option(
+    "--image-prompts",
+    multiple=True,
+    metavar="SPEC",
+    help="Image prompt set (repeatable), e.g. mmbench:FILE.tsv.",
+)
+@click.option(
+    "--levels",
+    default=None,
+    metavar="LIST",
+    help="Comma list of prompt, text-gen, image-gen. [default: every level the adapter supports]",
+)
+@click.option(
+    "--store",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Results store (DuckDB file); rerunning resumes it.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="First N prompts of each prompt set.")
-@click.option("--shard", default=None, metavar="K/N",
-              help="Process shard K of N (1-based), split by a stable hash of dataset and sample id.")
+@click.option(
+    "--shard",
+    default=None,
+    metavar="K/N",
+    help="Process shard K of N (1-based), split by a stable hash of dataset and sample id.",
+)
 @click.option("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto")
-@click.option("--trust-remote-code", is_flag=True, help="Allow the model's own code (passed to loading only when given).")
+@click.option(
+    "--trust-remote-code",
+    is_flag=True,
+    help="Allow the model's own code (passed to loading only when given).",
+)
 @click.option("--revision", default=None, help="Hub revision (branch, tag or commit).")
-@click.option("--include-special", is_flag=True, help="Keep special and chat-template tokens in the prompt's states.")
-@click.option("--save-images", type=click.Path(file_okay=False), default=None,
-              help="Save generated images as PNG here (path in samples.image_path).")
-@click.option("--save-grams", type=click.Path(file_okay=False), default=None,
-              help="Save per-layer Gram matrices here, for `entprobe reestimate`.")
+@click.option(
+    "--include-special", is_flag=True, help="Keep special and chat-template tokens in the prompt's states."
+)
+@click.option(
+    "--save-images",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Save generated images as PNG here (path in samples.image_path).",
+)
+@click.option(
+    "--save-grams",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Save per-layer Gram matrices here, for `entprobe reestimate`.",
+)
 @click.option("--retry-failed", is_flag=True, help="Recompute samples recorded as failed.")
-@click.option("--last-layer", type=click.Choice(["raw", "normed"]), default="raw",
-              help="The last layer's states: before the final norm (raw), or after it, as "
-                   "transformers' output_hidden_states gives (normed). Part of the run id when normed.")
-@click.option("--allow-outside-paths", is_flag=True,
-              help="Let image paths in a data file (images: CSV, RealUnify JSON) point outside its folder.")
-@click.option("--length-thresholds", default=None, metavar="A,B",
-              help="Token counts splitting short/middle/long text prompts. [default: the set's terciles]")
-@click.option("--upstream-src", type=click.Path(file_okay=False), default=None,
-              help="Checkout of the family's upstream code (families outside transformers, see "
-                   "`entprobe models`). [default: $ENTPROBE_<FAMILY>_SRC, else the installed package]")
-@click.option("--image-response-step", default="final", metavar="final|all|K[,K...]",
-              help="Step-wise image generators: besides the default response (one teacher-forced pass "
-                   "of the clean final response), also probe the conditional branch at these "
-                   "denoising steps (1-based), stored per step.")
+@click.option(
+    "--last-layer",
+    type=click.Choice(["raw", "normed"]),
+    default="raw",
+    help="The last layer's states: before the final norm (raw), or after it, as "
+    "transformers' output_hidden_states gives (normed). Part of the run id when normed.",
+)
+@click.option(
+    "--allow-outside-paths",
+    is_flag=True,
+    help="Let image paths in a data file (images: CSV, RealUnify JSON) point outside its folder.",
+)
+@click.option(
+    "--length-thresholds",
+    default=None,
+    metavar="A,B",
+    help="Token counts splitting short/middle/long text prompts. [default: the set's terciles]",
+)
+@click.option(
+    "--upstream-src",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Checkout of the family's upstream code (families outside transformers, see "
+    "`entprobe models`). [default: $ENTPROBE_<FAMILY>_SRC, else the installed package]",
+)
+@click.option(
+    "--image-response-step",
+    default="final",
+    metavar="final|all|K[,K...]",
+    help="Step-wise image generators: besides the default response (one teacher-forced pass "
+    "of the clean final response), also probe the conditional branch at these "
+    "denoising steps (1-based), stored per step.",
+)
 @estimator_options(inherit=False)
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, help="Longest text response, in tokens.")
+@click.option(
+    "--max-new-tokens", type=click.IntRange(min=1), default=64, help="Longest text response, in tokens."
+)
 @click.option("--do-sample/--greedy", default=False, help="Sample the text response (default: greedy).")
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, help="Text sampling temperature.")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, help="Nucleus sampling mass (text).")
-@click.option("--image-do-sample/--image-greedy", default=True, help="Sample the image tokens (default: sample).")
-@click.option("--image-temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
-              help="Image-token sampling temperature.")
-@click.option("--guidance-scale", type=click.FloatRange(min=0), default=5.0, help="Classifier-free guidance of image generation.")
-@click.option("--image-steps", type=click.IntRange(min=1), default=None,
-              help="Step-wise image generators that take it: number of denoising steps. [default: the family's]")
-@click.option("--image-size", type=click.IntRange(min=1), default=None, metavar="PX",
-              help="Step-wise image generators that take it: side of the generated image in pixels. "
-                   "[default: the family's]")
+@click.option(
+    "--temperature",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    help="Text sampling temperature.",
+)
+@click.option(
+    "--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, help="Nucleus sampling mass (text)."
+)
+@click.option(
+    "--image-do-sample/--image-greedy", default=True, help="Sample the image tokens (default: sample)."
+)
+@click.option(
+    "--image-temperature",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    help="Image-token sampling temperature.",
+)
+@click.option(
+    "--guidance-scale",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    help="Classifier-free guidance of image generation.",
+)
+@click.option(
+    "--image-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Step-wise image generators that take it: number of denoising steps. [default: the family's]",
+)
+@click.option(
+    "--image-size",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="PX",
+    help="Step-wise image generators that take it: side of the generated image in pixels. "
+    "[default: the family's]",
+)
 @click.option("--seed", type=int, default=0, help="Generation seed.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1,
-              help="Samples of one modality and level run through the model together (left-padded "
-                   "generation, masked padding; same numbers as 1, see README).")
-@click.option("--overlap/--no-overlap", default=True,
-              help="Estimate the previous batch on a worker thread while the model runs the next.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=1,
+    help="Samples of one modality and level run through the model together (left-padded "
+    "generation, masked padding; same numbers as 1, see README).",
+)
+@click.option(
+    "--overlap/--no-overlap",
+    default=True,
+    help="Estimate the previous batch on a worker thread while the model runs the next.",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
-@click.option("--backend", type=click.Choice(["local", "ray"]), default="local",
-              help="local: this process; ray: one shard per Ray worker, merged into --store (pip install 'entprobe[ray]').")
-@click.option("--address", default=None, help="Ray cluster (HOST:PORT, ray://HOST:PORT, auto). [default: a local Ray]")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Ray workers (model replicas, one shard each). [default: GPUs / --gpus-per-worker, or CPUs]")
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    help="local: this process; ray: one shard per Ray worker, merged into --store (pip install 'entprobe[ray]').",
+)
+@click.option(
+    "--address", default=None, help="Ray cluster (HOST:PORT, ray://HOST:PORT, auto). [default: a local Ray]"
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Ray workers (model replicas, one shard each). [default: GPUs / --gpus-per-worker, or CPUs]",
+)
 @click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, help="GPUs of each Ray worker.")
 def probe(**kwargs: Any) -> None:
     """Probe a model layer by layer on prompt sets into a results store.
@@ -270,8 +401,13 @@ def models(as_json: bool) -> None:
         click.echo(json.dumps(entries, indent=2))
         return
     rows = [
-        (e["name"], ", ".join(e["capabilities"]) or "-", ", ".join(e["model_types"]) or "-",
-         "yes" if e.get("batched") else "no (one at a time)", e["description"])
+        (
+            e["name"],
+            ", ".join(e["capabilities"]) or "-",
+            ", ".join(e["model_types"]) or "-",
+            "yes" if e.get("batched") else "no (one at a time)",
+            e["description"],
+        )
         for e in entries
     ]
     headers = ("adapter", "capabilities", "model types", "batches", "description")

@@ -15,11 +15,21 @@ __all__ = ["export", "merge", "reestimate", "status"]
 
 @click.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", "target", required=True, type=click.Path(dir_okay=False),
-              help="Store to merge into (created if missing; may already hold rows).")
-@click.option("--on-conflict", type=click.Choice(["error", "keep"]), default="error", show_default=True,
-              help="A sample that is ok in both stores with different values: stop with an "
-                   "error (nothing merged from that source), or keep the target's row.")
+@click.option(
+    "--out",
+    "target",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Store to merge into (created if missing; may already hold rows).",
+)
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["error", "keep"]),
+    default="error",
+    show_default=True,
+    help="A sample that is ok in both stores with different values: stop with an "
+    "error (nothing merged from that source), or keep the target's row.",
+)
 def merge(sources: tuple[str, ...], target: str, on_conflict: str) -> None:
     """Combine the stores of sharded runs into one.
 
@@ -42,8 +52,12 @@ def merge(sources: tuple[str, ...], target: str, on_conflict: str) -> None:
 @click.command()
 @click.option("--store", required=True, type=click.Path(exists=True, dir_okay=False), help="Results store.")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Folder for runs.FMT, samples.FMT and layer_metrics.FMT.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for runs.FMT, samples.FMT and layer_metrics.FMT.",
+)
 def export(store: str, fmt: str, out: str) -> None:
     """Export a results store to Parquet or CSV (one file per table)."""
     from entprobe.store import ResultStore
@@ -58,15 +72,25 @@ def export(store: str, fmt: str, out: str) -> None:
 
 
 @click.command()
-@click.option("--grams", required=True, type=click.Path(exists=True, file_okay=False),
-              help="The --save-grams folder of a probe run.")
-@click.option("--store", required=True, type=click.Path(dir_okay=False),
-              help="Store to write into (a new run per changed configuration; resumable).")
+@click.option(
+    "--grams",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="The --save-grams folder of a probe run.",
+)
+@click.option(
+    "--store",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Store to write into (a new run per changed configuration; resumable).",
+)
 @estimator_options(inherit=True)
 @click.option("--device", default="cpu", show_default=True, help="Where to estimate: cpu, cuda ...")
 @click.option("--retry-failed", is_flag=True, help="Recompute samples recorded as failed.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def reestimate(grams: str, store: str, device: str, retry_failed: bool, progress: bool, **kwargs: Any) -> None:
+def reestimate(
+    grams: str, store: str, device: str, retry_failed: bool, progress: bool, **kwargs: Any
+) -> None:
     """Recompute metrics from saved Gram matrices, without the model.
 
     Options left out keep the values of the run that saved the Grams, so with none
@@ -83,8 +107,12 @@ def reestimate(grams: str, store: str, device: str, retry_failed: bool, progress
     try:
         with ResultStore(store) as results:
             summaries = run_reestimate(
-                grams, results, estimator=overrides, device=device,
-                retry_failed=retry_failed, progress=progress,
+                grams,
+                results,
+                estimator=overrides,
+                device=device,
+                retry_failed=retry_failed,
+                progress=progress,
             )
         widths = None
         if summaries:

@@ -52,9 +52,7 @@ def tercile_thresholds(lengths: Mapping[str, int]) -> tuple[int, int]:
     return values[math.ceil(n / 3) - 1], values[math.ceil(2 * n / 3) - 1]
 
 
-def length_buckets(
-    lengths: Mapping[str, int], thresholds: tuple[int, int] | None = None
-) -> dict[str, str]:
+def length_buckets(lengths: Mapping[str, int], thresholds: tuple[int, int] | None = None) -> dict[str, str]:
     """Assign each prompt to the ``"short"``, ``"middle"`` or ``"long"`` bucket.
 
     With ``thresholds=(t1, t2)``: short if ``n <= t1``, middle if ``t1 < n <= t2``,
@@ -85,22 +83,16 @@ def length_buckets(
         t1, t2 = tercile_thresholds(lengths)
     else:
         t1, t2 = _checked_thresholds(thresholds)
-    return {
-        key: "short" if n <= t1 else "middle" if n <= t2 else "long" for key, n in lengths.items()
-    }
+    return {key: "short" if n <= t1 else "middle" if n <= t2 else "long" for key, n in lengths.items()}
 
 
 def _checked(lengths: Mapping[str, int]) -> dict[str, int]:
     if not isinstance(lengths, Mapping):
-        raise ProbeInputError(
-            f"lengths must be a mapping id -> token count, got {type(lengths).__name__}"
-        )
+        raise ProbeInputError(f"lengths must be a mapping id -> token count, got {type(lengths).__name__}")
     out = {}
     for key, n in lengths.items():
         if isinstance(n, bool) or not _is_integral(n) or n < 0:
-            raise ProbeInputError(
-                f"lengths[{key!r}] must be a non-negative integer token count, got {n!r}"
-            )
+            raise ProbeInputError(f"lengths[{key!r}] must be a non-negative integer token count, got {n!r}")
         out[key] = int(n)
     return out
 
@@ -109,9 +101,7 @@ def _checked_thresholds(thresholds: tuple[int, int]) -> tuple[int, int]:
     try:
         t1, t2 = thresholds
     except (TypeError, ValueError):
-        raise ProbeInputError(
-            f"thresholds must be two integers (t1, t2), got {thresholds!r}"
-        ) from None
+        raise ProbeInputError(f"thresholds must be two integers (t1, t2), got {thresholds!r}") from None
     for t in (t1, t2):
         if isinstance(t, bool) or not _is_integral(t):
             raise ProbeInputError(f"thresholds must be two integers (t1, t2), got {thresholds!r}")

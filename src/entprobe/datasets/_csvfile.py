@@ -32,9 +32,7 @@ def delimiter_for(path: Path, option: str | None) -> str:
         return "\t" if path.suffix.lower() == ".tsv" else ","
     value = _DELIMITERS.get(option.lower(), option)
     if len(value) != 1:
-        raise DatasetError(
-            f"delimiter must be tab, comma, semicolon or one character, got {option!r}"
-        )
+        raise DatasetError(f"delimiter must be tab, comma, semicolon or one character, got {option!r}")
     return value
 
 

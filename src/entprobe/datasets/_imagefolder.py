@@ -78,9 +78,7 @@ def _find_csv(folder: Path, option: str | None) -> Path | None:
     return tables[0] if tables else None
 
 
-def _plain(
-    folder: Path, images: list[Path], ctx: LoadContext
-) -> Iterator[PromptRecord | SkippedRow]:
+def _plain(folder: Path, images: list[Path], ctx: LoadContext) -> Iterator[PromptRecord | SkippedRow]:
     ctx.sources.append(str(folder))
     for position, image in enumerate(images, 1):
         rel = image.relative_to(folder)
@@ -169,9 +167,7 @@ def _listed(
                 dataset=ctx.dataset,
                 modality="image",
                 text=text_value(row[cols.text], cols.text) if cols.text else "",
-                category=(text_value(row[cols.category], cols.category) or None)
-                if cols.category
-                else None,
+                category=(text_value(row[cols.category], cols.category) or None) if cols.category else None,
                 subcategory=(text_value(row[cols.subcategory], cols.subcategory) or None)
                 if cols.subcategory
                 else None,
@@ -184,6 +180,4 @@ def _listed(
             yield ctx.skip(source, drow.line, problem)
     for image in images:
         if image.resolve() not in listed:
-            yield SkippedRow(
-                str(image), None, f"image file not listed in {table.name}", "not-listed"
-            )
+            yield SkippedRow(str(image), None, f"image file not listed in {table.name}", "not-listed")

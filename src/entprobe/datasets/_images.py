@@ -97,9 +97,7 @@ def _check(fp: io.IOBase, max_pixels: int | None) -> tuple[int, int, str]:
         try:
             im = Image.open(fp)
         except Image.DecompressionBombError as err:
-            raise RowProblem(
-                f"image is a likely decompression bomb ({err})", "image-too-large"
-            ) from None
+            raise RowProblem(f"image is a likely decompression bomb ({err})", "image-too-large") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
             raise RowProblem(f"not a readable image ({err})", "bad-image") from None
         with im:
@@ -109,9 +107,7 @@ def _check(fp: io.IOBase, max_pixels: int | None) -> tuple[int, int, str]:
             try:
                 im.verify()
             except Exception as err:  # Pillow raises many types for corrupt files
-                raise RowProblem(
-                    f"corrupt {fmt} image ({type(err).__name__}: {err})", "bad-image"
-                ) from None
+                raise RowProblem(f"corrupt {fmt} image ({type(err).__name__}: {err})", "bad-image") from None
     return width, height, fmt
 
 

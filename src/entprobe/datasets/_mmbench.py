@@ -73,12 +73,8 @@ LEAF_CATEGORIES: dict[str, str] = {
         ["physical_property_reasoning", "function_reasoning", "identity_reasoning"],
         "attribute_reasoning",
     ),
-    **dict.fromkeys(
-        ["social_relation", "physical_relation", "nature_relation"], "relation_reasoning"
-    ),
-    **dict.fromkeys(
-        ["future_prediction", "structuralized_imagetext_understanding"], "logic_reasoning"
-    ),
+    **dict.fromkeys(["social_relation", "physical_relation", "nature_relation"], "relation_reasoning"),
+    **dict.fromkeys(["future_prediction", "structuralized_imagetext_understanding"], "logic_reasoning"),
 }
 
 CIRCULAR_MOD = 1_000_000
@@ -92,9 +88,7 @@ def load(path: Path, ctx: LoadContext) -> Iterator[PromptRecord | SkippedRow | C
     if is_parquet_target(path):
         return load_parquet(path, ctx)
     if "split" in ctx.options:
-        raise DatasetError(
-            f"{path}: the split option picks a split of a parquet folder; a TSV is one split"
-        )
+        raise DatasetError(f"{path}: the split option picks a split of a parquet folder; a TSV is one split")
     rows = iter_delimited(str(path), "\t")
     try:
         header = next(rows, None)
@@ -177,7 +171,8 @@ def _load_rows(
 
 
 def finish_rows(
-    outcomes: list[_Pending | SkippedRow], images: dict[int, ImageRef | RowProblem],
+    outcomes: list[_Pending | SkippedRow],
+    images: dict[int, ImageRef | RowProblem],
     ctx: LoadContext,
 ) -> Iterator[PromptRecord | SkippedRow | Collapsed]:
     """Resolve image references, then collapse circular-evaluation copies (shared
@@ -290,9 +285,7 @@ def pending_row(
     l2 = values["l2"].strip()
     if is_missing(l2):
         if leaf not in LEAF_CATEGORIES:
-            raise RowProblem(
-                f"unknown MMBench category {leaf!r} and no l2-category", "unknown-category"
-            )
+            raise RowProblem(f"unknown MMBench category {leaf!r} and no l2-category", "unknown-category")
         l2 = LEAF_CATEGORIES[leaf]
     if l2 not in L2_CATEGORIES:
         raise RowProblem(

@@ -115,9 +115,7 @@ def _split_files(folder: Path, wanted: str | None) -> list[Path]:
     matches = [key for key in splits if key == wanted or key.endswith("/" + wanted)]
     if len(matches) != 1:
         which = "matches none" if not matches else f"matches {len(matches)}: {', '.join(matches)}"
-        raise DatasetError(
-            f"split {wanted!r} {which} of the splits in {folder} ({', '.join(splits)})"
-        )
+        raise DatasetError(f"split {wanted!r} {which} of the splits in {folder} ({', '.join(splits)})")
     return splits[matches[0]]
 
 
@@ -180,8 +178,12 @@ def _rows(
 
 
 def _parse(
-    row: int, values: dict[str, Any], cols: _Columns, source: str,
-    images: dict[int, ImageRef | RowProblem], ctx: LoadContext,
+    row: int,
+    values: dict[str, Any],
+    cols: _Columns,
+    source: str,
+    images: dict[int, ImageRef | RowProblem],
+    ctx: LoadContext,
 ) -> Any:
     raw_index = text_value(values[cols.index], "index")
     index = parse_int(raw_index, "index")
@@ -212,9 +214,7 @@ def _parse(
     return pending_row(index, row, fields, image, ref, source)
 
 
-def _check_image(
-    cell: Any, row: int, cols: _Columns, key: str, source: str, ctx: LoadContext
-) -> ImageRef:
+def _check_image(cell: Any, row: int, cols: _Columns, key: str, source: str, ctx: LoadContext) -> ImageRef:
     data = _image_bytes(cell)
     if data is None:
         path = cell.get("path") if isinstance(cell, dict) else None

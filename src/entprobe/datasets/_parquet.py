@@ -52,9 +52,7 @@ class ParquetFile:
         self.path = str(path)
         self._con = _connect()
         try:
-            described = self._con.execute(
-                "DESCRIBE SELECT * FROM read_parquet(?)", [self.path]
-            ).fetchall()
+            described = self._con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [self.path]).fetchall()
         except Exception as err:  # duckdb raises IOException, InvalidInputException, ...
             self._con.close()
             raise RowProblem(

@@ -108,8 +108,7 @@ def _items(file: Path, data: object, ctx: LoadContext) -> Iterator[PromptRecord 
         yield SkippedRow(
             str(file),
             None,
-            f"file holds a JSON {type(data).__name__}; expected a "
-            "list of items or an object keyed by id",
+            f"file holds a JSON {type(data).__name__}; expected a list of items or an object keyed by id",
             "unreadable-file",
         )
         return
@@ -213,11 +212,7 @@ def _first_text(item: dict, keys: tuple[str, ...]) -> str:
 def _options(item: dict) -> dict[str, str]:
     raw = item.get("options", item.get("choices"))
     if isinstance(raw, list):
-        return {
-            chr(ord("A") + i): text_value(v, "options")
-            for i, v in enumerate(raw)
-            if not is_missing(v)
-        }
+        return {chr(ord("A") + i): text_value(v, "options") for i, v in enumerate(raw) if not is_missing(v)}
     if isinstance(raw, dict):
         return {str(k): text_value(v, "options") for k, v in raw.items() if not is_missing(v)}
     return {k: text_value(item[k], k) for k in "ABCDEF" if k in item and not is_missing(item[k])}
@@ -236,11 +231,7 @@ def _image(item: dict, file: Path, ctx: LoadContext) -> tuple[FileImage | Base64
     path = Path(value).expanduser() if len(value) < 4096 else None
     if path is not None and not path.is_absolute():
         path = file.parent / path
-    if (
-        (path is None or not _exists(path))
-        and len(value) > _BASE64_MIN_CHARS
-        and _BASE64.fullmatch(value)
-    ):
+    if (path is None or not _exists(path)) and len(value) > _BASE64_MIN_CHARS and _BASE64.fullmatch(value):
         check_image_bytes(decode_base64(value), ctx.max_pixels)
         return Base64Image(value, ctx.max_pixels), extra
     if path is None:

@@ -105,8 +105,7 @@ class PromptRecord:
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
             raise DatasetError(
-                f"PromptRecord {self.id!r}: modality must be one of {MODALITIES}, "
-                f"got {self.modality!r}"
+                f"PromptRecord {self.id!r}: modality must be one of {MODALITIES}, got {self.modality!r}"
             )
         if self.n_chars is None:
             object.__setattr__(self, "n_chars", len(self.text))
@@ -216,9 +215,7 @@ class PromptSet:
 
     def summary(self) -> str:
         """One line: records kept out of rows read, and where the others went."""
-        parts = [
-            f"{len(self.records)} records from {self.n_rows} rows in {len(self.sources)} file(s)"
-        ]
+        parts = [f"{len(self.records)} records from {self.n_rows} rows in {len(self.sources)} file(s)"]
         if self.n_collapsed:
             parts.append(f"{self.n_collapsed} circular-evaluation copies collapsed")
         if self.n_limited:

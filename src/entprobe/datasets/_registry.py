@@ -18,8 +18,7 @@ from ._rows import Collapsed, LoadContext
 __all__ = ["FormatInfo", "list_formats", "load_prompts", "parse_spec"]
 
 _LOADERS = {
-    module.NAME: module
-    for module in (_t2i_corebench, _mmbench, _realunify, _jsonl, _csvfile, _imagefolder)
+    module.NAME: module for module in (_t2i_corebench, _mmbench, _realunify, _jsonl, _csvfile, _imagefolder)
 }
 _SCHEMES = (*_LOADERS, _bundled.NAME)
 _SPEC = re.compile(r"^([A-Za-z][\w-]*):(.*)$", re.DOTALL)
@@ -55,9 +54,7 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
         DatasetError: no ``FORMAT:`` prefix, an unknown format, or no path.
     """
     if not isinstance(spec, str):
-        raise DatasetError(
-            f"SPEC must be a string like 'mmbench:PATH.tsv', got {type(spec).__name__}"
-        )
+        raise DatasetError(f"SPEC must be a string like 'mmbench:PATH.tsv', got {type(spec).__name__}")
     match = _SPEC.match(spec.strip())
     if not match:
         raise DatasetError(
@@ -127,9 +124,7 @@ def load_prompts(
         ['Abductive', 'Composition', 'Deductive', 'Inductive']
     """
     for name, value in (("limit", limit), ("max_pixels", max_pixels)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ProbeInputError(f"{name} must be a positive integer or None, got {value!r}")
     scheme, target, spec_options = parse_spec(spec)
     if scheme == _bundled.NAME:
@@ -143,8 +138,13 @@ def load_prompts(
     if unknown:
         known = ", ".join(loader.OPTIONS) or "none"
         raise DatasetError(f"unknown option(s) {', '.join(unknown)} for {scheme}; known: {known}")
-    ctx = LoadContext(dataset=dataset, options=merged, dedup=dedup, max_pixels=max_pixels,
-                      allow_outside_paths=allow_outside_paths)
+    ctx = LoadContext(
+        dataset=dataset,
+        options=merged,
+        dedup=dedup,
+        max_pixels=max_pixels,
+        allow_outside_paths=allow_outside_paths,
+    )
     try:
         outcomes = loader.load(path, ctx)
     except PermissionError as err:
@@ -154,9 +154,7 @@ def load_prompts(
     try:
         _collect(outcomes, prompt_set, limit)
     except OSError as err:  # the file system failed under us (file removed, disk error)
-        raise DatasetError(
-            f"reading {path} failed after {prompt_set.n_rows} rows ({err})"
-        ) from None
+        raise DatasetError(f"reading {path} failed after {prompt_set.n_rows} rows ({err})") from None
     prompt_set.sources = list(dict.fromkeys(ctx.sources))
     return prompt_set
 

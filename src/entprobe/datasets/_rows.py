@@ -86,17 +86,13 @@ class LoadContext:
             ) from None
         return image
 
-    def skip(
-        self, source: str, row: int | None, problem: Exception, id: str | None = None
-    ) -> SkippedRow:
+    def skip(self, source: str, row: int | None, problem: Exception, id: str | None = None) -> SkippedRow:
         """The :class:`SkippedRow` for ``problem``; an exception that is not a
         :class:`RowProblem` is a bug in a loader, recorded rather than raised so one
         odd row cannot stop a load halfway."""
         if isinstance(problem, RowProblem):
             return SkippedRow(source, row, problem.reason, problem.kind, id)
-        return SkippedRow(
-            source, row, f"unexpected {type(problem).__name__}: {problem}", "malformed", id
-        )
+        return SkippedRow(source, row, f"unexpected {type(problem).__name__}: {problem}", "malformed", id)
 
 
 # ---------------------------------------------------------------- CSV / TSV

@@ -60,9 +60,7 @@ CATEGORIES = ("Composition", "Deductive", "Inductive", "Abductive")
 _MAIN_CLASS = {"C": "composition", "R": "reasoning"}
 
 _CODE = re.compile(r"^([CR])[-_ ]?([A-Z]{2})(?![A-Z])", re.IGNORECASE)
-_NAME_TO_CODE = {
-    re.sub(r"[^a-z]", "", name.lower()): code for code, (_, name) in DIMENSIONS.items()
-}
+_NAME_TO_CODE = {re.sub(r"[^a-z]", "", name.lower()): code for code, (_, name) in DIMENSIONS.items()}
 _NAME_TO_CODE["behaviouralreasoning"] = "R-BR"
 _KNOWN_FIELDS = {"Main Class", "Sub Class", "Prompt", "Checklist", "Remark", "ID", "id", "task"}
 
@@ -127,9 +125,7 @@ def _file_order(path: Path) -> tuple[int, str]:
     return (list(DIMENSIONS).index(code) if code else len(DIMENSIONS), str(path))
 
 
-def _iter_files(
-    files: list[Path], kind: str, ctx: LoadContext
-) -> Iterator[PromptRecord | SkippedRow]:
+def _iter_files(files: list[Path], kind: str, ctx: LoadContext) -> Iterator[PromptRecord | SkippedRow]:
     for file in files:
         if kind == "jsonl":
             yield from _rows_of_jsonl(file, ctx)
@@ -146,9 +142,7 @@ def _iter_files(
         yield from _rows_of_json(file, ctx, data)
 
 
-def _rows_of_json(
-    file: Path, ctx: LoadContext, data: object
-) -> Iterator[PromptRecord | SkippedRow]:
+def _rows_of_json(file: Path, ctx: LoadContext, data: object) -> Iterator[PromptRecord | SkippedRow]:
     source = str(file)
     ctx.sources.append(source)
     if isinstance(data, dict):
@@ -254,18 +248,14 @@ def _dimension(item: dict, rid: str | None, file: Path) -> str:
     if isinstance(task, str) and task.strip():
         code = dimension_code(task)
         if code is None:
-            raise RowProblem(
-                f"unknown T2I-CoReBench dimension {task!r} in field 'task'", "unknown-category"
-            )
+            raise RowProblem(f"unknown T2I-CoReBench dimension {task!r} in field 'task'", "unknown-category")
         found["task"] = code
     for where, code in (("ID", dimension_code(rid)), ("file name", _file_code(file))):
         if code:
             found[where] = code
     if not found:
         sub = item.get("Sub Class")
-        code = (
-            _NAME_TO_CODE.get(re.sub(r"[^a-z]", "", sub.lower())) if isinstance(sub, str) else None
-        )
+        code = _NAME_TO_CODE.get(re.sub(r"[^a-z]", "", sub.lower())) if isinstance(sub, str) else None
         if code is None:
             raise RowProblem(
                 f"unknown T2I-CoReBench dimension: no dimension code in ID {rid!r} or file "

@@ -110,7 +110,9 @@ def renyi_bounds(
     j_star = (ok * torch.arange(k + 1, device=a.device)).amax(dim=-1)  # j = 0 always ok
     idx = torch.arange(n, device=a.device)
     u_star = torch.gather(u, -1, j_star[..., None])
-    theta_pad = torch.cat([theta, torch.zeros(*theta.shape[:-1], n - k, dtype=a.dtype, device=a.device)], dim=-1)
+    theta_pad = torch.cat(
+        [theta, torch.zeros(*theta.shape[:-1], n - k, dtype=a.dtype, device=a.device)], dim=-1
+    )
     spread = torch.where(idx < j_star[..., None], theta_pad, u_star.expand_as(theta_pad))
     h_hi = renyi_from_eigenvalues(spread, alpha)
 

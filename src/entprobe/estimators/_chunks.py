@@ -81,7 +81,11 @@ def parse_memory(text: str | int | None) -> int | None:
 
 
 def run_chunked(
-    fn: Callable[..., torch.Tensor], tensors: tuple[torch.Tensor, ...], *, per_item: int, max_memory: int | None
+    fn: Callable[..., torch.Tensor],
+    tensors: tuple[torch.Tensor, ...],
+    *,
+    per_item: int,
+    max_memory: int | None,
 ) -> torch.Tensor:
     """``fn(*chunks)`` over chunks of the flattened leading axes, concatenated.
 

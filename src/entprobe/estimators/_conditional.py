@@ -101,8 +101,16 @@ def _proxy_nats(
     """
     proj = pca_gram(centre_gram(gram), pca_dim, rank_bound=rank_bound)
     return projected_proxy_nats(
-        proj, zero_tolerance(gram), n_prompt, weighted=weighted, alpha=alpha, sigma=sigma,
-        sigma_scale=sigma_scale, eps=eps, prompt_sigma=prompt_sigma, spec=spec,
+        proj,
+        zero_tolerance(gram),
+        n_prompt,
+        weighted=weighted,
+        alpha=alpha,
+        sigma=sigma,
+        sigma_scale=sigma_scale,
+        eps=eps,
+        prompt_sigma=prompt_sigma,
+        spec=spec,
     )
 
 
@@ -176,8 +184,14 @@ def conditional_nats(
 ) -> torch.Tensor:
     """The one code path behind both public conditional-entropy functions: ``(3, ...)`` nats."""
     options = dict(
-        rank_bound=rank_bound, alpha=alpha, sigma=sigma, sigma_scale=sigma_scale, pca_dim=pca_dim, eps=eps,
-        prompt_sigma=prompt_sigma, spec=spec,
+        rank_bound=rank_bound,
+        alpha=alpha,
+        sigma=sigma,
+        sigma_scale=sigma_scale,
+        pca_dim=pca_dim,
+        eps=eps,
+        prompt_sigma=prompt_sigma,
+        spec=spec,
     )
     if normalization != "subsample":
         return _proxy_nats(gram, n_prompt, weighted=normalization == "trace", **options)
@@ -261,9 +275,16 @@ class _Options:
             return self.run(sym_product(xc), n_prompt, rank_bound=xc.shape[-1], sigma_factor=sigma_factor)
         proj, tol = state_geometry(xc, self.pca_dim)
         h = projected_proxy_nats(
-            proj, tol, n_prompt, weighted=self.normalization == "trace", alpha=self.alpha,
-            sigma=self.fixed_sigma(proj, sigma_factor), sigma_scale=self.sigma_scale, eps=self.eps,
-            prompt_sigma=self.prompt_sigma, spec=self.spec,
+            proj,
+            tol,
+            n_prompt,
+            weighted=self.normalization == "trace",
+            alpha=self.alpha,
+            sigma=self.fixed_sigma(proj, sigma_factor),
+            sigma_scale=self.sigma_scale,
+            eps=self.eps,
+            prompt_sigma=self.prompt_sigma,
+            spec=self.spec,
         )
         return in_base(h, self.log_base)
 
@@ -385,7 +406,18 @@ def conditional_entropy(
         True
     """
     opts = _Options.check(
-        normalization, alpha, sigma, sigma_scale, pca_dim, eps, base, n_draws, seed, prompt_sigma, spectrum, max_memory
+        normalization,
+        alpha,
+        sigma,
+        sigma_scale,
+        pca_dim,
+        eps,
+        base,
+        n_draws,
+        seed,
+        prompt_sigma,
+        spectrum,
+        max_memory,
     )
     p, kind_p = as_states(prompt_states, "prompt_states")
     r, kind_r = as_states(response_states, "response_states")
@@ -467,7 +499,18 @@ def conditional_entropy_from_gram(
         True
     """
     opts = _Options.check(
-        normalization, alpha, sigma, sigma_scale, pca_dim, eps, base, n_draws, seed, prompt_sigma, spectrum, max_memory
+        normalization,
+        alpha,
+        sigma,
+        sigma_scale,
+        pca_dim,
+        eps,
+        base,
+        n_draws,
+        seed,
+        prompt_sigma,
+        spectrum,
+        max_memory,
     )
     g, kind = as_gram(gram, "gram")
     n_p = check_n_prompt(n_prompt, g.shape[-1])
@@ -475,6 +518,8 @@ def conditional_entropy_from_gram(
         return empty_result(g.shape[:-2], kind)
     h = run_chunked(
         lambda gc: opts.run(gc, n_p, rank_bound=g.shape[-1], sigma_factor=None),
-        (g,), per_item=item_bytes(g.shape[-1]), max_memory=opts.max_memory,
+        (g,),
+        per_item=item_bytes(g.shape[-1]),
+        max_memory=opts.max_memory,
     )
     return wrap_interval(h, kind, opts.spec.topk)

@@ -140,7 +140,15 @@ def entropy_nats(
     tol = zero_tolerance(gram)
     proj = pca_gram(centre_gram(gram), pca_dim, rank_bound=rank_bound)
     return projected_entropy_nats(
-        proj, tol, alpha=alpha, kernel=kernel, sigma=sigma, sigma_scale=sigma_scale, eps=eps, what=what, spec=spec
+        proj,
+        tol,
+        alpha=alpha,
+        kernel=kernel,
+        sigma=sigma,
+        sigma_scale=sigma_scale,
+        eps=eps,
+        what=what,
+        spec=spec,
     )
 
 
@@ -163,7 +171,9 @@ def projected_entropy_nats(
         del proj
         bw = median_bandwidth(d2, tol, sigma=sigma, sigma_scale=sigma_scale)
         warn_degenerate_median(bw.degenerate, what)
-        h = renyi_of_kernel(gaussian_kernel(d2, bw.sigma, out=d2), alpha=alpha, eps=eps, spec=spec, inplace=True)
+        h = renyi_of_kernel(
+            gaussian_kernel(d2, bw.sigma, out=d2), alpha=alpha, eps=eps, spec=spec, inplace=True
+        )
         identical = bw.identical
     else:
         k, zero_rows = cosine_kernel(proj, tol)

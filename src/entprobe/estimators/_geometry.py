@@ -258,7 +258,9 @@ def median_bandwidth(
     return BandwidthResult(sig, identical, degenerate)
 
 
-def gaussian_kernel(d2: torch.Tensor, sigma: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
+def gaussian_kernel(
+    d2: torch.Tensor, sigma: torch.Tensor, *, out: torch.Tensor | None = None
+) -> torch.Tensor:
     r"""``K_ij = exp(-D_ij / (2 σ²))`` with one ``σ`` per item.
 
     Args:

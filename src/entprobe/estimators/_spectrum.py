@@ -126,7 +126,9 @@ def renyi_of_kernel(
     # Every eigenvalue of W(K + εI)W is at least ε min(w²) (K is PSD); divided by the trace.
     w2 = torch.ones((), dtype=a.dtype, device=a.device) if weights is None else (weights**2).min()
     raw_tr = raw_diag
-    raw_tr = (raw_tr if weights is None else raw_tr * weights**2).sum(dim=-1) + eps * (n if weights is None else (weights**2).sum())
+    raw_tr = (raw_tr if weights is None else raw_tr * weights**2).sum(dim=-1) + eps * (
+        n if weights is None else (weights**2).sum()
+    )
     floor = eps * w2 / raw_tr
     lo, hi = renyi_bounds(a, alpha=alpha, k=topk, floor=floor)
     return 0.5 * (lo + hi), lo, hi

@@ -97,9 +97,7 @@ def _to_float64_tensor(x: object, name: str) -> tuple[torch.Tensor, ArrayKind]:
         if not arr.flags.c_contiguous:  # torch.from_numpy refuses negative strides
             arr = arr.copy(order="C")
         return torch.from_numpy(arr), ArrayKind(is_numpy=True, device=torch.device("cpu"))
-    raise ProbeInputError(
-        f"{name} must be a NumPy array or a torch tensor of floats; got {type(x).__name__}"
-    )
+    raise ProbeInputError(f"{name} must be a NumPy array or a torch tensor of floats; got {type(x).__name__}")
 
 
 def _check_finite(t: torch.Tensor, name: str) -> None:
@@ -137,8 +135,7 @@ def as_states(x: object, name: str) -> tuple[torch.Tensor, ArrayKind]:
     n, d = t.shape[-2], t.shape[-1]
     if n < 2:
         raise ProbeInputError(
-            f"{name} has {n} token{'' if n == 1 else 's'}; need at least 2 "
-            f"(shape {tuple(t.shape)})"
+            f"{name} has {n} token{'' if n == 1 else 's'}; need at least 2 (shape {tuple(t.shape)})"
         )
     if d < 1:
         raise ProbeInputError(f"{name} has 0 features; need at least 1 (shape {tuple(t.shape)})")
@@ -168,8 +165,7 @@ def as_gram(x: object, name: str = "gram") -> tuple[torch.Tensor, ArrayKind]:
     n = t.shape[-1]
     if n < 2:
         raise ProbeInputError(
-            f"{name} covers {n} token{'' if n == 1 else 's'}; need at least 2 "
-            f"(shape {tuple(t.shape)})"
+            f"{name} covers {n} token{'' if n == 1 else 's'}; need at least 2 (shape {tuple(t.shape)})"
         )
     _check_finite(t, name)
     if t.numel() == 0:
@@ -240,7 +236,9 @@ def check_normalization(normalization: object) -> str:
     return str(normalization)
 
 
-def check_sigma(sigma: object, sigma_scale: object, *, kernel: str = "gaussian") -> tuple[float | None, float]:
+def check_sigma(
+    sigma: object, sigma_scale: object, *, kernel: str = "gaussian"
+) -> tuple[float | None, float]:
     """Bandwidth options. Returns ``(sigma or None for the median, sigma_scale)``.
 
     ``sigma_scale`` multiplies the median only, so combining it with a fixed ``sigma``

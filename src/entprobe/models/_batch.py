@@ -81,9 +81,7 @@ def collate(items: Sequence[dict[str, Any]], *, pad_id: int, side: str) -> Batch
         if key in ("input_ids", "token_type_ids"):
             fill = pad_id if key == "input_ids" else 0
             out[key] = torch.cat([pad(v, n, fill) for v, n in zip(values, lengths)], dim=0)
-        elif isinstance(values[0], torch.Tensor) and all(
-            v.shape[1:] == values[0].shape[1:] for v in values
-        ):
+        elif isinstance(values[0], torch.Tensor) and all(v.shape[1:] == values[0].shape[1:] for v in values):
             out[key] = torch.cat(values, dim=0)
         else:
             return None
@@ -177,7 +175,16 @@ def row_sampler(
 
     greedy = copy.deepcopy(cfg)
     greedy.do_sample = False
-    for name in ("temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "top_h"):
+    for name in (
+        "temperature",
+        "top_k",
+        "top_p",
+        "min_p",
+        "typical_p",
+        "epsilon_cutoff",
+        "eta_cutoff",
+        "top_h",
+    ):
         if hasattr(greedy, name):
             setattr(greedy, name, None)
     return greedy, [RowSampler()]

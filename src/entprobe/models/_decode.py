@@ -73,8 +73,10 @@ def reforward_generate(
         steps = [s for s, r in zip(steps, roles[n:]) if r == Role.GENERATED_TEXT]
         kept = torch.cat(steps, dim=1) if steps else states[:, :0]
     gen = Generation(
-        encoded=Encoded(states, roles, torch.tensor(list(prompt_ids) + response)), n_prompt_tokens=n,
-        response_ids=torch.tensor(response, dtype=torch.long), generation_states=kept,
+        encoded=Encoded(states, roles, torch.tensor(list(prompt_ids) + response)),
+        n_prompt_tokens=n,
+        response_ids=torch.tensor(response, dtype=torch.long),
+        generation_states=kept,
         model_calls={"generation": n_gen, "teacher-forced": 1},
     )
     return gen, response

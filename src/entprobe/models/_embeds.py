@@ -75,11 +75,18 @@ def encode_embeds(
     return Encoded(rec.states(0)[:, 0], list(prompt.roles), prompt.input_ids.detach().cpu())
 
 
-def _generation_config(settings: GenerationSettings, max_new: int, *, eos: int | None, pad: int | None) -> Any:
+def _generation_config(
+    settings: GenerationSettings, max_new: int, *, eos: int | None, pad: int | None
+) -> Any:
     from transformers import GenerationConfig
 
-    kwargs: dict[str, Any] = {"max_new_tokens": max_new, "do_sample": settings.do_sample, "num_beams": 1,
-                              "eos_token_id": eos, "pad_token_id": pad if pad is not None else eos}
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": max_new,
+        "do_sample": settings.do_sample,
+        "num_beams": 1,
+        "eos_token_id": eos,
+        "pad_token_id": pad if pad is not None else eos,
+    }
     if settings.do_sample:
         kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=None)
     else:
@@ -112,7 +119,9 @@ def generate_from_embeds(
     """
     n = prompt.n_tokens
     check_prompt_length(n + 1, max_context)
-    max_new = settings.max_new_tokens if max_context is None else min(settings.max_new_tokens, max_context - n)
+    max_new = (
+        settings.max_new_tokens if max_context is None else min(settings.max_new_tokens, max_context - n)
+    )
     cfg = _generation_config(settings, max_new, eos=tokenizer.eos_token_id, pad=tokenizer.pad_token_id)
     mask = torch.ones(prompt.embeds.shape[:2], dtype=torch.long, device=prompt.embeds.device)
     embed = embed or causal_lm.get_input_embeddings()

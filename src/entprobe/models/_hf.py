@@ -62,7 +62,6 @@ _DTYPES = {
 }
 
 
-
 def resolve_dtype(dtype: str | torch.dtype) -> str | torch.dtype:
     """``"auto"`` (the checkpoint's dtype) or a torch dtype from a name such as ``"bfloat16"``.
 
@@ -137,11 +136,7 @@ def find_layers_path(model: nn.Module, candidates: Sequence[str] = CAUSAL_LAYER_
     n_layers = _n_hidden_layers(model)
 
     def fits(mod: nn.Module | None) -> bool:
-        return (
-            isinstance(mod, nn.ModuleList)
-            and len(mod) > 0
-            and (n_layers is None or len(mod) == n_layers)
-        )
+        return isinstance(mod, nn.ModuleList) and len(mod) > 0 and (n_layers is None or len(mod) == n_layers)
 
     for path in candidates:
         if fits(modules.get(path)):
@@ -168,9 +163,7 @@ def special_token_ids(tokenizer: Any) -> set[int]:
     return {int(i) for i in ids if i is not None}
 
 
-def forward_states(
-    model: nn.Module, layers_path: str, inputs: dict[str, Any], **kwargs: Any
-) -> torch.Tensor:
+def forward_states(model: nn.Module, layers_path: str, inputs: dict[str, Any], **kwargs: Any) -> torch.Tensor:
     """One forward pass of a batch of one with hooks: ``(n_layers + 1, n_tokens, d_model)``."""
     with torch.no_grad(), capture(model, layers_path) as rec:
         model(**inputs, **kwargs)
@@ -189,9 +182,7 @@ def forward_batch_states(
 def check_prompt_length(n_tokens: int, max_context: int | None) -> None:
     """Raise :class:`ProbeInputError` when a prompt does not fit the model's context."""
     if max_context is not None and n_tokens > max_context:
-        raise ProbeInputError(
-            f"the prompt has {n_tokens} tokens; the model accepts at most {max_context}"
-        )
+        raise ProbeInputError(f"the prompt has {n_tokens} tokens; the model accepts at most {max_context}")
 
 
 @contextmanager

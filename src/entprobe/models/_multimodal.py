@@ -72,8 +72,12 @@ def load_multimodal(
         transformers.AutoProcessor, source, what="processor", adapter=cls.name, **kwargs
     )
     model = from_pretrained(
-        getattr(transformers, model_class), source, what="model", adapter=cls.name,
-        dtype=resolve_dtype(dtype), **kwargs,
+        getattr(transformers, model_class),
+        source,
+        what="model",
+        adapter=cls.name,
+        dtype=resolve_dtype(dtype),
+        **kwargs,
     )
     model.to(device).eval()
     return model, processor

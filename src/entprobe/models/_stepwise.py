@@ -197,7 +197,7 @@ class StepwiseImageAdapter(ModelAdapter):
             "n_steps": self.n_image_steps(settings),
             "steps": steps if isinstance(steps, str) else list(steps),
             "step_states": "conditional branch, response positions, in that step's forward; "
-                           "prompt rows from the teacher-forced pass",
+            "prompt rows from the teacher-forced pass",
         }
 
     def forward_encoded(
@@ -264,7 +264,9 @@ class StepwiseImageAdapter(ModelAdapter):
         for k in wanted:
             calls = rec.find(step=k, branch="cond", phase="generation")
             if len(calls) != 1:
-                raise RuntimeError(f"{self.name}: step {k} has {len(calls)} conditional LLM forwards; expected 1")
+                raise RuntimeError(
+                    f"{self.name}: step {k} has {len(calls)} conditional LLM forwards; expected 1"
+                )
             step_states[k] = rec.branch_states(calls[0], "cond", response_only=True)[:, 0]
         ids = None if input_ids is None else input_ids.reshape(-1).to("cpu")
         return Generation(

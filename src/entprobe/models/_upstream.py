@@ -63,8 +63,10 @@ class Upstream:
 
     def describe(self) -> str:
         """One line for ``entprobe models`` and error messages."""
-        return (f"upstream code: {self.repo} (checked at {', '.join(self.checked)}); "
-                f"--upstream-src PATH or ${self.env_var}")
+        return (
+            f"upstream code: {self.repo} (checked at {', '.join(self.checked)}); "
+            f"--upstream-src PATH or ${self.env_var}"
+        )
 
 
 def upstream_env_var(family: str) -> str:
@@ -90,17 +92,25 @@ def require_versions(requires: Mapping[str, str], *, who: str) -> None:
         try:
             found = version(name)
         except PackageNotFoundError:
-            raise ModelLoadError(f"{who} needs {name}>={minimum}, which is not installed "
-                                 f"(pip install '{name}>={minimum}')") from None
+            raise ModelLoadError(
+                f"{who} needs {name}>={minimum}, which is not installed (pip install '{name}>={minimum}')"
+            ) from None
         if Version(found).release < Version(minimum).release:
-            raise ModelLoadError(f"{who} needs {name}>={minimum}; this environment has {name} {found} "
-                                 f"(pip install '{name}>={minimum}' in another environment)")
+            raise ModelLoadError(
+                f"{who} needs {name}>={minimum}; this environment has {name} {found} "
+                f"(pip install '{name}>={minimum}' in another environment)"
+            )
 
 
 def _git_commit(path: Path) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=False)
+        out = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -168,7 +178,9 @@ def import_upstream(spec: Upstream, src: str | os.PathLike[str] | None = None) -
         try:
             modules[name] = importlib.import_module(name)
         except ImportError as exc:
-            where = f"from {root}" if root is not None else "(no --upstream-src or $" + spec.env_var + " given)"
+            where = (
+                f"from {root}" if root is not None else "(no --upstream-src or $" + spec.env_var + " given)"
+            )
             raise _missing(spec, f"cannot import {name!r} {where}: {exc}") from exc
     if spec.requires:
         require_versions(spec.requires, who=f"adapter {spec.family!r} ({spec.repo})")

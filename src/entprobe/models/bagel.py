@@ -79,10 +79,18 @@ class BagelAdapter(StepwiseImageAdapter):
     image_response: ClassVar[str] = "one generation-mode forward of the clean final latent at t=0"
     image_options: ClassVar[frozenset[str]] = frozenset({"image_steps", "image_size"})
     upstream: ClassVar[Upstream] = Upstream(
-        family="bagel", repo="ByteDance-Seed/Bagel", checked=("056b5fd51a88 (2025-10-27)",),
+        family="bagel",
+        repo="ByteDance-Seed/Bagel",
+        checked=("056b5fd51a88 (2025-10-27)",),
         install="git clone https://github.com/ByteDance-Seed/Bagel && pip install -r Bagel/requirements.txt",
-        modules=("modeling.bagel", "modeling.bagel.qwen2_navit", "modeling.autoencoder",
-                 "modeling.qwen2", "data.data_utils", "inferencer"),
+        modules=(
+            "modeling.bagel",
+            "modeling.bagel.qwen2_navit",
+            "modeling.autoencoder",
+            "modeling.qwen2",
+            "data.data_utils",
+            "inferencer",
+        ),
         requires={"transformers": "4.49"},
     )
 
@@ -97,19 +105,31 @@ class BagelAdapter(StepwiseImageAdapter):
     cfg_img_scale: float = 1.5
 
     @classmethod
-    def load(cls, source: str, *, device: str = "cpu", dtype: str = "auto", trust_remote_code: bool = False,
-             revision: str | None = None, upstream_src: str | None = None) -> BagelAdapter:
+    def load(
+        cls,
+        source: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        upstream_src: str | None = None,
+    ) -> BagelAdapter:
         folder = Path(source)
         missing = [f for f in _FILES if not (folder / f).is_file()]
         if missing:
             raise ModelLoadError(f"{source!r} is not a BAGEL checkpoint folder: it lacks {missing}")
         if dtype == "float16":
-            raise ModelLoadError("BAGEL runs its attention in bfloat16; use --dtype bfloat16 (auto) or float32")
+            raise ModelLoadError(
+                "BAGEL runs its attention in bfloat16; use --dtype bfloat16 (auto) or float32"
+            )
         import transformers
 
         if int(transformers.__version__.split(".")[0]) >= 5:  # BAGEL's code breaks on 5.x
-            raise ModelLoadError(f"BAGEL's upstream code pins transformers 4.49; this environment has "
-                                 f"{transformers.__version__} (run entprobe in BAGEL's own environment)")
+            raise ModelLoadError(
+                f"BAGEL's upstream code pins transformers 4.49; this environment has "
+                f"{transformers.__version__} (run entprobe in BAGEL's own environment)"
+            )
         found = import_upstream(cls.upstream, upstream_src)
         m = found["modules"]
         bagel, navit = m["modeling.bagel"], m["modeling.bagel.qwen2_navit"]
@@ -122,25 +142,45 @@ class BagelAdapter(StepwiseImageAdapter):
         vit.rope, vit.num_hidden_layers = False, vit.num_hidden_layers - 1
         vae, vae_config = m["modeling.autoencoder"].load_ae(local_path=str(folder / "ae.safetensors"))
         config = bagel.BagelConfig(
-            visual_gen=True, visual_und=True, llm_config=llm, vit_config=vit, vae_config=vae_config,
-            vit_max_num_patch_per_side=70, connector_act="gelu_pytorch_tanh", latent_patch_size=2,
+            visual_gen=True,
+            visual_und=True,
+            llm_config=llm,
+            vit_config=vit,
+            vae_config=vae_config,
+            vit_max_num_patch_per_side=70,
+            connector_act="gelu_pytorch_tanh",
+            latent_patch_size=2,
             max_latent_size=64,
         )
         with init_empty_weights():
             model = bagel.Bagel(bagel.Qwen2ForCausalLM(llm), bagel.SiglipVisionModel(vit), config)
             model.vit_model.vision_model.embeddings.convert_conv2d_to_linear(vit, meta=True)
         torch_dtype = torch.float32 if dtype == "float32" else torch.bfloat16
-        state = {k: v.to(torch_dtype) if v.is_floating_point() else v
-                 for k, v in load_file(str(folder / "ema.safetensors"), device=str(device)).items()}
+        state = {
+            k: v.to(torch_dtype) if v.is_floating_point() else v
+            for k, v in load_file(str(folder / "ema.safetensors"), device=str(device)).items()
+        }
         absent, _ = model.load_state_dict(state, strict=False, assign=True)
         if absent:
-            raise ModelLoadError(f"{folder / 'ema.safetensors'} lacks {len(absent)} weights, e.g. {absent[:3]}")
+            raise ModelLoadError(
+                f"{folder / 'ema.safetensors'} lacks {len(absent)} weights, e.g. {absent[:3]}"
+            )
         tokenizer, token_ids, _ = m["data.data_utils"].add_special_tokens(
-            m["modeling.qwen2"].Qwen2Tokenizer.from_pretrained(str(folder)))
+            m["modeling.qwen2"].Qwen2Tokenizer.from_pretrained(str(folder))
+        )
         up = {"NaiveCache": navit.NaiveCache, "Inferencer": m["inferencer"].InterleaveInferencer}
-        return cls(model=model.to(device).eval(), processor=tokenizer, source=str(source), up=up,
-                   vae=vae.to(device).eval(), token_ids=token_ids,
-                   extra_identity={"upstream": found["identity"], "experts": "und: prompt and markers; gen: latents"})
+        return cls(
+            model=model.to(device).eval(),
+            processor=tokenizer,
+            source=str(source),
+            up=up,
+            vae=vae.to(device).eval(),
+            token_ids=token_ids,
+            extra_identity={
+                "upstream": found["identity"],
+                "experts": "und: prompt and markers; gen: latents",
+            },
+        )
 
     # --- packed contexts ------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
@@ -157,28 +197,45 @@ class BagelAdapter(StepwiseImageAdapter):
         with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16):
             yield
 
-    def _add_text(self, ctx: _Context, text: str | None = None, ids: torch.Tensor | None = None,
-                  generated: bool = False) -> None:
+    def _add_text(
+        self, ctx: _Context, text: str | None = None, ids: torch.Tensor | None = None, generated: bool = False
+    ) -> None:
         """One causal text segment: upstream's ``<|im_start|> text <|im_end|>``, or the
         given ``ids`` as they are (a generated response, teacher-forced)."""
         if ids is None:
-            inputs, _, _ = self.model.prepare_prompts(curr_kvlens=[ctx.kv_len], curr_rope=[ctx.rope], prompts=[text],
-                                                      tokenizer=self.processor, new_token_ids=self.token_ids)
+            inputs, _, _ = self.model.prepare_prompts(
+                curr_kvlens=[ctx.kv_len],
+                curr_rope=[ctx.rope],
+                prompts=[text],
+                tokenizer=self.processor,
+                new_token_ids=self.token_ids,
+            )
             ids = inputs["packed_text_ids"]
         n, kv, at = len(ids), ctx.kv_len, ctx.rope
-        inputs = {"packed_text_ids": ids.long(), "packed_text_position_ids": torch.arange(at, at + n),
-                  "text_token_lens": torch.tensor([n], dtype=torch.int), "packed_text_indexes": torch.arange(kv, kv + n),
-                  "packed_key_value_indexes": torch.arange(kv), "key_values_lens": torch.tensor([kv], dtype=torch.int)}
+        inputs = {
+            "packed_text_ids": ids.long(),
+            "packed_text_position_ids": torch.arange(at, at + n),
+            "text_token_lens": torch.tensor([n], dtype=torch.int),
+            "packed_text_indexes": torch.arange(kv, kv + n),
+            "packed_key_value_indexes": torch.arange(kv),
+            "key_values_lens": torch.tensor([kv], dtype=torch.int),
+        }
         self.model.forward_cache_update_text(ctx.cache, **self._on(inputs))
         ctx.kv_len, ctx.rope = kv + n, at + n
         inner = Role.GENERATED_TEXT if generated else Role.TEXT
-        ctx.roles += [Role.SPECIAL] + [inner] * (n - 1 if generated else n - 2) + ([] if generated else [Role.SPECIAL])
+        ctx.roles += (
+            [Role.SPECIAL] + [inner] * (n - 1 if generated else n - 2) + ([] if generated else [Role.SPECIAL])
+        )
 
     def _add_image(self, ctx: _Context, image: Image.Image) -> None:
         """One ViT segment, ``<|vision_start|> patches <|vision_end|>`` at one RoPE position."""
         inputs, kv, rope = self.model.prepare_vit_images(
-            curr_kvlens=[ctx.kv_len], curr_rope=[ctx.rope], images=[image.convert("RGB")],
-            transforms=_vit_pixels, new_token_ids=self.token_ids)
+            curr_kvlens=[ctx.kv_len],
+            curr_rope=[ctx.rope],
+            images=[image.convert("RGB")],
+            transforms=_vit_pixels,
+            new_token_ids=self.token_ids,
+        )
         self.model.forward_cache_update_vit(ctx.cache, **self._on(inputs))
         ctx.kv_len, ctx.rope = kv[0], rope[0]
         ctx.roles += [Role.SPECIAL] + [Role.IMAGE] * int(inputs["vit_token_seqlens"][0]) + [Role.SPECIAL]
@@ -204,34 +261,54 @@ class BagelAdapter(StepwiseImageAdapter):
         return self._encoded(rec, range(rec.n_calls), ctx.roles)
 
     # --- text generation: BAGEL's own loop ----------------------------------------
-    def generate_text(self, text: str, *, image: Image.Image | None = None,
-                      settings: GenerationSettings = GenerationSettings(),
-                      keep_generation_states: bool = False) -> Generation:
+    def generate_text(
+        self,
+        text: str,
+        *,
+        image: Image.Image | None = None,
+        settings: GenerationSettings = GenerationSettings(),
+        keep_generation_states: bool = False,
+    ) -> Generation:
         self.require("text-gen")
         if settings.top_p < 1.0:
             raise UnsupportedError("BAGEL's decoding loop has no nucleus sampling; leave --top-p at 1")
         ctx = self._context()
-        with self._running(), capture(self.model, self.layers_path, input_name=self.layers_input) as rec, \
-                seeded(settings.seed, self.device):
+        with (
+            self._running(),
+            capture(self.model, self.layers_path, input_name=self.layers_input) as rec,
+            seeded(settings.seed, self.device),
+        ):
             if image is not None:
                 self._add_image(ctx, image)
             self._add_text(ctx, text)
             n_prompt, n_prompt_calls = len(ctx.roles), rec.n_calls
             start = self.model.prepare_start_tokens([ctx.kv_len], [ctx.rope], self.token_ids)
             fed = self.model.generate_text(
-                past_key_values=copy.deepcopy(ctx.cache), max_length=settings.max_new_tokens + 1,
-                do_sample=settings.do_sample, temperature=settings.temperature,
-                end_token_id=self.token_ids["eos_token_id"], **self._on(start))[:, 0].cpu()
+                past_key_values=copy.deepcopy(ctx.cache),
+                max_length=settings.max_new_tokens + 1,
+                do_sample=settings.do_sample,
+                temperature=settings.temperature,
+                end_token_id=self.token_ids["eos_token_id"],
+                **self._on(start),
+            )[:, 0].cpu()
             n_generation = rec.n_calls
             self._add_text(ctx, ids=fed, generated=True)  # the loop's inputs: <|im_start|> t1 ... tm
         calls = [*range(n_prompt_calls), rec.n_calls - 1]
         kept = None
         if keep_generation_states:  # the step that fed t_i holds t_i's states; skip <|im_start|>'s
-            kept = torch.cat([rec.states(i)[:, 0] for i in range(n_prompt_calls + 1, n_generation)], dim=-2) \
-                if n_generation > n_prompt_calls + 1 else None
-        return Generation(self._encoded(rec, calls, ctx.roles), n_prompt, fed[1:],
-                          text=self.processor.decode(fed[1:]), generation_states=kept,
-                          model_calls={"generation": n_generation, "teacher-forced": 1})
+            kept = (
+                torch.cat([rec.states(i)[:, 0] for i in range(n_prompt_calls + 1, n_generation)], dim=-2)
+                if n_generation > n_prompt_calls + 1
+                else None
+            )
+        return Generation(
+            self._encoded(rec, calls, ctx.roles),
+            n_prompt,
+            fed[1:],
+            text=self.processor.decode(fed[1:]),
+            generation_states=kept,
+            model_calls={"generation": n_generation, "teacher-forced": 1},
+        )
 
     # --- image generation: upstream's flow loop, tagged per forward -----------------
     def n_image_steps(self, settings: GenerationSettings) -> int:
@@ -254,15 +331,27 @@ class BagelAdapter(StepwiseImageAdapter):
         if any(side % 16 for side in shape):
             raise ProbeInputError(f"BAGEL images have sides in multiples of 16 pixels; got {shape}")
         with seeded(settings.seed, self.device):
-            latent_in = self.model.prepare_vae_latent(curr_kvlens=[cond.kv_len], curr_rope=[cond.rope],
-                                                      image_sizes=[shape], new_token_ids=self.token_ids)
-        args = {**self._on(latent_in), "past_key_values": cond.cache, "num_timesteps": self.n_image_steps(settings) + 1,
-                "timestep_shift": self.timestep_shift, "cfg_interval": self.cfg_interval,
-                "cfg_text_scale": settings.guidance_scale, "cfg_img_scale": self.cfg_img_scale}
+            latent_in = self.model.prepare_vae_latent(
+                curr_kvlens=[cond.kv_len],
+                curr_rope=[cond.rope],
+                image_sizes=[shape],
+                new_token_ids=self.token_ids,
+            )
+        args = {
+            **self._on(latent_in),
+            "past_key_values": cond.cache,
+            "num_timesteps": self.n_image_steps(settings) + 1,
+            "timestep_shift": self.timestep_shift,
+            "cfg_interval": self.cfg_interval,
+            "cfg_text_scale": settings.guidance_scale,
+            "cfg_img_scale": self.cfg_img_scale,
+        }
         for name, branch in (("text", "text-cfg"), ("img", "image-cfg")):
             ctx = prompt[branch]
             args[f"cfg_{name}_past_key_values"] = ctx.cache
-            extra = self.model.prepare_vae_latent_cfg(curr_kvlens=[ctx.kv_len], curr_rope=[ctx.rope], image_sizes=[shape])
+            extra = self.model.prepare_vae_latent_cfg(
+                curr_kvlens=[ctx.kv_len], curr_rope=[ctx.rope], image_sizes=[shape]
+            )
             args.update({f"cfg_{name}_{k[4:]}": v for k, v in self._on(extra).items()})
         branch_of = {id(prompt[b].cache): b for b in prompt}
         positions = latent_in["packed_vae_token_indexes"].tolist()
@@ -271,7 +360,11 @@ class BagelAdapter(StepwiseImageAdapter):
 
         def tag_of(kwargs: dict[str, Any]) -> dict[str, Any] | None:
             branch = branch_of.get(id(kwargs.get("past_key_values")))
-            return None if branch is None else {"step": step[0], "branches": {branch: slice(0, 1)}, "positions": positions}
+            return (
+                None
+                if branch is None
+                else {"step": step[0], "branches": {branch: slice(0, 1)}, "positions": positions}
+            )
 
         # The time embedder runs once per step, before that step's forwards.
         hook = self.model.time_embedder.register_forward_pre_hook(lambda *_: step.__setitem__(0, next(steps)))
@@ -290,9 +383,14 @@ class BagelAdapter(StepwiseImageAdapter):
         latent_in, latent = out.clean
         inputs = {k: v for k, v in self._on(latent_in).items() if k != "packed_init_noises"}
         with self._running(), self.llm_call(phase="teacher-forced", branches={"cond": slice(0, 1)}):
-            self.model._forward_flow(x_t=latent, timestep=torch.zeros(len(latent), device=self.device),
-                                     past_key_values=prompt["cond"].cache, cfg_text_scale=1.0, cfg_img_scale=1.0,
-                                     **inputs)
+            self.model._forward_flow(
+                x_t=latent,
+                timestep=torch.zeros(len(latent), device=self.device),
+                past_key_values=prompt["cond"].cache,
+                cfg_text_scale=1.0,
+                cfg_img_scale=1.0,
+                **inputs,
+            )
         n = len(latent)
         return prompt["cond"].roles + [Role.SPECIAL] + [Role.GENERATED_IMAGE] * n + [Role.SPECIAL], None
 
@@ -302,8 +400,13 @@ class BagelAdapter(StepwiseImageAdapter):
         return gen
 
 
-def _vit_pixels(image: Image.Image, max_size: int = 980, min_size: int = 224, stride: int = 14,
-                max_pixels: int = 14 * 14 * 9 * 1024) -> torch.Tensor:
+def _vit_pixels(
+    image: Image.Image,
+    max_size: int = 980,
+    min_size: int = 224,
+    stride: int = 14,
+    max_pixels: int = 14 * 14 * 9 * 1024,
+) -> torch.Tensor:
     """Upstream's ViT image transform (``ImageTransform(980, 224, 14)``, rewritten
     without torchvision): long edge at most ``max_size``, short edge at least
     ``min_size``, both multiples of ``stride``, bicubic, scaled to [-1, 1];

@@ -195,7 +195,12 @@ class ModelAdapter(ABC):
     #: the family has no final norm (post-norm encoders), so the last layer's states
     #: are the same either way.
     final_norm_names: ClassVar[tuple[str, ...] | None] = (
-        "norm", "ln_f", "final_layer_norm", "final_layernorm", "norm_f", "final_norm",
+        "norm",
+        "ln_f",
+        "final_layer_norm",
+        "final_layernorm",
+        "norm_f",
+        "final_norm",
     )
     #: False: a family member without a final norm is fine (its last layer's states
     #: are then the same either way).
@@ -327,7 +332,6 @@ class ModelAdapter(ABC):
         self.require("image-gen")
         raise NotImplementedError  # pragma: no cover
 
-
     # --- batched entry points ---------------------------------------------------------
     # One result per input, in order, each exactly what the single-sample method returns
     # for that input (padding removed, per-sample random generators), so a sample's
@@ -373,6 +377,4 @@ def roles_from_ids(
     everything else TEXT. Template text (e.g. "User:") is labelled by the adapter."""
     image_ids, special_ids = set(image_token_ids), set(special_token_ids)
     ids = input_ids.tolist() if isinstance(input_ids, torch.Tensor) else list(input_ids)
-    return [
-        Role.IMAGE if t in image_ids else Role.SPECIAL if t in special_ids else Role.TEXT for t in ids
-    ]
+    return [Role.IMAGE if t in image_ids else Role.SPECIAL if t in special_ids else Role.TEXT for t in ids]

@@ -67,17 +67,22 @@ class ChameleonAdapter(ImagePromptAdapter):
             ModelLoadError: the checkpoint cannot be loaded or is not a Chameleon.
         """
         model, processor = load_multimodal(
-            cls, str(source), "ChameleonForConditionalGeneration",
-            device=device, dtype=dtype, trust_remote_code=trust_remote_code, revision=revision,
+            cls,
+            str(source),
+            "ChameleonForConditionalGeneration",
+            device=device,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            revision=revision,
         )
         return cls(model=model, processor=processor, source=str(source))
-
 
     def _special_ids(self) -> set[int]:
         p = self.processor
         ids = super()._special_ids()
         ids.update(
-            i for i in (p.image_start_token_id, p.image_end_token_id, self.tokenizer.sep_token_id)
+            i
+            for i in (p.image_start_token_id, p.image_end_token_id, self.tokenizer.sep_token_id)
             if i is not None
         )
         return ids
@@ -97,7 +102,6 @@ class ChameleonAdapter(ImagePromptAdapter):
             enc["input_ids"][0], image_token_ids=(p.image_token_id,), special_token_ids=self._special_ids()
         )
         return inputs, roles
-
 
     def generate_image(
         self,

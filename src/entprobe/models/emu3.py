@@ -120,8 +120,13 @@ class Emu3Adapter(ImagePromptAdapter):
         # Written and checked against transformers 5 (its Emu3ForConditionalGeneration and processor).
         require_versions({"transformers": "5.0"}, who=f"adapter {cls.name!r}")
         model, processor = load_multimodal(
-            cls, str(source), "Emu3ForConditionalGeneration",
-            device=device, dtype=dtype, trust_remote_code=trust_remote_code, revision=revision,
+            cls,
+            str(source),
+            "Emu3ForConditionalGeneration",
+            device=device,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            revision=revision,
         )
         adapter = cls(model=model, processor=processor, source=str(source))
         adapter.extra_identity = {
@@ -184,7 +189,6 @@ class Emu3Adapter(ImagePromptAdapter):
         fallback = (proc.image_token if image is not None else "", "")
         prompt = self._processed(*template_parts(proc, content, text, fallback), image)
         return prompt.inputs, prompt.roles
-
 
     # --- generation ---------------------------------------------------------------------
     def _generation_config(self, settings: GenerationSettings, max_new_tokens: int) -> Any:
@@ -283,7 +287,9 @@ class Emu3Adapter(ImagePromptAdapter):
             )
             kwargs.update(
                 negative_prompt_ids=negative["input_ids"].repeat(len(prompts), 1).to(self.device),
-                negative_prompt_attention_mask=negative["attention_mask"].repeat(len(prompts), 1).to(self.device),
+                negative_prompt_attention_mask=negative["attention_mask"]
+                .repeat(len(prompts), 1)
+                .to(self.device),
             )
 
         with torch.no_grad(), seeded(settings.seed, self.device):
@@ -291,7 +297,8 @@ class Emu3Adapter(ImagePromptAdapter):
                 out = model.generate(**batch.inputs, **kwargs, logits_processor=LogitsProcessorList(sampler))
         responses = [out[i, n:] for i in range(len(prompts))]
         full = [
-            {"input_ids": torch.cat([p.inputs["input_ids"], r[None]], dim=1)} for p, r in zip(prompts, responses)
+            {"input_ids": torch.cat([p.inputs["input_ids"], r[None]], dim=1)}
+            for p, r in zip(prompts, responses)
         ]
         tf = collate(full, pad_id=int(pad), side="right")
         states = forward_batch_states(model, self.layers_path, tf.inputs, use_cache=False)
@@ -308,7 +315,9 @@ class Emu3Adapter(ImagePromptAdapter):
             row = states[:, i, tf.span(i)]
             generations.append(
                 Generation(
-                    encoded=Encoded(states=row, roles=prompt.roles + roles, input_ids=full[i]["input_ids"][0].cpu()),
+                    encoded=Encoded(
+                        states=row, roles=prompt.roles + roles, input_ids=full[i]["input_ids"][0].cpu()
+                    ),
                     n_prompt_tokens=prompt.n_tokens,
                     response_ids=response,
                     image=None if pixels is None else to_pil(pixels[i].permute(1, 2, 0)),

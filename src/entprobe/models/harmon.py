@@ -54,7 +54,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["HarmonAdapter"]
 
 UPSTREAM = Upstream(
-    family="harmon", repo="wusize/Harmon", checked=("4eb608765629 (2025-05-21)",),
+    family="harmon",
+    repo="wusize/Harmon",
+    checked=("4eb608765629 (2025-05-21)",),
     install="git clone https://github.com/wusize/Harmon && pip install mmengine timm einops",
     modules=("src.builder", "src.models.harmon", "mmengine.config"),
 )
@@ -72,12 +74,16 @@ def _release_files(source: str, checkout: Path) -> tuple[Path, Path, Path]:
         raise ModelLoadError(f"no Harmon checkpoint at {source!r} (expected checkpoints/harmon_*.pth)")
     vae = path.parent / "kl16.ckpt"
     if not vae.is_file():
-        raise ModelLoadError(f"the Harmon VAE {vae} is missing (kl16.ckpt of wusize/harmon, beside the checkpoint)")
+        raise ModelLoadError(
+            f"the Harmon VAE {vae} is missing (kl16.ckpt of wusize/harmon, beside the checkpoint)"
+        )
     config = path.with_suffix(".py")
     if not config.is_file():
         size = next((s for s in _CONFIGS if s in path.name.lower().replace("_", ".")), None)
         if size is None:
-            raise ModelLoadError(f"cannot tell the size of {path.name}: put its mmengine config beside it as {config.name}")
+            raise ModelLoadError(
+                f"cannot tell the size of {path.name}: put its mmengine config beside it as {config.name}"
+            )
         config = checkout / "configs" / "models" / _CONFIGS[size]
     return path, vae, config
 
@@ -100,7 +106,8 @@ class HarmonAdapter(StepwiseImageAdapter):
     name: ClassVar[str] = "harmon"
     description: ClassVar[str] = (
         "Harmon and Harmon-RecA (wusize/Harmon; RecA checkpoints use this adapter): text and image "
-        "prompts, text generation, MAR image generation")
+        "prompts, text generation, MAR image generation"
+    )
     capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
     layers_path: ClassVar[str] = "llm.model.layers"
     upstream: ClassVar[Upstream] = UPSTREAM
@@ -112,8 +119,16 @@ class HarmonAdapter(StepwiseImageAdapter):
     cfg_prompt: str = "Generate an image."
 
     @classmethod
-    def load(cls, source: str, *, device: str = "cpu", dtype: str = "auto", trust_remote_code: bool = False,
-             revision: str | None = None, upstream_src: str | None = None) -> HarmonAdapter:
+    def load(
+        cls,
+        source: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        upstream_src: str | None = None,
+    ) -> HarmonAdapter:
         up = import_upstream(UPSTREAM, upstream_src)
         checkout = Path(up["modules"]["src.builder"].__file__).resolve().parents[1]
         ckpt, vae, config = _release_files(str(source), checkout)
@@ -122,22 +137,37 @@ class HarmonAdapter(StepwiseImageAdapter):
         if dtype != "auto":
             cfg.model.llm.torch_dtype = resolve_dtype(dtype)
         if cfg.model.llm.get("attn_implementation") == "flash_attention_2" and not (
-            str(device).startswith("cuda") and _has("flash_attn")):
+            str(device).startswith("cuda") and _has("flash_attn")
+        ):
             cfg.model.llm.attn_implementation = "sdpa"
         model = up["modules"]["src.builder"].BUILDER.build(cfg.model)
         info = model.load_state_dict(torch.load(ckpt, map_location="cpu"), strict=False)
         missing = [k for k in info.missing_keys if not k.startswith("vae.")]
         if missing or info.unexpected_keys:
-            raise ModelLoadError(f"{ckpt} is not a Harmon checkpoint for {config.name}: {len(missing)} missing "
-                                 f"keys (e.g. {missing[:2]}), {len(info.unexpected_keys)} unexpected")
+            raise ModelLoadError(
+                f"{ckpt} is not a Harmon checkpoint for {config.name}: {len(missing)} missing "
+                f"keys (e.g. {missing[:2]}), {len(info.unexpected_keys)} unexpected"
+            )
         model.to(device=device, dtype=model.dtype).eval()
-        model.tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]},
-                                           replace_additional_special_tokens=False)
-        extra = {"config": str(config), "checkpoint": str(ckpt), "upstream": up["identity"],
-                 "image_size": int(cfg.get("image_size", 512)), "num_iter": int(cfg.get("num_iter", 64)),
-                 "attn_implementation": cfg.model.llm.get("attn_implementation")}
-        return cls(model=model, processor=model.tokenizer, source=str(source), extra_identity=extra,
-                   image_size=extra["image_size"], num_iter=extra["num_iter"])
+        model.tokenizer.add_special_tokens(
+            {"additional_special_tokens": ["<image>"]}, replace_additional_special_tokens=False
+        )
+        extra = {
+            "config": str(config),
+            "checkpoint": str(ckpt),
+            "upstream": up["identity"],
+            "image_size": int(cfg.get("image_size", 512)),
+            "num_iter": int(cfg.get("num_iter", 64)),
+            "attn_implementation": cfg.model.llm.get("attn_implementation"),
+        }
+        return cls(
+            model=model,
+            processor=model.tokenizer,
+            source=str(source),
+            extra_identity=extra,
+            image_size=extra["image_size"],
+            num_iter=extra["num_iter"],
+        )
 
     @property
     def tokenizer(self) -> Any:
@@ -154,8 +184,12 @@ class HarmonAdapter(StepwiseImageAdapter):
     def _prompt(self, text: str, image_tokens: int = 0) -> tuple[list[int], list[Role]]:
         prefix, suffix = self.model.prompt_template["INSTRUCTION"].split("{input}")
         prefix += "<image>" * image_tokens + ("\n" if image_tokens else "")
-        return label_text(self.tokenizer, prefix + text + suffix, (len(prefix), len(prefix) + len(text)),
-                          add_special_tokens=True)
+        return label_text(
+            self.tokenizer,
+            prefix + text + suffix,
+            (len(prefix), len(prefix) + len(text)),
+            add_special_tokens=True,
+        )
 
     def _embed(self, ids: list[int], roles: list[Role], features: torch.Tensor | None = None) -> EmbedPrompt:
         t = torch.tensor(ids, device=self.device)
@@ -184,21 +218,44 @@ class HarmonAdapter(StepwiseImageAdapter):
 
     def encode_text(self, text: str) -> Encoded:
         self.require("text-prompt")
-        return encode_embeds(self.model, self.layers_path, self.model.llm.model, self._embed(*self._prompt(text)),
-                             max_context=self.max_context)
+        return encode_embeds(
+            self.model,
+            self.layers_path,
+            self.model.llm.model,
+            self._embed(*self._prompt(text)),
+            max_context=self.max_context,
+        )
 
     def encode_image(self, image: Image.Image, question: str = "") -> Encoded:
         self.require("image-prompt")
-        return encode_embeds(self.model, self.layers_path, self.model.llm.model, self._image_prompt(image, question),
-                             max_context=self.max_context)
+        return encode_embeds(
+            self.model,
+            self.layers_path,
+            self.model.llm.model,
+            self._image_prompt(image, question),
+            max_context=self.max_context,
+        )
 
-    def generate_text(self, text: str, *, image: Image.Image | None = None,
-                      settings: GenerationSettings = GenerationSettings(),
-                      keep_generation_states: bool = False) -> Generation:
+    def generate_text(
+        self,
+        text: str,
+        *,
+        image: Image.Image | None = None,
+        settings: GenerationSettings = GenerationSettings(),
+        keep_generation_states: bool = False,
+    ) -> Generation:
         self.require("text-gen")
         prompt = self._image_prompt(image, text) if image is not None else self._embed(*self._prompt(text))
-        return generate_from_embeds(self.model, self.layers_path, self.model.llm, prompt, self.tokenizer, settings,
-                                    keep_generation_states=keep_generation_states, max_context=self.max_context)
+        return generate_from_embeds(
+            self.model,
+            self.layers_path,
+            self.model.llm,
+            prompt,
+            self.tokenizer,
+            settings,
+            keep_generation_states=keep_generation_states,
+            max_context=self.max_context,
+        )
 
     # --- MAR image generation ---------------------------------------------------------
     def n_image_steps(self, settings: GenerationSettings) -> int:
@@ -212,8 +269,12 @@ class HarmonAdapter(StepwiseImageAdapter):
             raise RuntimeError("harmon: the labelled prompt differs from upstream prepare_text_conditions")
         guided = settings.guidance_scale is not None and settings.guidance_scale != 1.0
         rows = 2 if guided else 1
-        return {"input_ids": cond["input_ids"][:rows], "attention_mask": cond["attention_mask"][:rows],
-                "prompt": self._embed(ids, roles), "cfg": settings.guidance_scale if guided else 1.0}
+        return {
+            "input_ids": cond["input_ids"][:rows],
+            "attention_mask": cond["attention_mask"][:rows],
+            "prompt": self._embed(ids, roles),
+            "cfg": settings.guidance_scale if guided else 1.0,
+        }
 
     def denoise(self, prompt: dict[str, Any], settings: GenerationSettings) -> StepwiseOutput:
         from transformers.cache_utils import DynamicCache
@@ -230,19 +291,26 @@ class HarmonAdapter(StepwiseImageAdapter):
             tokens = torch.zeros(bsz, n_tok, m.token_embed_dim, device=self.device, dtype=m.dtype)
             orders = mar.sample_orders(bsz, seq_len=n_tok)  # row 1's order is unused: masks are copied
             with self.llm_call(phase="prefill", branches=rows):
-                cache = m.llm_model(inputs_embeds=embeds, past_key_values=DynamicCache(),
-                                    use_cache=True, return_dict=True).past_key_values
+                cache = m.llm_model(
+                    inputs_embeds=embeds, past_key_values=DynamicCache(), use_cache=True, return_dict=True
+                ).past_key_values
             for step in range(n_iter):
                 # the image part of this forward: revealed tokens, then the buffer
                 with self.llm_call(step=step + 1, branches=rows, positions=slice(0, None)):
-                    x_enc = m.forward_mae_encoder(tokens.view(bsz, g, g, -1), mask.to(m.dtype),
-                                                  past_key_values=cache, attention_mask=prompt["attention_mask"])
+                    x_enc = m.forward_mae_encoder(
+                        tokens.view(bsz, g, g, -1),
+                        mask.to(m.dtype),
+                        past_key_values=cache,
+                        attention_mask=prompt["attention_mask"],
+                    )
                 cache.crop(embeds.shape[1])  # keep the prompt only, as upstream curtail_cache
                 z = mar.forward_mae_decoder(x_enc, mask.to(m.dtype), image_shape=(g, g))
                 ratio = np.cos(math.pi / 2.0 * (step + 1) / n_iter)
                 n_masked = torch.Tensor([np.floor(n_tok * ratio)]).to(self.device)
-                n_masked = torch.maximum(torch.Tensor([1]).to(self.device),
-                                         torch.minimum(mask.sum(dim=-1, keepdims=True) - 1, n_masked))
+                n_masked = torch.maximum(
+                    torch.Tensor([1]).to(self.device),
+                    torch.minimum(mask.sum(dim=-1, keepdims=True) - 1, n_masked),
+                )
                 nxt = mask_by_order(n_masked[0], orders, bsz, n_tok).to(self.device)
                 if bsz == 2:
                     nxt[1:] = nxt[:1]
@@ -255,8 +323,11 @@ class HarmonAdapter(StepwiseImageAdapter):
                 if bsz == 2:
                     tokens[1:] = tokens[:1]
             pixels = m.decode(tokens[:1].clone().view(1, g, g, -1))[0].permute(1, 2, 0)
-        return StepwiseOutput(response_ids=torch.empty(0, dtype=torch.long), image=to_pil(pixels),
-                              clean=tokens[:1].view(1, g, g, -1))
+        return StepwiseOutput(
+            response_ids=torch.empty(0, dtype=torch.long),
+            image=to_pil(pixels),
+            clean=tokens[:1].view(1, g, g, -1),
+        )
 
     def _diffloss(self, z: torch.Tensor, temperature: float, cfg: float) -> torch.Tensor:
         """DiffLoss sampling as upstream ``DiffLoss.sample``, on ``z``'s device."""
@@ -269,16 +340,24 @@ class HarmonAdapter(StepwiseImageAdapter):
         x, diffusion = x.to(z.device), loss.gen_diffusion
         for i in reversed(range(diffusion.num_timesteps)):
             t = torch.full((x.shape[0],), i, dtype=torch.long, device=z.device)
-            x = diffusion.p_sample(fn, x, t, clip_denoised=False, model_kwargs=kw, temperature=temperature)["sample"]
+            x = diffusion.p_sample(fn, x, t, clip_denoised=False, model_kwargs=kw, temperature=temperature)[
+                "sample"
+            ]
         return x
 
-    def teacher_force(self, prompt: dict[str, Any], out: StepwiseOutput) -> tuple[list[Role], torch.Tensor | None]:
+    def teacher_force(
+        self, prompt: dict[str, Any], out: StepwiseOutput
+    ) -> tuple[list[Role], torch.Tensor | None]:
         p: EmbedPrompt = prompt["prompt"]
         clean, grid = out.clean, out.clean.shape[1] * out.clean.shape[2]
         visible = torch.zeros(1, grid, device=self.device, dtype=self.model.dtype)  # nothing masked
         with self.llm_call(phase="teacher-forced", branches={"cond": slice(0, 1)}):
-            self.model.forward_mae_encoder(clean, visible, inputs_embeds=p.embeds,
-                                           attention_mask=torch.ones(p.embeds.shape[:2], device=self.device))
+            self.model.forward_mae_encoder(
+                clean,
+                visible,
+                inputs_embeds=p.embeds,
+                attention_mask=torch.ones(p.embeds.shape[:2], device=self.device),
+            )
         return p.roles + [Role.GENERATED_IMAGE] * grid + [Role.SPECIAL] * self.model.mar.buffer_size, None
 
 

@@ -111,8 +111,12 @@ class HFCausalLMAdapter(ModelAdapter):
                 f"use_chat_template=True but the tokenizer of {source!r} has no chat template"
             )
         model = from_pretrained(
-            AutoModelForCausalLM, source, what="model", adapter=cls.name,
-            dtype=resolve_dtype(dtype), **kwargs,
+            AutoModelForCausalLM,
+            source,
+            what="model",
+            adapter=cls.name,
+            dtype=resolve_dtype(dtype),
+            **kwargs,
         )
         model.to(device).eval()
         return cls(
@@ -268,7 +272,9 @@ class HFCausalLMAdapter(ModelAdapter):
         with torch.no_grad(), seeded(settings.seed, self.device):
             with maybe_capture(self.model, self.layers_path, keep_generation_states) as rec:
                 out = self.model.generate(
-                    **batch.inputs, generation_config=gen_cfg, logits_processor=LogitsProcessorList(processors)
+                    **batch.inputs,
+                    generation_config=gen_cfg,
+                    logits_processor=LogitsProcessorList(processors),
                 )
         sequences = out if isinstance(out, torch.Tensor) else out.sequences
         eos = gen_cfg.eos_token_id
@@ -299,7 +305,9 @@ class HFCausalLMAdapter(ModelAdapter):
                     response_ids=response.cpu(),
                     text=self.tokenizer.decode(ids, skip_special_tokens=True),
                     generation_states=(
-                        self._hooked_states(rec, encoded, n_prompt, len(ids)) if keep_generation_states else None
+                        self._hooked_states(rec, encoded, n_prompt, len(ids))
+                        if keep_generation_states
+                        else None
                     ),
                 )
             )
@@ -330,7 +338,11 @@ class HFCausalLMAdapter(ModelAdapter):
             return [self._encode(*p) for p in prompts]
         states = forward_batch_states(self.model, self.layers_path, batch.inputs, use_cache=False)
         return [
-            Encoded(states=states[:, i, batch.span(i)], roles=roles, input_ids=inputs["input_ids"][0].detach().cpu())
+            Encoded(
+                states=states[:, i, batch.span(i)],
+                roles=roles,
+                input_ids=inputs["input_ids"][0].detach().cpu(),
+            )
             for i, (inputs, roles) in enumerate(prompts)
         ]
 

@@ -137,7 +137,8 @@ class HFEncoderAdapter(ModelAdapter):
         pad = self.tokenizer.pad_token_id
         batch = collate(
             [{k: v.to(self.device) for k, v in enc.items()} for enc in encs],
-            pad_id=0 if pad is None else int(pad), side="right",
+            pad_id=0 if pad is None else int(pad),
+            side="right",
         )
         states = forward_batch_states(self.model, self.layers_path, batch.inputs)
         special = special_token_ids(self.tokenizer)

@@ -126,8 +126,13 @@ class JanusAdapter(ImagePromptAdapter):
         # Written and checked against transformers 5 (its JanusForConditionalGeneration and processor).
         require_versions({"transformers": "5.0"}, who=f"adapter {cls.name!r}")
         model, processor = load_multimodal(
-            cls, str(source), "JanusForConditionalGeneration",
-            device=device, dtype=dtype, trust_remote_code=trust_remote_code, revision=revision,
+            cls,
+            str(source),
+            "JanusForConditionalGeneration",
+            device=device,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            revision=revision,
         )
         return cls(
             model=model,
@@ -179,7 +184,9 @@ class JanusAdapter(ImagePromptAdapter):
             dtype=self.model.dtype,
         )
         # Loud, not silent, if the processor ever puts the text elsewhere.
-        got = self.tokenizer.decode([int(i) for i, r in zip(prompt.input_ids, prompt.roles) if r == Role.TEXT])
+        got = self.tokenizer.decode(
+            [int(i) for i, r in zip(prompt.input_ids, prompt.roles) if r == Role.TEXT]
+        )
         if "".join(got.split()) != "".join(text.split()):
             raise ProbeInputError(
                 f"JanusProcessor placed the prompt text differently than entprobe expects "
@@ -193,7 +200,6 @@ class JanusAdapter(ImagePromptAdapter):
     ) -> tuple[dict[str, torch.Tensor], list[Role]]:
         prompt = self._processed(text, image)
         return prompt.inputs, prompt.roles
-
 
     # --- generation ---------------------------------------------------------------------
     def _generation_config(self, settings: GenerationSettings, max_new_tokens: int) -> Any:
@@ -245,7 +251,11 @@ class JanusAdapter(ImagePromptAdapter):
         prompts = [self._processed(text, None, for_image_generation=True) for text in texts]
         for prompt in prompts:
             check_prompt_length(prompt.n_tokens + self.num_image_tokens, self.max_context)
-        pad = tok.pad_token_id if model.generation_config.pad_token_id is None else model.generation_config.pad_token_id
+        pad = (
+            tok.pad_token_id
+            if model.generation_config.pad_token_id is None
+            else model.generation_config.pad_token_id
+        )
         batch = collate([p.inputs for p in prompts], pad_id=int(pad), side="left")
 
         cfg = copy.deepcopy(model.generation_config)
@@ -255,7 +265,11 @@ class JanusAdapter(ImagePromptAdapter):
         # Guidance is applied by our own processor, first, so that the row sampler
         # sees the guided logits (transformers would append its own after ours).
         cfg.guidance_scale = 1.0
-        first = ClassifierFreeGuidanceLogitsProcessor(settings.guidance_scale) if guided else _conditional_logits()
+        first = (
+            ClassifierFreeGuidanceLogitsProcessor(settings.guidance_scale)
+            if guided
+            else _conditional_logits()
+        )
         cfg, sampler = row_sampler(cfg, len(prompts), settings.seed, self.device, self.model)
         boi = tok.convert_tokens_to_ids(self.processor.image_start_token)
         cfg.generation_kwargs = {**(getattr(cfg, "generation_kwargs", None) or {}), "boi_token_id": boi}

@@ -50,7 +50,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["JanusFlowAdapter"]
 
 UPSTREAM = Upstream(
-    family="janusflow", repo="deepseek-ai/Janus", checked=("1daa72fa4090 (2025-02-01)",),
+    family="janusflow",
+    repo="deepseek-ai/Janus",
+    checked=("1daa72fa4090 (2025-02-01)",),
     install="git clone https://github.com/deepseek-ai/Janus && pip install -e ./Janus diffusers",
     modules=("janus.janusflow.models",),
 )
@@ -76,8 +78,10 @@ class JanusFlowAdapter(StepwiseImageAdapter):
     """JanusFlow; see the module docstring."""
 
     name: ClassVar[str] = "janusflow"
-    description: ClassVar[str] = ("DeepSeek JanusFlow (deepseek-ai/Janus, janus.janusflow): text and image "
-                                  "prompts, text generation, rectified-flow image generation")
+    description: ClassVar[str] = (
+        "DeepSeek JanusFlow (deepseek-ai/Janus, janus.janusflow): text and image "
+        "prompts, text generation, rectified-flow image generation"
+    )
     capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
     layers_path: ClassVar[str] = "language_model.model.layers"
     upstream: ClassVar[Upstream] = UPSTREAM
@@ -88,8 +92,16 @@ class JanusFlowAdapter(StepwiseImageAdapter):
     image_steps: int = 30
 
     @classmethod
-    def load(cls, source: str, *, device: str = "cpu", dtype: str = "auto", trust_remote_code: bool = False,
-             revision: str | None = None, upstream_src: str | None = None) -> JanusFlowAdapter:
+    def load(
+        cls,
+        source: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        upstream_src: str | None = None,
+    ) -> JanusFlowAdapter:
         up = import_upstream(UPSTREAM, upstream_src)
         mods = up["modules"]["janus.janusflow.models"]
         try:
@@ -117,15 +129,23 @@ class JanusFlowAdapter(StepwiseImageAdapter):
     def _labelled(self, content: str, system: str, tail: str = "") -> tuple[list[int], list[Role]]:
         def render(text: str) -> str:
             conv = [{"role": "User", "content": text}, {"role": "Assistant", "content": ""}]
-            return self.processor.apply_sft_template_for_multi_turn_prompts(
-                conv, sft_format=self.processor.sft_format, system_prompt=system) + tail
+            return (
+                self.processor.apply_sft_template_for_multi_turn_prompts(
+                    conv, sft_format=self.processor.sft_format, system_prompt=system
+                )
+                + tail
+            )
 
         content = content.strip()
         prefix, suffix = render(_SENTINEL).split(_SENTINEL)
         if render(content) != prefix + content + suffix:
             raise ProbeInputError("janusflow: cannot locate the prompt text in the SFT template")
-        ids, roles = label_text(self.tokenizer, prefix + content + suffix,
-                                (len(prefix), len(prefix) + len(content)), add_special_tokens=True)
+        ids, roles = label_text(
+            self.tokenizer,
+            prefix + content + suffix,
+            (len(prefix), len(prefix) + len(content)),
+            add_special_tokens=True,
+        )
         if ids != self.tokenizer.encode(prefix + content + suffix):
             raise RuntimeError("janusflow: the labelled prompt differs from the processor's tokenisation")
         return ids, roles
@@ -140,8 +160,8 @@ class JanusFlowAdapter(StepwiseImageAdapter):
         ids, roles = self._labelled(tag + question.strip(), proc.system_prompt)
         at = ids.index(proc.image_id)
         n = proc.num_image_tokens
-        ids = ids[:at] + [proc.image_start_id] + [proc.image_id] * n + [proc.image_end_id] + ids[at + 1:]
-        roles = roles[:at] + [Role.SPECIAL] + [Role.IMAGE] * n + [Role.SPECIAL] + roles[at + 1:]
+        ids = ids[:at] + [proc.image_start_id] + [proc.image_id] * n + [proc.image_end_id] + ids[at + 1 :]
+        roles = roles[:at] + [Role.SPECIAL] + [Role.IMAGE] * n + [Role.SPECIAL] + roles[at + 1 :]
         conv = [{"role": "User", "content": tag + question.strip()}, {"role": "Assistant", "content": ""}]
         inputs = proc(conversations=conv, images=[image.convert("RGB")], force_batchify=True)
         if inputs.input_ids[0].tolist() != ids:
@@ -149,30 +169,58 @@ class JanusFlowAdapter(StepwiseImageAdapter):
         inputs = inputs.to(self.device, dtype=self.model.dtype)
         with torch.no_grad():
             embeds = self.model.prepare_inputs_embeds(
-                input_ids=inputs.input_ids, pixel_values=inputs.pixel_values,
-                images_seq_mask=inputs.images_seq_mask, images_emb_mask=inputs.images_emb_mask)
+                input_ids=inputs.input_ids,
+                pixel_values=inputs.pixel_values,
+                images_seq_mask=inputs.images_seq_mask,
+                images_emb_mask=inputs.images_emb_mask,
+            )
         return EmbedPrompt(embeds, roles, torch.tensor(ids))
 
     def encode_text(self, text: str) -> Encoded:
         self.require("text-prompt")
         prompt = self._embed(*self._labelled(text, self.processor.system_prompt))
-        return encode_embeds(self.model, self.layers_path, self.model.language_model.model, prompt,
-                             max_context=self.max_context)
+        return encode_embeds(
+            self.model,
+            self.layers_path,
+            self.model.language_model.model,
+            prompt,
+            max_context=self.max_context,
+        )
 
     def encode_image(self, image: Image.Image, question: str = "") -> Encoded:
         self.require("image-prompt")
-        return encode_embeds(self.model, self.layers_path, self.model.language_model.model,
-                             self._image_prompt(image, question), max_context=self.max_context)
+        return encode_embeds(
+            self.model,
+            self.layers_path,
+            self.model.language_model.model,
+            self._image_prompt(image, question),
+            max_context=self.max_context,
+        )
 
-    def generate_text(self, text: str, *, image: Image.Image | None = None,
-                      settings: GenerationSettings = GenerationSettings(),
-                      keep_generation_states: bool = False) -> Generation:
+    def generate_text(
+        self,
+        text: str,
+        *,
+        image: Image.Image | None = None,
+        settings: GenerationSettings = GenerationSettings(),
+        keep_generation_states: bool = False,
+    ) -> Generation:
         self.require("text-gen")
-        prompt = (self._image_prompt(image, text) if image is not None
-                  else self._embed(*self._labelled(text, self.processor.system_prompt)))
-        return generate_from_embeds(self.model, self.layers_path, self.model.language_model, prompt,
-                                    self.tokenizer, settings, keep_generation_states=keep_generation_states,
-                                    max_context=self.max_context)
+        prompt = (
+            self._image_prompt(image, text)
+            if image is not None
+            else self._embed(*self._labelled(text, self.processor.system_prompt))
+        )
+        return generate_from_embeds(
+            self.model,
+            self.layers_path,
+            self.model.language_model,
+            prompt,
+            self.tokenizer,
+            settings,
+            keep_generation_states=keep_generation_states,
+            max_context=self.max_context,
+        )
 
     # --- rectified-flow image generation ----------------------------------------------
     def n_image_steps(self, settings: GenerationSettings) -> int:
@@ -206,10 +254,13 @@ class JanusFlowAdapter(StepwiseImageAdapter):
                 mask[1, 1:n_prompt] = 0
                 rows = {"cond": slice(0, 1), "uncond": slice(1, 2)}
                 with self.llm_call(step=step + 1, branches=rows, positions=slice(n_prompt + 1, None)):
-                    hidden = m.language_model.model(inputs_embeds=torch.cat([embeds, t_emb[:, None], z_emb], 1),
-                                                    attention_mask=mask, use_cache=False).last_hidden_state
+                    hidden = m.language_model.model(
+                        inputs_embeds=torch.cat([embeds, t_emb[:, None], z_emb], 1),
+                        attention_mask=mask,
+                        use_cache=False,
+                    ).last_hidden_state
                 h = m.vision_gen_dec_aligner(m.vision_gen_dec_aligner_norm(hidden[:, -n_img:]))
-                g = int(n_img ** 0.5)
+                g = int(n_img**0.5)
                 v = m.vision_gen_dec_model(h.reshape(2, g, g, -1).permute(0, 3, 1, 2), hs, t_emb)
                 v_cond, v_uncond = v.chunk(2)
                 z = z + dt * (cfg * v_cond - (cfg - 1.0) * v_uncond)
@@ -225,11 +276,16 @@ class JanusFlowAdapter(StepwiseImageAdapter):
             return _SDXL_VAE_STRIDE
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
-    def teacher_force(self, prompt: dict[str, Any], out: StepwiseOutput) -> tuple[list[Role], torch.Tensor | None]:
+    def teacher_force(
+        self, prompt: dict[str, Any], out: StepwiseOutput
+    ) -> tuple[list[Role], torch.Tensor | None]:
         t = torch.full((1,), 1000.0, dtype=self.model.dtype, device=self.device)  # the data end
         z_emb, t_emb, _ = self._latent_tokens(out.clean, t)
         embeds = torch.cat([prompt["embeds"][:1], t_emb[:, None], z_emb], 1)
         with self.llm_call(phase="teacher-forced", branches={"cond": slice(0, 1)}):
-            self.model.language_model.model(inputs_embeds=embeds, use_cache=False,
-                                            attention_mask=torch.ones(embeds.shape[:2], device=self.device))
+            self.model.language_model.model(
+                inputs_embeds=embeds,
+                use_cache=False,
+                attention_mask=torch.ones(embeds.shape[:2], device=self.device),
+            )
         return prompt["roles"] + [Role.SPECIAL] + [Role.GENERATED_IMAGE] * z_emb.shape[1], None

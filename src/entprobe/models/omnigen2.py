@@ -77,7 +77,9 @@ def _check_layout(source: str) -> None:
         ) from exc
     missing = [k for k in ("mllm", "processor") if k not in table]
     if missing:
-        raise ModelLoadError(f"{index} names no {', '.join(missing)} component; is this an OmniGen2 checkpoint?")
+        raise ModelLoadError(
+            f"{index} names no {', '.join(missing)} component; is this an OmniGen2 checkpoint?"
+        )
 
 
 @dataclass
@@ -122,21 +124,34 @@ class OmniGen2Adapter(HFCausalLMAdapter):
         kw = pretrained_kwargs(trust_remote_code=trust_remote_code, revision=revision)
         _check_layout(source)
         mllm, proc = "mllm", "processor"
-        config = from_pretrained(AutoConfig, source, what="mllm config", adapter=cls.name, subfolder=mllm, **kw)
+        config = from_pretrained(
+            AutoConfig, source, what="mllm config", adapter=cls.name, subfolder=mllm, **kw
+        )
         if config.model_type != "qwen2_5_vl":
-            raise ModelLoadError(f"{source}/{mllm} is a {config.model_type!r} model, not OmniGen2's qwen2_5_vl")
+            raise ModelLoadError(
+                f"{source}/{mllm} is a {config.model_type!r} model, not OmniGen2's qwen2_5_vl"
+            )
         tok = from_pretrained(AutoTokenizer, source, what="tokenizer", adapter=cls.name, subfolder=proc, **kw)
         images = from_pretrained(
             AutoImageProcessor, source, what="image processor", adapter=cls.name, subfolder=proc, **kw
         )
         model = from_pretrained(
-            Qwen2_5_VLForConditionalGeneration, source, what="mllm", adapter=cls.name,
-            subfolder=mllm, dtype=resolve_dtype(dtype), **kw,
+            Qwen2_5_VLForConditionalGeneration,
+            source,
+            what="mllm",
+            adapter=cls.name,
+            subfolder=mllm,
+            dtype=resolve_dtype(dtype),
+            **kw,
         )
         model.to(device).eval()
         return cls(
-            model=model, processor=tok, source=source, image_processor=images,
-            layers_path=find_layers_path(model), extra_identity={"prompt_format": "omnigen2-chat"},
+            model=model,
+            processor=tok,
+            source=source,
+            image_processor=images,
+            layers_path=find_layers_path(model),
+            extra_identity={"prompt_format": "omnigen2-chat"},
         )
 
     # --- prompts ---------------------------------------------------------------------------
@@ -162,7 +177,9 @@ class OmniGen2Adapter(HFCausalLMAdapter):
             grid = pixels["image_grid_thw"]
             n_image = int(grid[0].prod()) // int(self.image_processor.merge_size) ** 2
             start = len(prefix) + IMAGE_BLOCK.index("{pad}")
-            replacements = [{"span": (start, start + len(pad)), "new_span": (start, start + n_image * len(pad))}]
+            replacements = [
+                {"span": (start, start + len(pad)), "new_span": (start, start + n_image * len(pad))}
+            ]
             prefix += IMAGE_BLOCK.format(pad=pad)
             inputs["pixel_values"] = pixels["pixel_values"].to(self.device, self.model.dtype)
             inputs["image_grid_thw"] = grid.to(self.device)
@@ -170,8 +187,12 @@ class OmniGen2Adapter(HFCausalLMAdapter):
         expanded = unexpanded.replace(pad, pad * n_image, 1) if replacements else unexpanded
         enc = self.tokenizer(expanded, add_special_tokens=False, return_offsets_mapping=True)
         roles = label_offsets(
-            enc["input_ids"], enc["offset_mapping"], replacements, (len(prefix), len(prefix) + len(text)),
-            image_token_id=int(self.model.config.image_token_id), special_ids=special_token_ids(self.tokenizer),
+            enc["input_ids"],
+            enc["offset_mapping"],
+            replacements,
+            (len(prefix), len(prefix) + len(text)),
+            image_token_id=int(self.model.config.image_token_id),
+            special_ids=special_token_ids(self.tokenizer),
         )
         ids = torch.tensor([enc["input_ids"]], dtype=torch.long, device=self.device)
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids), **inputs}, roles

@@ -84,8 +84,13 @@ def list_adapters() -> list[dict[str, Any]]:
         except ModelLoadError as exc:
             out.append(
                 {
-                    "name": name, "description": f"unavailable: {exc}", "capabilities": [],
-                    "unsupported": {}, "model_types": [], "upstream": None, "batched": False,
+                    "name": name,
+                    "description": f"unavailable: {exc}",
+                    "capabilities": [],
+                    "unsupported": {},
+                    "model_types": [],
+                    "upstream": None,
+                    "batched": False,
                 }
             )
             continue
@@ -159,9 +164,7 @@ def _detect_pipeline(source: str) -> str | None:
     )
 
 
-def detect_adapter(
-    source: str, *, trust_remote_code: bool = False, revision: str | None = None
-) -> str:
+def detect_adapter(source: str, *, trust_remote_code: bool = False, revision: str | None = None) -> str:
     """The adapter name for a checkpoint, from its config's ``model_type``.
 
     Adapters are tried in :data:`ADAPTERS` order by their ``model_types``; a type no

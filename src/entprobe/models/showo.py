@@ -29,23 +29,46 @@ from ._stepwise import StepwiseImageAdapter, StepwiseOutput
 from ._upstream import Upstream, import_upstream
 from .base import Generation, GenerationSettings
 
-_SPECIALS = ("<|soi|>", "<|eoi|>", "<|sov|>", "<|eov|>", "<|t2i|>", "<|mmu|>", "<|t2v|>", "<|v2v|>", "<|lvg|>")
+_SPECIALS = (
+    "<|soi|>",
+    "<|eoi|>",
+    "<|sov|>",
+    "<|eov|>",
+    "<|t2i|>",
+    "<|mmu|>",
+    "<|t2v|>",
+    "<|v2v|>",
+    "<|lvg|>",
+)
 _MAX_TEXT = 128  # dataset.preprocessing.max_seq_length of every shipped config
 _STEPS = 18  # t2i_generate's default (MaskGIT's)
-_MODULES = ("models.modeling_showo", "models.modeling_magvitv2", "models.sampling", "training.prompting_utils")
+_MODULES = (
+    "models.modeling_showo",
+    "models.modeling_magvitv2",
+    "models.sampling",
+    "training.prompting_utils",
+)
 
 
 @dataclass
 class ShowoAdapter(StepwiseImageAdapter):
     name: ClassVar[str] = "showo"
-    description: ClassVar[str] = ("Show-o 1.3B (showlab/show-o, show-o-512x512), upstream code; "
-                                  "VQ image prompts, MaskGIT image generation")
-    capabilities: ClassVar[frozenset[str]] = frozenset({"text-prompt", "image-prompt", "text-gen", "image-gen"})
+    description: ClassVar[str] = (
+        "Show-o 1.3B (showlab/show-o, show-o-512x512), upstream code; "
+        "VQ image prompts, MaskGIT image generation"
+    )
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"text-prompt", "image-prompt", "text-gen", "image-gen"}
+    )
     layers_path: ClassVar[str] = "showo.model.layers"
     upstream: ClassVar[Upstream] = Upstream(
-        family="showo", repo="showlab/Show-o", checked=("45a5a2de01d1 (2026-01-09)",),
+        family="showo",
+        repo="showlab/Show-o",
+        checked=("45a5a2de01d1 (2026-01-09)",),
         install="git clone https://github.com/showlab/Show-o && pip install -r Show-o/requirements.txt",
-        modules=_MODULES, requires={"transformers": "4.41"})
+        modules=_MODULES,
+        requires={"transformers": "4.41"},
+    )
     image_generator: ClassVar[str] = "MaskGIT"
     image_response: ClassVar[str] = "teacher-forced pass of the final VQ ids (conditional row)"
     image_options: ClassVar[frozenset[str]] = frozenset({"image_steps"})
@@ -56,8 +79,16 @@ class ShowoAdapter(StepwiseImageAdapter):
     up: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, source: str, *, device: str = "cpu", dtype: str = "auto", trust_remote_code: bool = False,
-             revision: str | None = None, upstream_src: str | None = None) -> ShowoAdapter:
+    def load(
+        cls,
+        source: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        upstream_src: str | None = None,
+    ) -> ShowoAdapter:
         found = import_upstream(cls.upstream, upstream_src)
         m = found["modules"]
         from transformers import AutoTokenizer
@@ -67,22 +98,39 @@ class ShowoAdapter(StepwiseImageAdapter):
         torch_dtype = torch.float32 if torch_dtype == "auto" else torch_dtype
         try:
             model = m["models.modeling_showo"].Showo.from_pretrained(
-                str(source), load_from_showo=True, low_cpu_mem_usage=False)
+                str(source), load_from_showo=True, low_cpu_mem_usage=False
+            )
             vq = m["models.modeling_magvitv2"].MAGVITv2.from_pretrained(vq_source, low_cpu_mem_usage=False)
             tok = AutoTokenizer.from_pretrained(model.config.llm_model_path, padding_side="left")
         except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot load Show-o from {source!r} (VQ model {vq_source!r}, "
-                                 f"set $ENTPROBE_SHOWO_VQ for a local one): {exc}") from exc
+            raise ModelLoadError(
+                f"cannot load Show-o from {source!r} (VQ model {vq_source!r}, "
+                f"set $ENTPROBE_SHOWO_VQ for a local one): {exc}"
+            ) from exc
         _check_rotary(model)
         if len(tok) != model.config.llm_vocab_size:
-            raise ModelLoadError(f"the tokenizer of {model.config.llm_model_path!r} has {len(tok)} tokens; "
-                                 f"Show-o's config expects llm_vocab_size={model.config.llm_vocab_size}")
+            raise ModelLoadError(
+                f"the tokenizer of {model.config.llm_model_path!r} has {len(tok)} tokens; "
+                f"Show-o's config expects llm_vocab_size={model.config.llm_vocab_size}"
+            )
         prompting = m["training.prompting_utils"].UniversalPrompting(
-            tok, max_text_len=_MAX_TEXT, special_tokens=_SPECIALS, ignore_id=-100, cond_dropout_prob=0.0)
+            tok, max_text_len=_MAX_TEXT, special_tokens=_SPECIALS, ignore_id=-100, cond_dropout_prob=0.0
+        )
         model, vq = model.to(device, torch_dtype).eval(), vq.to(device, torch_dtype).eval()
-        return cls(model=model, processor=prompting, vq=vq, up=m, source=str(source), extra_identity={
-            "upstream": found["identity"], "vq_source": vq_source, "llm_model_path": model.config.llm_model_path,
-            "max_text_len": _MAX_TEXT, "mask_schedule": "cosine"})
+        return cls(
+            model=model,
+            processor=prompting,
+            vq=vq,
+            up=m,
+            source=str(source),
+            extra_identity={
+                "upstream": found["identity"],
+                "vq_source": vq_source,
+                "llm_model_path": model.config.llm_model_path,
+                "max_text_len": _MAX_TEXT,
+                "mask_schedule": "cosine",
+            },
+        )
 
     # --- prompts ------------------------------------------------------------------
     @property
@@ -128,9 +176,17 @@ class ShowoAdapter(StepwiseImageAdapter):
     def _image_prompt(self, image: Any, question: str) -> tuple[torch.Tensor, list[Role], torch.Tensor]:
         codes = self.vq.get_code(self._pixels(image)) + self._offset
         ids, roles = self._chat(question)
-        ids = torch.cat([torch.tensor([[self._sp("<|mmu|>"), self._sp("<|soi|>")]], device=self.device), codes,
-                         torch.tensor([[self._sp("<|eoi|>"), self._sp("<|sot|>"), *ids]], device=self.device)], 1)
-        mask = self.up["training.prompting_utils"].create_attention_mask_for_mmu(ids, eoi_id=self._sp("<|eoi|>"))
+        ids = torch.cat(
+            [
+                torch.tensor([[self._sp("<|mmu|>"), self._sp("<|soi|>")]], device=self.device),
+                codes,
+                torch.tensor([[self._sp("<|eoi|>"), self._sp("<|sot|>"), *ids]], device=self.device),
+            ],
+            1,
+        )
+        mask = self.up["training.prompting_utils"].create_attention_mask_for_mmu(
+            ids, eoi_id=self._sp("<|eoi|>")
+        )
         roles = [Role.SPECIAL] * 2 + [Role.IMAGE] * codes.shape[1] + [Role.SPECIAL] * 2 + roles
         return ids.long(), roles, mask
 
@@ -140,7 +196,7 @@ class ShowoAdapter(StepwiseImageAdapter):
         import numpy as np
         from PIL import Image as PILImage
 
-        res = 16 * int(round(self.n_vq ** 0.5))
+        res = 16 * int(round(self.n_vq**0.5))
         w, h = image.size
         size = (res, int(res * h / w)) if w <= h else (int(res * w / h), res)
         image = image.convert("RGB").resize(size, PILImage.BICUBIC)
@@ -159,26 +215,48 @@ class ShowoAdapter(StepwiseImageAdapter):
             ids, roles, mask = self._image_prompt(image, question)
         return self.forward_encoded(lambda: self.model(ids, attention_mask=mask), roles, ids)
 
-    def generate_text(self, text: str, *, image: Any = None, settings: GenerationSettings = GenerationSettings(),
-                      keep_generation_states: bool = False) -> Generation:
+    def generate_text(
+        self,
+        text: str,
+        *,
+        image: Any = None,
+        settings: GenerationSettings = GenerationSettings(),
+        keep_generation_states: bool = False,
+    ) -> Generation:
         if settings.do_sample and settings.top_p < 1.0:
             raise UnsupportedError("Show-o's decoding loop (mmu_generate) has no nucleus sampling (top_p)")
         with torch.no_grad():
-            ids, roles, mask = self._image_prompt(image, text) if image is not None else self._text_prompt(text)
+            ids, roles, mask = (
+                self._image_prompt(image, text) if image is not None else self._text_prompt(text)
+            )
             with seeded(settings.seed, self.device):  # mmu_generate samples from torch's global RNG
                 out = self.model.mmu_generate(
-                    ids, attention_mask=mask, max_new_tokens=settings.max_new_tokens,
+                    ids,
+                    attention_mask=mask,
+                    max_new_tokens=settings.max_new_tokens,
                     temperature=settings.temperature if settings.do_sample else 1.0,
-                    top_k=None if settings.do_sample else 1, eot_token=self.tok.eos_token_id)
+                    top_k=None if settings.do_sample else 1,
+                    eot_token=self.tok.eos_token_id,
+                )
         new = [int(t) for t in out if int(t) != self.tok.eos_token_id]
         full = torch.cat([ids, torch.tensor([new], dtype=ids.dtype, device=ids.device)], 1)
-        full_mask = (self.up["training.prompting_utils"].create_attention_mask_for_mmu(full, eoi_id=self._sp("<|eoi|>"))
-                     if image is not None else self._causal(full.shape[1]))
-        enc = self.forward_encoded(lambda: self.model(full, attention_mask=full_mask),
-                                   roles + [Role.GENERATED_TEXT] * len(new), full)
-        return Generation(encoded=enc, n_prompt_tokens=ids.shape[1], response_ids=torch.tensor(new),
-                          text=self.tok.decode(new, skip_special_tokens=True),
-                          model_calls={"generation": len(out), "teacher-forced": 1})
+        full_mask = (
+            self.up["training.prompting_utils"].create_attention_mask_for_mmu(
+                full, eoi_id=self._sp("<|eoi|>")
+            )
+            if image is not None
+            else self._causal(full.shape[1])
+        )
+        enc = self.forward_encoded(
+            lambda: self.model(full, attention_mask=full_mask), roles + [Role.GENERATED_TEXT] * len(new), full
+        )
+        return Generation(
+            encoded=enc,
+            n_prompt_tokens=ids.shape[1],
+            response_ids=torch.tensor(new),
+            text=self.tok.decode(new, skip_special_tokens=True),
+            model_calls={"generation": len(out), "teacher-forced": 1},
+        )
 
     # --- image generation (the step-wise hooks) --------------------------------------
     def n_image_steps(self, settings: GenerationSettings) -> int:
@@ -192,8 +270,12 @@ class ShowoAdapter(StepwiseImageAdapter):
 
     def _mask(self, ids: torch.Tensor) -> torch.Tensor:
         return self.up["training.prompting_utils"].create_attention_mask_predict_next(
-            ids, pad_id=self._sp("<|pad|>"), soi_id=self._sp("<|soi|>"), eoi_id=self._sp("<|eoi|>"),
-            rm_pad_in_image=True)
+            ids,
+            pad_id=self._sp("<|pad|>"),
+            soi_id=self._sp("<|soi|>"),
+            eoi_id=self._sp("<|eoi|>"),
+            rm_pad_in_image=True,
+        )
 
     def denoise(self, p: dict[str, Any], settings: GenerationSettings) -> StepwiseOutput:
         """MaskGIT as the upstream's ``t2i_generate`` (same sampling calls, same RNG
@@ -210,7 +292,7 @@ class ShowoAdapter(StepwiseImageAdapter):
         n_steps = self.n_image_steps(settings)
         for step in range(n_steps):
             if p["guided"]:
-                ids[1:, _MAX_TEXT + 1:] = ids[:1, _MAX_TEXT + 1:]  # uncond shares the image part
+                ids[1:, _MAX_TEXT + 1 :] = ids[:1, _MAX_TEXT + 1 :]  # uncond shares the image part
             with self.llm_call(step=step + 1, branches=rows, positions=pos):
                 logits = self.model(ids, attention_mask=attn)
             if p["guided"]:
@@ -224,9 +306,13 @@ class ShowoAdapter(StepwiseImageAdapter):
             ratio = (step + 1) / n_steps
             selected = torch.gather(probs, -1, sampled.long()[..., None]).squeeze(-1)
             selected = torch.where(unknown, selected, torch.finfo(selected.dtype).max)
-            mask_len = (n * sampling.cosine_schedule(torch.tensor(ratio))).floor().unsqueeze(0).to(self.device)
-            mask_len = torch.max(torch.tensor([1], device=self.device),
-                                 torch.min(unknown.sum(dim=-1, keepdim=True) - 1, mask_len))
+            mask_len = (
+                (n * sampling.cosine_schedule(torch.tensor(ratio))).floor().unsqueeze(0).to(self.device)
+            )
+            mask_len = torch.max(
+                torch.tensor([1], device=self.device),
+                torch.min(unknown.sum(dim=-1, keepdim=True) - 1, mask_len),
+            )
             temperature = temperature * (1.0 - ratio)  # compounds across steps, as upstream
             masking = sampling.mask_by_random_topk(mask_len, selected, temperature, generator=gen)
             ids[:1, img] = torch.where(masking, mask_id, sampled + off)
@@ -237,7 +323,7 @@ class ShowoAdapter(StepwiseImageAdapter):
 
     def teacher_force(self, p: dict[str, Any], out: StepwiseOutput) -> tuple[list[Role], torch.Tensor]:
         ids = p["cond"].clone()
-        ids[0, -(self.n_vq + 1):-1] = out.response_ids.to(ids.device) + self._offset
+        ids[0, -(self.n_vq + 1) : -1] = out.response_ids.to(ids.device) + self._offset
         with self.llm_call(phase="teacher-forced", branches={"cond": slice(0, 1)}):
             self.model(ids, attention_mask=self._mask(ids))
         row = ids[0].tolist()
@@ -258,4 +344,5 @@ def _check_rotary(model: torch.nn.Module) -> None:
         if not torch.allclose(rot.inv_freq.float().cpu(), want):
             raise ModelLoadError(
                 "Show-o's rotary buffers were not initialised by this loader (transformers "
-                f"{transformers.__version__}); use the upstream's pinned transformers 4.41-4.49")
+                f"{transformers.__version__}); use the upstream's pinned transformers 4.41-4.49"
+            )

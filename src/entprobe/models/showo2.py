@@ -71,9 +71,12 @@ class Showo2Adapter(StepwiseImageAdapter):
     image_generator: ClassVar[str] = "rectified flow (Show-o2 ODE sampler, Euler)"
     image_response: ClassVar[str] = "teacher-forced pass of the clean final latent at t=1 (data end)"
     upstream: ClassVar[Upstream] = Upstream(
-        family="showo2", repo="showlab/Show-o", checked=("45a5a2de01d1 (2026-01-09)",),
+        family="showo2",
+        repo="showlab/Show-o",
+        checked=("45a5a2de01d1 (2026-01-09)",),
         install="git clone https://github.com/showlab/Show-o && pip install -r Show-o/show-o2/requirements.txt",
-        modules=("models", "models.misc", "transport"), subdir="show-o2",
+        modules=("models", "models.misc", "transport"),
+        subdir="show-o2",
     )
 
     ids: dict[str, int] = field(default_factory=dict, kw_only=True)
@@ -81,9 +84,17 @@ class Showo2Adapter(StepwiseImageAdapter):
     vae: Any = field(default=None, kw_only=True)  # Show-o2's WanVAE, or None
 
     @classmethod
-    def load(cls, source: str, *, device: str = "cpu", dtype: str = "auto", trust_remote_code: bool = False,
-             revision: str | None = None, upstream_src: str | None = None,
-             vae: str | None = None) -> Showo2Adapter:
+    def load(
+        cls,
+        source: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        upstream_src: str | None = None,
+        vae: str | None = None,
+    ) -> Showo2Adapter:
         """Load a Show-o2 release folder with the upstream code (see module).
 
         Raises:
@@ -104,11 +115,24 @@ class Showo2Adapter(StepwiseImageAdapter):
         elif vae or os.environ.get("ENTPROBE_SHOWO2_VAE"):
             raise ModelLoadError(f"adapter 'showo2': no Wan2.1 VAE file at {str(vae_file)!r}")
         tok, ids = mods["models.misc"].get_text_tokenizer(
-            model.config.llm_model_path, add_showo_tokens=True, return_showo_token_ids=True, llm_name="qwen2_5")
-        adapter = cls(model=model, processor=tok, source=str(source), ids=ids, upstream_modules=mods,
-                      vae=vae_model,
-                      extra_identity={"upstream": found["identity"], "llm": model.config.llm_model_path,
-                                      "vae": str(vae_file) if vae_model is not None else None})
+            model.config.llm_model_path,
+            add_showo_tokens=True,
+            return_showo_token_ids=True,
+            llm_name="qwen2_5",
+        )
+        adapter = cls(
+            model=model,
+            processor=tok,
+            source=str(source),
+            ids=ids,
+            upstream_modules=mods,
+            vae=vae_model,
+            extra_identity={
+                "upstream": found["identity"],
+                "llm": model.config.llm_model_path,
+                "vae": str(vae_file) if vae_model is not None else None,
+            },
+        )
         if vae_model is None:  # no image prompts, known before any sample runs
             adapter.capabilities = cls.capabilities - {"image-prompt"}
             adapter.unsupported = {"image-prompt": WHY_NO_VAE}
@@ -150,8 +174,9 @@ class Showo2Adapter(StepwiseImageAdapter):
             und = und + m.position_embedding(m.image_position_ids)
         else:
             misc = self.upstream_modules["models.misc"]
-            und = und + misc.interpolate_pos_encoding(cfg.clip_latent_dim, m.position_embedding,
-                                                      cfg.image_latent_height, cfg.image_latent_width, 1)
+            und = und + misc.interpolate_pos_encoding(
+                cfg.clip_latent_dim, m.position_embedding, cfg.image_latent_height, cfg.image_latent_width, 1
+            )
         return m.fusion_proj(torch.cat([m.und_trans(und)["last_hidden_state"], gen], dim=-1))
 
     def _prompt(self, text: str, image: Image.Image | None = None) -> dict[str, Any]:
@@ -173,8 +198,12 @@ class Showo2Adapter(StepwiseImageAdapter):
             ids += [i["boi_id"], i["img_pad_id"]] + [i["img_pad_id"]] * img.shape[1] + [i["eoi_id"]]
             roles += [Role.SPECIAL, Role.SPECIAL] + [Role.IMAGE] * img.shape[1] + [Role.SPECIAL]
         parts.append(self._embed(body + tail))
-        return {"embeds": torch.cat(parts, dim=1), "pos": pos, "ids": ids + body + tail,
-                "roles": roles + [Role.TEXT] * len(body) + [Role.SPECIAL] * len(tail)}
+        return {
+            "embeds": torch.cat(parts, dim=1),
+            "pos": pos,
+            "ids": ids + body + tail,
+            "roles": roles + [Role.TEXT] * len(body) + [Role.SPECIAL] * len(tail),
+        }
 
     def _forward(self, embeds: torch.Tensor, pos: torch.Tensor | None) -> torch.Tensor:
         """One LLM forward (causal; bidirectional inside the image); next-token logits."""
@@ -195,9 +224,14 @@ class Showo2Adapter(StepwiseImageAdapter):
         self.require("image-prompt")
         return self._encode_prompt(question, image)
 
-    def generate_text(self, text: str, *, image: Image.Image | None = None,
-                      settings: GenerationSettings = GenerationSettings(),
-                      keep_generation_states: bool = False) -> Generation:
+    def generate_text(
+        self,
+        text: str,
+        *,
+        image: Image.Image | None = None,
+        settings: GenerationSettings = GenerationSettings(),
+        keep_generation_states: bool = False,
+    ) -> Generation:
         """Decoding with a full re-forward per token, as Show-o2's ``lm_generate`` /
         ``mmu_generate`` (greedy by default); then one teacher-forced pass."""
         self.require("text-gen")
@@ -206,9 +240,17 @@ class Showo2Adapter(StepwiseImageAdapter):
         with torch.no_grad():
             p = self._prompt(text, image)
         gen, response = reforward_generate(
-            self.model, self.layers_path, lambda e: self._forward(e, p["pos"]), self._embed, p["embeds"],
-            p["roles"], p["ids"], settings, {self.processor.eos_token_id},
-            keep_generation_states=keep_generation_states)
+            self.model,
+            self.layers_path,
+            lambda e: self._forward(e, p["pos"]),
+            self._embed,
+            p["embeds"],
+            p["roles"],
+            p["ids"],
+            settings,
+            {self.processor.eos_token_id},
+            keep_generation_states=keep_generation_states,
+        )
         gen.text = self.processor.decode(response, skip_special_tokens=True)
         return gen
 
@@ -222,11 +264,27 @@ class Showo2Adapter(StepwiseImageAdapter):
         i = self.ids
         n_text = len(self._ids(text))
         cond, uncond, pos, pos_null = misc.prepare_gen_input(
-            [text], self.processor, n_img, i["bos_id"], i["eos_id"], i["boi_id"], i["eoi_id"],
-            self.processor.pad_token_id, i["img_pad_id"], n_text, self.device)
+            [text],
+            self.processor,
+            n_img,
+            i["bos_id"],
+            i["eos_id"],
+            i["boi_id"],
+            i["eoi_id"],
+            self.processor.pad_token_id,
+            i["img_pad_id"],
+            n_text,
+            self.device,
+        )
         guided = settings.guidance_scale > 0
-        return {"cond": cond, "uncond": uncond if guided else None, "pos": pos, "pos_null": pos_null,
-                "n_text": n_text, "guided": guided}
+        return {
+            "cond": cond,
+            "uncond": uncond if guided else None,
+            "pos": pos,
+            "pos_null": pos_null,
+            "n_text": n_text,
+            "guided": guided,
+        }
 
     def _mask(self, pos: torch.Tensor, length: int) -> torch.Tensor:
         omni = self.upstream_modules["models"].omni_attn_mask_naive
@@ -241,11 +299,24 @@ class Showo2Adapter(StepwiseImageAdapter):
         with seeded(settings.seed, self.device):
             z = torch.randn(1, cfg.image_latent_dim, side, side, device=self.device, dtype=self.model.dtype)
         z = torch.cat([z, z]) if guided else z
-        flow = transport.create_transport(path_type="Linear", prediction="velocity", loss_weight=None,
-                                          train_eps=None, sample_eps=None, snr_type="lognorm", do_shift=True,
-                                          seq_len=self.n_image_tokens + 1)
-        sample = transport.Sampler(flow).sample_ode(sampling_method="euler", num_steps=self.n_image_steps(settings) + 1,
-                                                    atol=1e-6, rtol=1e-3, reverse=False, time_shifting_factor=3.0)
+        flow = transport.create_transport(
+            path_type="Linear",
+            prediction="velocity",
+            loss_weight=None,
+            train_eps=None,
+            sample_eps=None,
+            snr_type="lognorm",
+            do_shift=True,
+            seq_len=self.n_image_tokens + 1,
+        )
+        sample = transport.Sampler(flow).sample_ode(
+            sampling_method="euler",
+            num_steps=self.n_image_steps(settings) + 1,
+            atol=1e-6,
+            rtol=1e-3,
+            reverse=False,
+            time_shifting_factor=3.0,
+        )
         start = 2 + prompt["n_text"] + 1  # bos, text, boi, time slot
         rows = {"cond": slice(0, 1), "uncond": slice(1, 2)} if guided else {"cond": slice(0, 1)}
         step = 0
@@ -256,9 +327,16 @@ class Showo2Adapter(StepwiseImageAdapter):
             with self.llm_call(step=step, branches=rows, positions=slice(start, start + self.n_image_tokens)):
                 return self.model.t2i_generate(x, t, **kw)
 
-        out = sample(z, velocity, text_tokens=tokens, attention_mask=self._mask(pos, tokens.shape[1]),
-                     modality_positions=pos, output_hidden_states=True, max_seq_len=tokens.shape[1],
-                     guidance_scale=settings.guidance_scale if guided else 0.0)[-1]
+        out = sample(
+            z,
+            velocity,
+            text_tokens=tokens,
+            attention_mask=self._mask(pos, tokens.shape[1]),
+            modality_positions=pos,
+            output_hidden_states=True,
+            max_seq_len=tokens.shape[1],
+            guidance_scale=settings.guidance_scale if guided else 0.0,
+        )[-1]
         clean, image = out[:1], None
         if self.vae is not None:  # as inference_t2i.py: Wan2.1 decode, then to 8-bit RGB
             pixels = self.vae.batch_decode(clean.to(self.model.dtype).unsqueeze(2)).squeeze(2)[0]
@@ -269,10 +347,18 @@ class Showo2Adapter(StepwiseImageAdapter):
         tokens, pos = prompt["cond"], prompt["pos"]
         t = torch.ones(1, device=self.device, dtype=self.model.dtype)  # the data end
         with self.llm_call(phase="teacher-forced", branches={"cond": slice(0, 1)}):
-            self.model(tokens, image_latents=out.clean.to(self.model.dtype), t=t,
-                       attention_mask=self._mask(pos, tokens.shape[1]), modality_positions=pos,
-                       output_hidden_states=True, max_seq_len=tokens.shape[1])
+            self.model(
+                tokens,
+                image_latents=out.clean.to(self.model.dtype),
+                t=t,
+                attention_mask=self._mask(pos, tokens.shape[1]),
+                modality_positions=pos,
+                output_hidden_states=True,
+                max_seq_len=tokens.shape[1],
+            )
         n = prompt["n_text"]
         roles = [Role.SPECIAL] + [Role.TEXT] * n + [Role.SPECIAL, Role.SPECIAL]
-        roles += [Role.GENERATED_IMAGE] * self.n_image_tokens + [Role.SPECIAL] * (tokens.shape[1] - len(roles) - self.n_image_tokens)
+        roles += [Role.GENERATED_IMAGE] * self.n_image_tokens + [Role.SPECIAL] * (
+            tokens.shape[1] - len(roles) - self.n_image_tokens
+        )
         return roles, tokens[0]

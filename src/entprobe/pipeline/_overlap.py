@@ -129,4 +129,3 @@ class EstimationQueue:
                     job.future.cancel()
             self._pool.shutdown(wait=True)
             self._pool = None
-

@@ -33,6 +33,7 @@ from ..models.base import GenerationSettings, ModelAdapter
 
 __all__ = ["BENCH_PROMPTS", "MODEL_CONFIGS", "ModelBenchResult", "build_sized_adapter", "run_model_bench"]
 
+
 #: Sizes of published checkpoints (Llama decoder, SigLIP-L/16-384 encoder, VQ-16
 #: tokenizer with a 16384-entry codebook, 24 x 24 = 576 image tokens), from the
 #: checkpoints' config.json as published on the Hugging Face hub
@@ -43,15 +44,38 @@ def _janus_pro(hidden: int, intermediate: int, layers: int, heads: int) -> dict[
     (and the projections into it); vision encoder and VQ tokenizer are the same."""
     return {
         "family": "janus",
-        "text": {"hidden_size": hidden, "intermediate_size": intermediate, "num_hidden_layers": layers,
-                 "num_attention_heads": heads, "num_key_value_heads": heads, "vocab_size": 102400,
-                 "max_position_embeddings": 16384, "rms_norm_eps": 1e-6},
-        "vision": {"image_size": 384, "patch_size": 16, "hidden_size": 1024, "num_hidden_layers": 24,
-                   "num_attention_heads": 16, "intermediate_size": 4096, "num_image_tokens": 576,
-                   "projection_dim": hidden, "depth": 2},
-        "vq": {"embed_dim": 8, "num_embeddings": 16384, "latent_channels": 256, "base_channels": 128,
-               "channel_multiplier": [1, 1, 2, 2, 4], "num_res_blocks": 2, "num_patches": 24,
-               "projection_dim": hidden, "image_token_embed_dim": hidden},
+        "text": {
+            "hidden_size": hidden,
+            "intermediate_size": intermediate,
+            "num_hidden_layers": layers,
+            "num_attention_heads": heads,
+            "num_key_value_heads": heads,
+            "vocab_size": 102400,
+            "max_position_embeddings": 16384,
+            "rms_norm_eps": 1e-6,
+        },
+        "vision": {
+            "image_size": 384,
+            "patch_size": 16,
+            "hidden_size": 1024,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 16,
+            "intermediate_size": 4096,
+            "num_image_tokens": 576,
+            "projection_dim": hidden,
+            "depth": 2,
+        },
+        "vq": {
+            "embed_dim": 8,
+            "num_embeddings": 16384,
+            "latent_channels": 256,
+            "base_channels": 128,
+            "channel_multiplier": [1, 1, 2, 2, 4],
+            "num_res_blocks": 2,
+            "num_patches": 24,
+            "projection_dim": hidden,
+            "image_token_embed_dim": hidden,
+        },
     }
 
 
@@ -60,8 +84,13 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
     "janus-pro-7b": _janus_pro(hidden=4096, intermediate=11008, layers=30, heads=32),
 }
 #: Tiny test models, built offline and loaded through the adapter's real ``load()``.
-TINY = {"tiny-janus": ("janus", "janus"), "tiny-emu3": ("emu3", "emu3"), "tiny-llama": ("llama", "hf-causal-lm"),
-        "tiny-chameleon": ("chameleon", "chameleon"), "tiny-bert": ("bert", "hf-encoder")}
+TINY = {
+    "tiny-janus": ("janus", "janus"),
+    "tiny-emu3": ("emu3", "emu3"),
+    "tiny-llama": ("llama", "hf-causal-lm"),
+    "tiny-chameleon": ("chameleon", "chameleon"),
+    "tiny-bert": ("bert", "hf-encoder"),
+}
 
 #: Short text prompts of the T2I kind (the bundled sample prompts are 250-650 tokens long).
 BENCH_PROMPTS = [
@@ -98,7 +127,11 @@ def _fill_random(model: torch.nn.Module, seed: int) -> None:
 
 
 def build_sized_adapter(
-    name: str, *, image_tokens: int | None = None, dtype: torch.dtype = torch.float32, device: str = "cpu",
+    name: str,
+    *,
+    image_tokens: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
     seed: int = 0,
 ) -> ModelAdapter:
     """The adapter of model config ``name`` with random weights.
@@ -134,7 +167,11 @@ def build_sized_adapter(
         if side * side != image_tokens or side < 1:
             raise ProbeInputError(f"--image-tokens must be a square number; got {image_tokens}")
         vision["num_image_tokens"], vq["num_patches"] = image_tokens, side
-    for sub, values in ((config.text_config, spec["text"]), (config.vision_config, vision), (config.vq_config, vq)):
+    for sub, values in (
+        (config.text_config, spec["text"]),
+        (config.vision_config, vision),
+        (config.vq_config, vq),
+    ):
         for key, value in values.items():
             setattr(sub, key, value)
     with torch.device("meta"):
@@ -202,13 +239,17 @@ def run_model_bench(
     levels = ",".join(lv for lv in levels.split(",") if lv in need and adapter.supports(need[lv]))
 
     def prompts(tag: str, n: int) -> PromptSet:
-        records = [PromptRecord(id=f"p{i}", dataset=tag, modality="text", text=t)
-                   for i, t in enumerate(BENCH_PROMPTS[:n])]
+        records = [
+            PromptRecord(id=f"p{i}", dataset=tag, modality="text", text=t)
+            for i, t in enumerate(BENCH_PROMPTS[:n])
+        ]
         return PromptSet(name=tag, spec=tag, records=records)
 
     counts = [adapter.count_tokens(t) for t in BENCH_PROMPTS[:n_prompts]]
-    result.notes.append(f"levels {levels}; prompt lengths {min(counts)}-{max(counts)} tokens (tiny tokenizer); "
-                        f"generation {generation.to_dict()}")
+    result.notes.append(
+        f"levels {levels}; prompt lengths {min(counts)}-{max(counts)} tokens (tiny tokenizer); "
+        f"generation {generation.to_dict()}"
+    )
     with tempfile.TemporaryDirectory(prefix="entprobe-bench-store-") as tmp:
         for b in ["warm-up", *batch_sizes]:
             if device.startswith("cuda"):
@@ -216,20 +257,29 @@ def run_model_bench(
             bs = 1 if b == "warm-up" else int(b)
             with ResultStore(Path(tmp) / f"{b}.duckdb") as store:
                 summary = run_probe(
-                    adapter, [prompts(f"bench-{b}", 1 if b == "warm-up" else n_prompts)], levels=levels,
-                    store=store, options=ProbeOptions(generation=generation, batch_size=bs), progress=False,
+                    adapter,
+                    [prompts(f"bench-{b}", 1 if b == "warm-up" else n_prompts)],
+                    levels=levels,
+                    store=store,
+                    options=ProbeOptions(generation=generation, batch_size=bs),
+                    progress=False,
                 )
             if summary.n_failed:
                 raise RuntimeError(f"bench run failed: {summary.failures[:3]}")
             if b == "warm-up":
                 continue
-            peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else _peak_rss_mib())
+            peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else _peak_rss_mib()
             row = {
-                "batch_size": bs, "prompts": n_prompts, "samples": summary.n_ok,
-                "wall_s": summary.wall_seconds, "model_s": summary.model_seconds,
-                "estimate_s": summary.estimate_seconds, "model_idle_s": summary.wait_seconds,
+                "batch_size": bs,
+                "prompts": n_prompts,
+                "samples": summary.n_ok,
+                "wall_s": summary.wall_seconds,
+                "model_s": summary.model_seconds,
+                "estimate_s": summary.estimate_seconds,
+                "model_idle_s": summary.wait_seconds,
                 "s_per_prompt": summary.wall_seconds / n_prompts,
-                "samples_per_s": summary.n_ok / summary.wall_seconds, "peak_mib": peak,
+                "samples_per_s": summary.n_ok / summary.wall_seconds,
+                "peak_mib": peak,
             }
             result.rows.append(row)
             log(format_row(row))

@@ -75,9 +75,7 @@ def summary_table(layer_metrics: pd.DataFrame, samples: pd.DataFrame) -> pd.Data
     s = samples.assign(model=samples["run_id"].map(model_of_run))
     counts = s.pivot_table(index=keys, columns="status", values="sample_id", aggfunc="count", fill_value=0)
     counts = counts.reindex(columns=["ok", "failed"], fill_value=0).reset_index()
-    return counts.merge(table, on=keys, how="left")[
-        [*keys, "ok", "failed", "layer 0", "middle", "last"]
-    ]
+    return counts.merge(table, on=keys, how="left")[[*keys, "ok", "failed", "layer 0", "middle", "last"]]
 
 
 def run_demo(
@@ -134,8 +132,10 @@ def run_demo(
         for family in families:
             model_dir = build_tiny(family, out / "models" / family, seed=seed)
             adapter = get_adapter(family).load(str(model_dir))
-            log(f"\n== tiny random {family}: {adapter.n_layers} layers, "
-                f"{sum(p.numel() for p in adapter.model.parameters()):,} parameters ==")
+            log(
+                f"\n== tiny random {family}: {adapter.n_layers} layers, "
+                f"{sum(p.numel() for p in adapter.model.parameters()):,} parameters =="
+            )
             options = ProbeOptions(
                 generation=generation,
                 save_images=out / "images",

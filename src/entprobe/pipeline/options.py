@@ -108,16 +108,29 @@ class EstimatorOptions:
     def entropy_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``matrix_entropy_from_gram``."""
         return dict(
-            alpha=self.alpha, kernel=self.kernel, sigma=self.sigma, sigma_scale=self.sigma_scale,
-            pca_dim=self.pca_dim, eps=self.eps, base=self.base, spectrum=self.spectrum,
+            alpha=self.alpha,
+            kernel=self.kernel,
+            sigma=self.sigma,
+            sigma_scale=self.sigma_scale,
+            pca_dim=self.pca_dim,
+            eps=self.eps,
+            base=self.base,
+            spectrum=self.spectrum,
         )
 
     def conditional_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``conditional_entropy_from_gram``."""
         return dict(
-            normalization=self.normalization, alpha=self.alpha, sigma=self.sigma,
-            sigma_scale=self.sigma_scale, pca_dim=self.pca_dim, eps=self.eps, base=self.base,
-            n_draws=self.n_draws, seed=self.seed, prompt_sigma=self.prompt_sigma,
+            normalization=self.normalization,
+            alpha=self.alpha,
+            sigma=self.sigma,
+            sigma_scale=self.sigma_scale,
+            pca_dim=self.pca_dim,
+            eps=self.eps,
+            base=self.base,
+            n_draws=self.n_draws,
+            seed=self.seed,
+            prompt_sigma=self.prompt_sigma,
             spectrum=self.spectrum,
         )
 
@@ -270,9 +283,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     except ValueError:
         raise ProbeInputError(f"shard must look like K/N (e.g. 2/8); got {text!r}") from None
     if n < 1 or not 1 <= k <= n:
-        raise ProbeInputError(
-            f"shard K/N needs 1 <= K <= N (shards are numbered from 1); got {text!r}"
-        )
+        raise ProbeInputError(f"shard K/N needs 1 <= K <= N (shards are numbered from 1); got {text!r}")
     return k, n
 
 

@@ -105,7 +105,9 @@ class RunSummary:
         for dataset, sample_id, level, error in self.failures[:max_failures]:
             lines.append(f"  failed {dataset}/{sample_id} [{level}]: {error.splitlines()[0][:200]}")
         if len(self.failures) > max_failures:
-            lines.append(f"  ... and {len(self.failures) - max_failures} more failure(s) (see the samples table)")
+            lines.append(
+                f"  ... and {len(self.failures) - max_failures} more failure(s) (see the samples table)"
+            )
         total = max(self.wall_seconds, 1e-9)
         if self.overlap:
             # estimation ran beside the model: the loop's own time is model + waiting + the rest
@@ -175,7 +177,9 @@ def check_plan(
             wanted = "text prompts (--text-prompts)" if level == "image-gen" else "prompts"
             raise ProbeInputError(f"level {level!r} needs {wanted}; got only {sorted(modalities)} prompts")
     capabilities = set(capabilities)
-    missing = {c: why for c, why in required_capabilities(levels, modalities).items() if c not in capabilities}
+    missing = {
+        c: why for c, why in required_capabilities(levels, modalities).items() if c not in capabilities
+    }
     if missing:
         have = ", ".join(sorted(capabilities)) or "nothing"
         need = "; ".join(f"{c!r} (for the {why})" for c, why in missing.items())
@@ -250,7 +254,9 @@ def check_image_options(adapter: Any, name: str, generation: GenerationSettings)
         ProbeInputError: naming the options the adapter does not take.
     """
     honoured = getattr(adapter, "image_options", frozenset())
-    bad = [k for k in ("image_steps", "image_size") if getattr(generation, k) is not None and k not in honoured]
+    bad = [
+        k for k in ("image_steps", "image_size") if getattr(generation, k) is not None and k not in honoured
+    ]
     if bad:
         flags = ", ".join("--" + k.replace("_", "-") for k in bad)
         raise ProbeInputError(f"{flags}: adapter {name!r} does not take it (see `entprobe models`)")
@@ -269,7 +275,9 @@ def check_response_steps(adapter: ModelAdapter, levels: Sequence[str], options: 
     if steps == "final":
         return
     if "image-gen" not in levels:
-        raise ProbeInputError(f"--image-response-step {steps!r} applies to the image-gen level, which is not probed")
+        raise ProbeInputError(
+            f"--image-response-step {steps!r} applies to the image-gen level, which is not probed"
+        )
     if not isinstance(adapter, StepwiseImageAdapter):
         raise ProbeInputError(
             f"--image-response-step {steps!r}: adapter {adapter.name!r} generates images token by token; "
@@ -346,9 +354,11 @@ def run_probe(
             )
         seen[key] = rec.source or rec.modality
 
-    datasets = list(options.datasets) if options.datasets is not None else [
-        str(getattr(ps, "spec", None) or ps.name) for ps in prompt_sets
-    ]
+    datasets = (
+        list(options.datasets)
+        if options.datasets is not None
+        else [str(getattr(ps, "spec", None) or ps.name) for ps in prompt_sets]
+    )
     gram_config = _gram_config(adapter, levels, options, datasets)
     gram_id = config_hash(gram_config)
     run_id = run_id_for(gram_config, options.estimator)
@@ -393,7 +403,8 @@ def run_probe(
     # What this session is to do, so `entprobe status` can show progress against it.
     config["session"]["planned_pairs"] = sum(
         sum(lv in MODALITY_LEVELS[rec.modality] for lv in levels)
-        for rec in records_all if in_shard(rec.dataset, rec.id, options.shard)
+        for rec in records_all
+        if in_shard(rec.dataset, rec.id, options.shard)
     )
     store.start_run(run_id, model_name, adapter.name, config)
     if options.save_grams is not None:
@@ -430,8 +441,13 @@ def run_probe(
     )
     start = time.perf_counter()
     bar = tqdm(
-        total=len(work), unit="sample", desc="probe", disable=not progress,
-        file=sys.stderr, dynamic_ncols=True, smoothing=0.1,
+        total=len(work),
+        unit="sample",
+        desc="probe",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        smoothing=0.1,
     )
     runner.queue = EstimationQueue(runner._estimate_job, overlap=options.overlap, device=adapter.device)
     # Model and estimator compute at once on the CPU when overlapped: they share the cores.
@@ -579,7 +595,8 @@ class _Runner:
 
         texts = [x for x in ready if "text-gen" in x[1]]
         gens = self._run_model(
-            texts, "text-gen",
+            texts,
+            "text-gen",
             lambda xs: self.adapter.generate_texts(
                 [r.text for r, _, _ in xs],
                 images=[im for _, _, im in xs] if any(im is not None for _, _, im in xs) else None,
@@ -591,13 +608,15 @@ class _Runner:
         to_encode = [x for x in ready if "prompt" in x[1] and id(x[0]) not in gen_of]
         if to_encode and to_encode[0][2] is not None:
             encoded = self._run_model(
-                to_encode, "prompt",
+                to_encode,
+                "prompt",
                 lambda xs: self.adapter.encode_images([im for _, _, im in xs], [r.text for r, _, _ in xs]),
                 lambda x: self.adapter.encode_image(x[2], x[0].text),
             )
         else:
             encoded = self._run_model(
-                to_encode, "prompt",
+                to_encode,
+                "prompt",
                 lambda xs: self.adapter.encode_texts([r.text for r, _, _ in xs]),
                 lambda x: self.adapter.encode_text(x[0].text),
             )
@@ -616,7 +635,8 @@ class _Runner:
 
         images = [x for x in ready if "image-gen" in x[1]]
         made = self._run_model(
-            images, "image-gen",
+            images,
+            "image-gen",
             lambda xs: (
                 [self._generate_image(r.text, settings) for r, _, _ in xs]
                 if isinstance(self.adapter, StepwiseImageAdapter)
@@ -635,7 +655,11 @@ class _Runner:
             self._write(self.queue.drain())
 
     def _run_model(
-        self, items: list[Any], level: str, batched: Callable[[list[Any]], list[Any]], single: Callable[[Any], Any]
+        self,
+        items: list[Any],
+        level: str,
+        batched: Callable[[list[Any]], list[Any]],
+        single: Callable[[Any], Any],
     ) -> dict[int, tuple[Any, float]]:
         """Run ``batched(items)`` as one model call (each item is charged an equal share
         of its time); if it raises (one bad sample, out of memory), run ``single`` on
@@ -752,14 +776,22 @@ class _Runner:
 
     # --- estimation (overlapped) ----------------------------------------------------
     def _submit(
-        self, rec: Any, level: str, states: torch.Tensor, n_prompt: int | None, info: dict[str, Any],
+        self,
+        rec: Any,
+        level: str,
+        states: torch.Tensor,
+        n_prompt: int | None,
+        info: dict[str, Any],
         steps: Mapping[int, torch.Tensor] | None = None,
     ) -> None:
         assert self.queue is not None
         steps = dict(steps or {})
         self.queue.submit(
-            Job(payload=(states, n_prompt, steps), tag=(rec, level, info, self.batch_index),
-                tensors=(states, *steps.values()))
+            Job(
+                payload=(states, n_prompt, steps),
+                tag=(rec, level, info, self.batch_index),
+                tensors=(states, *steps.values()),
+            )
         )
 
     def _estimate_job(
@@ -844,7 +876,9 @@ class _Runner:
                 values = matrix_entropy(states, **self.options.estimator.entropy_kwargs())
             else:
                 values = conditional_entropy(
-                    states[..., :n_prompt, :], states[..., n_prompt:, :], **self.options.estimator.conditional_kwargs()
+                    states[..., :n_prompt, :],
+                    states[..., n_prompt:, :],
+                    **self.options.estimator.conditional_kwargs(),
                 )
             values = layer_values(values)
         finally:
@@ -886,8 +920,15 @@ class _Runner:
         return row
 
     def _write_ok(
-        self, rec: Any, level: str, values: np.ndarray, gram: Any, n_prompt: int | None,
-        info: dict[str, Any], *, steps: Mapping[int, tuple[np.ndarray, int, float]] | None = None,
+        self,
+        rec: Any,
+        level: str,
+        values: np.ndarray,
+        gram: Any,
+        n_prompt: int | None,
+        info: dict[str, Any],
+        *,
+        steps: Mapping[int, tuple[np.ndarray, int, float]] | None = None,
         n_steps: int | None = None,
     ) -> None:
         row = self._sample_row(rec, level, info)
@@ -895,14 +936,28 @@ class _Runner:
         n_layers = len(values) - 1
         metric = LEVEL_METRIC[level]
         metrics = [
-            {"model": self.model_name, "adapter": self.adapter.name, "layer": layer,
-             "n_layers": n_layers, "metric": metric, **metric_value(v)}
+            {
+                "model": self.model_name,
+                "adapter": self.adapter.name,
+                "layer": layer,
+                "n_layers": n_layers,
+                "metric": metric,
+                **metric_value(v),
+            }
             for layer, v in enumerate(values)
         ]
         step_rows = [
-            {"model": self.model_name, "adapter": self.adapter.name, "step": step,
-             "n_steps": n_steps, "layer": layer, "n_layers": n_layers,
-             "metric": metric, "value": metric_value(v)["value"], "n_response_tokens": n_response}
+            {
+                "model": self.model_name,
+                "adapter": self.adapter.name,
+                "step": step,
+                "n_steps": n_steps,
+                "layer": layer,
+                "n_layers": n_layers,
+                "metric": metric,
+                "value": metric_value(v)["value"],
+                "n_response_tokens": n_response,
+            }
             for step, (step_values, n_response, _) in (steps or {}).items()
             for layer, v in enumerate(step_values)
         ]
@@ -1022,14 +1077,24 @@ def probe_from_cli(
         shard = parse_shard(shard)
     if isinstance(length_thresholds, str) or length_thresholds is None:
         length_thresholds = parse_thresholds(length_thresholds)
-    est = estimator if isinstance(estimator, EstimatorOptions) else EstimatorOptions().updated(**dict(estimator or {}))
-    gen = generation if isinstance(generation, GenerationSettings) else GenerationSettings(**dict(generation or {}))
+    est = (
+        estimator
+        if isinstance(estimator, EstimatorOptions)
+        else EstimatorOptions().updated(**dict(estimator or {}))
+    )
+    gen = (
+        generation
+        if isinstance(generation, GenerationSettings)
+        else GenerationSettings(**dict(generation or {}))
+    )
 
     loaded = model if isinstance(model, ModelAdapter) else None
     if loaded is not None:
         adapter_name, adapter_cls, model = loaded.name, type(loaded), str(loaded.source)
     else:
-        adapter_name = adapter or detect_adapter(model, trust_remote_code=trust_remote_code, revision=revision)
+        adapter_name = adapter or detect_adapter(
+            model, trust_remote_code=trust_remote_code, revision=revision
+        )
         adapter_cls = get_adapter(adapter_name)
     if upstream_src is not None and adapter_cls.upstream is None:
         raise ProbeInputError(
@@ -1049,7 +1114,8 @@ def probe_from_cli(
     if levels is None:
         supported = set(adapter_cls.capabilities)
         levels = tuple(
-            lv for lv in LEVELS
+            lv
+            for lv in LEVELS
             if any(lv in MODALITY_LEVELS[m] for m in modalities)
             and all(c in supported for c in required_capabilities([lv], modalities))
         )
@@ -1080,8 +1146,10 @@ def probe_from_cli(
             found = sorted({r.modality for r in ps.records})
             raise ProbeInputError(f"{flag} {spec!r} holds only {found} prompts; expected {modality} prompts")
         if len(kept) < len(ps.records):
-            say(f"{flag} {spec}: probing its {len(kept)} {modality} prompt(s), "
-                f"leaving {len(ps.records) - len(kept)} of another modality")
+            say(
+                f"{flag} {spec}: probing its {len(kept)} {modality} prompt(s), "
+                f"leaving {len(ps.records) - len(kept)} of another modality"
+            )
             ps = dataclasses.replace(ps, records=kept)
         prompt_sets.append((f"{modality}:{spec}", ps))
     datasets = tuple(key for key, _ in prompt_sets)
@@ -1102,8 +1170,12 @@ def probe_from_cli(
         image_response_steps=response_steps,
         batch_size=batch_size,
         overlap=overlap,
-        extra={"limit": limit, "dtype": dtype, "trust_remote_code": trust_remote_code,
-               "allow_outside_paths": allow_outside_paths},
+        extra={
+            "limit": limit,
+            "dtype": dtype,
+            "trust_remote_code": trust_remote_code,
+            "allow_outside_paths": allow_outside_paths,
+        },
         last_layer=last_layer,
     )
     from .._outputs import writable_folder
@@ -1117,7 +1189,9 @@ def probe_from_cli(
 
     with nullcontext(store) if isinstance(store, ResultStore) else ResultStore(store) as results:
         if loaded is not None:
-            return run_probe(loaded, prompt_sets, levels=levels, store=results, options=options, progress=progress)
+            return run_probe(
+                loaded, prompt_sets, levels=levels, store=results, options=options, progress=progress
+            )
         check_safetensors_files(model)
         load_kwargs: dict[str, Any] = {"device": device, "dtype": dtype}
         if trust_remote_code:
@@ -1137,4 +1211,6 @@ def probe_from_cli(
                 f"Check that the checkpoint is complete (download it again if in doubt); "
                 f"nothing was written"
             ) from exc
-        return run_probe(loaded, prompt_sets, levels=levels, store=results, options=options, progress=progress)
+        return run_probe(
+            loaded, prompt_sets, levels=levels, store=results, options=options, progress=progress
+        )

@@ -68,9 +68,14 @@ class RayRunSummary(RunSummary):
 
     def report(self, max_failures: int = 5) -> str:
         retried = {k: a for k, a in self.attempts.items() if a > 1}
-        lines = [f"ray: {self.workers} worker(s), one shard each"
-                 + (f"; retried by Ray: {', '.join(f'shard {k} x{a - 1}' for k, a in sorted(retried.items()))}"
-                    if retried else "")]
+        lines = [
+            f"ray: {self.workers} worker(s), one shard each"
+            + (
+                f"; retried by Ray: {', '.join(f'shard {k} x{a - 1}' for k, a in sorted(retried.items()))}"
+                if retried
+                else ""
+            )
+        ]
         lines.append(super().report(max_failures))
         if self.merge_report:
             lines.append("  merge: " + self.merge_report.replace("\n", "\n  "))
@@ -105,8 +110,13 @@ class _Progress:
 
     def snapshot(self) -> dict[str, Any]:
         messages, self.messages = self.messages, []
-        return {"done": dict(self.done), "total": dict(self.total), "attempts": dict(self.attempts),
-                "pids": dict(self.pids), "messages": messages}
+        return {
+            "done": dict(self.done),
+            "total": dict(self.total),
+            "attempts": dict(self.attempts),
+            "pids": dict(self.pids),
+            "messages": messages,
+        }
 
 
 class _ReportingStore(ResultStore):
@@ -121,8 +131,9 @@ class _ReportingStore(ResultStore):
         self._progress, self._k, self._n, self._records = progress, k, n, records
         self._levels: list[str] = []
 
-    def start_run(self, run_id: str, model: str, adapter: str, config: Mapping[str, Any], *args: Any,
-                  **kwargs: Any) -> Any:
+    def start_run(
+        self, run_id: str, model: str, adapter: str, config: Mapping[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
         self._levels = list(config.get("levels", []))
         return super().start_run(run_id, model, adapter, config, *args, **kwargs)
 
@@ -130,8 +141,10 @@ class _ReportingStore(ResultStore):
         done = super().done_keys(run_id, **kwargs)
         pairs = {
             (rec.dataset, rec.id, level)
-            for rec in self._records if in_shard(rec.dataset, rec.id, (self._k, self._n))
-            for level in self._levels if level in MODALITY_LEVELS[rec.modality]
+            for rec in self._records
+            if in_shard(rec.dataset, rec.id, (self._k, self._n))
+            for level in self._levels
+            if level in MODALITY_LEVELS[rec.modality]
         }
         self._progress.planned.remote(self._k, len(pairs), len(pairs & done))
         return done
@@ -147,12 +160,21 @@ def _probe_shard(k: int, n: int, path: str, kwargs: dict[str, Any], progress: An
     from .probe import probe_from_cli
 
     progress.started.remote(k, os.getpid())
-    records = [rec for key in ("text_prompts", "image_prompts") for ps in kwargs.get(key, ())
-               for rec in getattr(ps, "records", ())]
+    records = [
+        rec
+        for key in ("text_prompts", "image_prompts")
+        for ps in kwargs.get(key, ())
+        for rec in getattr(ps, "records", ())
+    ]
     store = _ReportingStore(Path(path), progress=progress, k=k, n=n, records=records)
     try:
-        return probe_from_cli(store=store, shard=(k, n), progress=False,
-                              log=lambda text: progress.say.remote(f"[shard {k}/{n}] {text}"), **kwargs)
+        return probe_from_cli(
+            store=store,
+            shard=(k, n),
+            progress=False,
+            log=lambda text: progress.say.remote(f"[shard {k}/{n}] {text}"),
+            **kwargs,
+        )
     finally:
         store.close()
 
@@ -189,7 +211,9 @@ def _connect(ray: Any, address: str | None, timeout: float) -> bool:
         else:
             ray.init(address=address, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise BackendError(f"cannot connect to the Ray cluster at {address or 'a new local Ray'}: {exc}") from None
+        raise BackendError(
+            f"cannot connect to the Ray cluster at {address or 'a new local Ray'}: {exc}"
+        ) from None
     return True
 
 
@@ -251,7 +275,9 @@ def probe_on_ray(
     if device.startswith("cuda") and not gpus_per_worker:
         raise ProbeInputError(f"--device {device} with --backend ray needs --gpus-per-worker > 0")
     if device.startswith("cuda:"):
-        raise ProbeInputError(f"--device {device}: each Ray worker sees only its own GPU(s); use --device cuda")
+        raise ProbeInputError(
+            f"--device {device}: each Ray worker sees only its own GPU(s); use --device cuda"
+        )
     if workers is not None and (isinstance(workers, bool) or int(workers) != workers or workers < 1):
         raise ProbeInputError(f"--workers must be a positive integer, got {workers!r}")
     ray = require_ray()
@@ -272,7 +298,9 @@ def probe_on_ray(
         n = int(workers)
         tracker = ray.remote(num_cpus=0)(_Progress).remote()
         task = ray.remote(_probe_shard).options(
-            num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_retries=max_retries,
+            num_cpus=cpus_per_worker,
+            num_gpus=gpus_per_worker,
+            max_retries=max_retries,
             retry_exceptions=False,
         )
         paths = [shard_store_path(store, k, n) for k in range(1, n + 1)]
@@ -289,12 +317,25 @@ def probe_on_ray(
     return _combine(summaries, store, n, snapshot["attempts"], paths, merged.report())
 
 
-def _wait(ray: Any, tqdm: Any, pending: dict[Any, int], tracker: Any, n: int, progress: bool,
-          say: Callable[[str], None], on_progress: Callable[[dict[str, Any]], None] | None,
-          ) -> dict[int, RunSummary]:
+def _wait(
+    ray: Any,
+    tqdm: Any,
+    pending: dict[Any, int],
+    tracker: Any,
+    n: int,
+    progress: bool,
+    say: Callable[[str], None],
+    on_progress: Callable[[dict[str, Any]], None] | None,
+) -> dict[int, RunSummary]:
     summaries: dict[int, RunSummary] = {}
-    bar = tqdm(total=0, unit="pair", desc=f"probe on ray ({n} workers)", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=0,
+        unit="pair",
+        desc=f"probe on ray ({n} workers)",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=_POLL_SECONDS)
@@ -333,13 +374,25 @@ def _result(ray: Any, ref: Any, k: int, n: int) -> RunSummary:
         ) from None
 
 
-def _combine(summaries: dict[int, RunSummary], store: Path, n: int, attempts: dict[int, int],
-             paths: list[Path], merge_report: str) -> RayRunSummary:
+def _combine(
+    summaries: dict[int, RunSummary],
+    store: Path,
+    n: int,
+    attempts: dict[int, int],
+    paths: list[Path],
+    merge_report: str,
+) -> RayRunSummary:
     run_ids = {s.run_id for s in summaries.values()}
     if len(run_ids) != 1:  # cannot happen unless the shards saw different inputs
         raise BackendError(f"the shards wrote different runs {sorted(run_ids)}")
-    out = RayRunSummary(run_id=run_ids.pop(), store=str(store), workers=n, attempts=attempts,
-                        shard_stores=[str(p) for p in paths], merge_report=merge_report)
+    out = RayRunSummary(
+        run_id=run_ids.pop(),
+        store=str(store),
+        workers=n,
+        attempts=attempts,
+        shard_stores=[str(p) for p in paths],
+        merge_report=merge_report,
+    )
     for s in summaries.values():
         out.n_records += s.n_records
         out.n_pending += s.n_pending

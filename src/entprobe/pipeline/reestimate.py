@@ -30,8 +30,11 @@ from .probe import RunSummary, SampleFailure, _error_text
 
 __all__ = ["reestimate"]
 
-_SAMPLE_FIELDS = tuple(c for c in SAMPLES_COLUMNS if c not in ("run_id", "status", "error", "created_at",
-                                                                "model_seconds", "estimate_seconds"))
+_SAMPLE_FIELDS = tuple(
+    c
+    for c in SAMPLES_COLUMNS
+    if c not in ("run_id", "status", "error", "created_at", "model_seconds", "estimate_seconds")
+)
 
 
 def reestimate(
@@ -98,8 +101,12 @@ def reestimate(
                 "versions": package_versions(),
                 "session": {"reestimated_from": {"run_id": old.get("run_id"), "grams": str(root)}},
             }
-            runs[run_id] = {"model": meta["model"], "adapter": meta["adapter"], "config": config,
-                            "summary": RunSummary(run_id=run_id, store=str(store.path))}
+            runs[run_id] = {
+                "model": meta["model"],
+                "adapter": meta["adapter"],
+                "config": config,
+                "summary": RunSummary(run_id=run_id, store=str(store.path)),
+            }
         plan.append((path, run_id, est))
 
     if not plan:
@@ -111,8 +118,14 @@ def reestimate(
         done[run_id] = store.done_keys(run_id, status="ok" if retry_failed else None)
 
     start = time.perf_counter()
-    bar = tqdm(total=len(plan), unit="gram", desc="reestimate", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(plan),
+        unit="gram",
+        desc="reestimate",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     from .._threads import ThreadGovernor
 
     governor = ThreadGovernor()  # follows load that starts or stops during a long re-estimate
@@ -141,7 +154,10 @@ def reestimate(
                     values = conditional_entropy_from_gram(gram, record.n_prompt, **est.conditional_kwargs())
                 values = layer_values(values)
                 if not np.isfinite(values).all():
-                    bad = [int(i) for i in np.flatnonzero(~np.isfinite(values).reshape(len(values), -1).all(axis=-1))]
+                    bad = [
+                        int(i)
+                        for i in np.flatnonzero(~np.isfinite(values).reshape(len(values), -1).all(axis=-1))
+                    ]
                     raise SampleFailure(f"the estimator gave non-finite values at layer(s) {bad}")
             except Exception as exc:
                 seconds = time.perf_counter() - t0
@@ -157,8 +173,14 @@ def reestimate(
             n_layers = len(values) - 1
             metric = LEVEL_METRIC[meta["level"]]
             metrics = [
-                {"model": meta["model"], "adapter": meta["adapter"], "layer": layer,
-                 "n_layers": n_layers, "metric": metric, **metric_value(v)}
+                {
+                    "model": meta["model"],
+                    "adapter": meta["adapter"],
+                    "layer": layer,
+                    "n_layers": n_layers,
+                    "metric": metric,
+                    **metric_value(v),
+                }
                 for layer, v in enumerate(values)
             ]
             store.write_sample(row, metrics)

@@ -31,11 +31,37 @@ __all__ = ["write_report", "build_report", "REPORT_FILE"]
 #: Name of the HTML file inside ``out_dir``.
 REPORT_FILE = "report.html"
 
-_LM_COLUMNS = ["run_id", "model", "adapter", "dataset", "sample_id", "modality", "category", "subcategory",
-               "length_bucket", "level", "layer", "n_layers", "metric", "value", "n_prompt_tokens",
-               "n_response_tokens"]
-_SAMPLE_COLUMNS = ["run_id", "dataset", "sample_id", "level", "modality", "category", "subcategory",
-                   "length_bucket", "n_chars", "status", "error"]
+_LM_COLUMNS = [
+    "run_id",
+    "model",
+    "adapter",
+    "dataset",
+    "sample_id",
+    "modality",
+    "category",
+    "subcategory",
+    "length_bucket",
+    "level",
+    "layer",
+    "n_layers",
+    "metric",
+    "value",
+    "n_prompt_tokens",
+    "n_response_tokens",
+]
+_SAMPLE_COLUMNS = [
+    "run_id",
+    "dataset",
+    "sample_id",
+    "level",
+    "modality",
+    "category",
+    "subcategory",
+    "length_bucket",
+    "n_chars",
+    "status",
+    "error",
+]
 _RUN_COLUMNS = ["run_id", "model", "adapter", "config", "entprobe_version", "started_at", "finished_at"]
 
 
@@ -65,18 +91,30 @@ class _Writer:
         (self.out / "figures" / f"{name}.png").write_bytes(png.getvalue())
         self.files += [f"figures/{name}.png", f"figures/{name}.svg"]
         data = base64.b64encode(png.getvalue()).decode("ascii")
-        return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
-                f"<figcaption>{html.escape(caption)} Files: <code>figures/{name}.png</code>, "
-                f"<code>figures/{name}.svg</code>.</figcaption></figure>")
+        return (
+            f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)} Files: <code>figures/{name}.png</code>, "
+            f"<code>figures/{name}.svg</code>.</figcaption></figure>"
+        )
 
-    def table(self, data: pd.DataFrame, name: str, *, display: pd.DataFrame | None = None,
-              caption: str = "", show: bool = True, digits: int = 3, pre_columns: tuple[str, ...] = (),
-              max_rows: int | None = None) -> str:
+    def table(
+        self,
+        data: pd.DataFrame,
+        name: str,
+        *,
+        display: pd.DataFrame | None = None,
+        caption: str = "",
+        show: bool = True,
+        digits: int = 3,
+        pre_columns: tuple[str, ...] = (),
+        max_rows: int | None = None,
+    ) -> str:
         """Write ``data`` as CSV and ``display`` (default ``data``) as Markdown."""
         display = data if display is None else display
         data.to_csv(self.out / "tables" / f"{name}.csv", index=False)
-        (self.out / "tables" / f"{name}.md").write_text(to_markdown(display, digits=max(digits, 4)),
-                                                         encoding="utf-8")
+        (self.out / "tables" / f"{name}.md").write_text(
+            to_markdown(display, digits=max(digits, 4)), encoding="utf-8"
+        )
         self.files += [f"tables/{name}.csv", f"tables/{name}.md"]
         files = f"Files: <code>tables/{name}.csv</code>, <code>tables/{name}.md</code>."
         if not show:
@@ -86,8 +124,9 @@ class _Writer:
         if max_rows is not None and len(display) > max_rows:
             shown = display.head(max_rows)
             more = f" Showing the first {max_rows} of {len(display)} rows."
-        return (f'<p class="caption">{html.escape(caption)}{more} {files}</p>'
-                + to_html_table(shown, digits=digits, pre_columns=pre_columns))
+        return f'<p class="caption">{html.escape(caption)}{more} {files}</p>' + to_html_table(
+            shown, digits=digits, pre_columns=pre_columns
+        )
 
 
 def _conform(df: pd.DataFrame | None, columns: Sequence[str]) -> pd.DataFrame:
@@ -111,16 +150,20 @@ def _models_lacking(lm: pd.DataFrame, models: Sequence[str], mask: pd.Series) ->
 
 
 def _section_table1(lm, models, w, *, n_boot, seed) -> _Section:
-    sec = _Section("table1", "Table 1 — embedding entropy (layer 0) per prompt type",
-                   "Mean matrix-based Rényi entropy (bits) of each prompt's token states entering the first "
-                   f"decoder layer, with a 95% percentile bootstrap interval (B = {n_boot}, seed {seed}, "
-                   "resampling prompts) and the number of prompts n.")
+    sec = _Section(
+        "table1",
+        "Table 1 — embedding entropy (layer 0) per prompt type",
+        "Mean matrix-based Rényi entropy (bits) of each prompt's token states entering the first "
+        f"decoder layer, with a 95% percentile bootstrap interval (B = {n_boot}, seed {seed}, "
+        "resampling prompts) and the number of prompts n.",
+    )
     t1 = A.embedding_entropy_table(lm, n_boot=n_boot, seed=seed)
     if t1.empty:
         sec.missing.append("no prompt-level entropy rows at layer 0 in the stores.")
         return sec
-    cells = t1.assign(cell=[fmt_mean_ci(r.mean, r.ci_low, r.ci_high, r.n)
-                            for r in t1.itertuples(index=False)])
+    cells = t1.assign(
+        cell=[fmt_mean_ci(r.mean, r.ci_low, r.ci_high, r.n) for r in t1.itertuples(index=False)]
+    )
     cols = []
     for mod, cats in (("text", A.TEXT_CATEGORIES), ("image", A.IMAGE_CATEGORIES)):
         present = list(cells.loc[cells["modality"] == mod, "category"].unique())
@@ -131,8 +174,15 @@ def _section_table1(lm, models, w, *, n_boot, seed) -> _Section:
     for mod, cat in cols:
         sel = cells.loc[(cells["modality"] == mod) & (cells["category"] == cat)].set_index("model")["cell"]
         wide[f"{cat} ({mod})"] = wide["model"].map(sel).astype(object).fillna("—")
-    sec.blocks.append(w.table(t1, "table1_embedding_entropy", display=wide,
-                              caption="Cells: mean [95% CI] n. '—' = no prompts of that type.", digits=4))
+    sec.blocks.append(
+        w.table(
+            t1,
+            "table1_embedding_entropy",
+            display=wide,
+            caption="Cells: mean [95% CI] n. '—' = no prompts of that type.",
+            digits=4,
+        )
+    )
     for m in models:
         have = t1.loc[t1["model"] == m]
         for mod, cats in (("text", A.TEXT_CATEGORIES), ("image", A.IMAGE_CATEGORIES)):
@@ -144,37 +194,58 @@ def _section_table1(lm, models, w, *, n_boot, seed) -> _Section:
                 sec.missing.append(f"{m} has no {mod} prompts of type {', '.join(lack)}.")
     other = sorted({c for c in t1["category"] if c not in A.TEXT_CATEGORIES + A.IMAGE_CATEGORIES})
     if other:
-        sec.blocks.append(_note("Categories outside the paper's ten types are listed as extra columns: "
-                                + ", ".join(other) + "."))
+        sec.blocks.append(
+            _note(
+                "Categories outside the paper's ten types are listed as extra columns: "
+                + ", ".join(other)
+                + "."
+            )
+        )
     return sec
 
 
 def _section_fig4(lm, samples, models, colors, w) -> _Section:
-    sec = _Section("fig4", "Fig. 4 — text prompt length",
-                   "Left: embedding entropy (layer 0) of each text prompt against its length; lines join "
-                   "the mean entropy in length bins shared by all models (quantiles of all prompt "
-                   "lengths). Right: mean entropy per layer for short, middle and long text prompts "
-                   "(the store's length_bucket); shaded bands are ±1.96 standard errors.")
+    sec = _Section(
+        "fig4",
+        "Fig. 4 — text prompt length",
+        "Left: embedding entropy (layer 0) of each text prompt against its length; lines join "
+        "the mean entropy in length bins shared by all models (quantiles of all prompt "
+        "lengths). Right: mean entropy per layer for short, middle and long text prompts "
+        "(the store's length_bucket); shaded bands are ±1.96 standard errors.",
+    )
     points = A.prompt_length_points(lm, samples)
     if points.empty:
         sec.missing.append("no text prompts with prompt-level entropy, so no length figures.")
         return sec
     trend = A.length_trend(points)
-    sec.blocks.append(w.figure(F.plot_length_entropy(trend, points, colors), "fig4_length_entropy",
-                               "Fig. 4 (left): embedding entropy vs prompt length."))
-    sec.blocks.append(w.table(trend, "fig4_length_bins", show=False,
-                              caption="Binned means drawn as lines:"))
+    sec.blocks.append(
+        w.figure(
+            F.plot_length_entropy(trend, points, colors),
+            "fig4_length_entropy",
+            "Fig. 4 (left): embedding entropy vs prompt length.",
+        )
+    )
+    sec.blocks.append(w.table(trend, "fig4_length_bins", show=False, caption="Binned means drawn as lines:"))
     no_text = [m for m in models if m not in set(points["model"])]
     if no_text:
         sec.missing.append(f"no text prompts for {', '.join(no_text)}.")
-    text = lm.loc[(lm["level"] == "prompt") & (lm["metric"] == "entropy") & (lm["modality"] == "text")
-                  & lm["length_bucket"].notna()]
+    text = lm.loc[
+        (lm["level"] == "prompt")
+        & (lm["metric"] == "entropy")
+        & (lm["modality"] == "text")
+        & lm["length_bucket"].notna()
+    ]
     if text.empty:
         sec.missing.append("no text prompt has a length_bucket, so no layer-wise entropy by prompt length.")
         return sec
     traj = A.layer_trajectories(text, by=("length_bucket",))
-    sec.blocks.append(w.figure(F.plot_length_layers(traj, colors), "fig4_length_layers",
-                               "Fig. 4 (right): layer-wise entropy by prompt length."))
+    sec.blocks.append(
+        w.figure(
+            F.plot_length_layers(traj, colors),
+            "fig4_length_layers",
+            "Fig. 4 (right): layer-wise entropy by prompt length.",
+        )
+    )
     sec.blocks.append(w.table(traj, "fig4_length_trajectories", show=False, caption="Data:"))
     for m in sorted(set(text["model"])):
         got = set(traj.loc[traj["model"] == m, "length_bucket"])
@@ -185,18 +256,26 @@ def _section_fig4(lm, samples, models, colors, w) -> _Section:
 
 
 def _section_fig5(lm, models, colors, w) -> _Section:
-    sec = _Section("fig5", "Fig. 5 — layer-wise entropy per prompt type",
-                   "Mean prompt entropy per layer for each prompt type, one panel per model; text prompts "
-                   "first, then image prompts. Within a panel, prompt types differ by line style and "
-                   "shade of the model's colour. Each panel has its own y range.")
+    sec = _Section(
+        "fig5",
+        "Fig. 5 — layer-wise entropy per prompt type",
+        "Mean prompt entropy per layer for each prompt type, one panel per model; text prompts "
+        "first, then image prompts. Within a panel, prompt types differ by line style and "
+        "shade of the model's colour. Each panel has its own y range.",
+    )
     traj = A.layer_trajectories(lm, by=("modality", "category"))
     if traj.empty:
         sec.missing.append("no prompt-level entropy rows in the stores.")
         return sec
     for mod in ("text", "image"):
         if (traj["modality"] == mod).any():
-            sec.blocks.append(w.figure(F.plot_prompt_types(traj, colors, modality=mod), f"fig5_{mod}_prompt_types",
-                                       f"Fig. 5: layer-wise entropy per {mod} prompt type."))
+            sec.blocks.append(
+                w.figure(
+                    F.plot_prompt_types(traj, colors, modality=mod),
+                    f"fig5_{mod}_prompt_types",
+                    f"Fig. 5: layer-wise entropy per {mod} prompt type.",
+                )
+            )
     sec.blocks.append(w.table(traj, "fig5_trajectories", show=False, caption="Data:"))
     for mod in ("text", "image"):
         lack = [m for m in models if m not in set(traj.loc[traj["modality"] == mod, "model"])]
@@ -206,55 +285,86 @@ def _section_fig5(lm, models, colors, w) -> _Section:
 
 
 def _section_cross_modal(lm, models, colors, w, *, early_fraction) -> _Section:
-    sec = _Section("cross-modal", "§5.3 — text vs image prompts within each model",
-                   "Mean prompt entropy per layer of text and image prompts, x = layer / number of layers so "
-                   "that models of different depth compare. Cross-modal asymmetry = mean over the early "
-                   f"layers (layer ≤ {early_fraction:g} × number of layers, layer 0 included; shaded) of the "
-                   "per-layer difference (mean text entropy − mean image entropy), in bits.")
+    sec = _Section(
+        "cross-modal",
+        "§5.3 — text vs image prompts within each model",
+        "Mean prompt entropy per layer of text and image prompts, x = layer / number of layers so "
+        "that models of different depth compare. Cross-modal asymmetry = mean over the early "
+        f"layers (layer ≤ {early_fraction:g} × number of layers, layer 0 included; shaded) of the "
+        "per-layer difference (mean text entropy − mean image entropy), in bits.",
+    )
     traj = A.layer_trajectories(lm, by=("modality",))
     if traj.empty:
         sec.missing.append("no prompt-level entropy rows in the stores.")
         return sec
     asym = A.cross_modal_asymmetry(lm, early_fraction=early_fraction)
-    sec.blocks.append(w.figure(F.plot_cross_modal(traj, asym, colors, early_fraction=early_fraction),
-                               "s53_cross_modal", "§5.3: text vs image prompt entropy per model."))
+    sec.blocks.append(
+        w.figure(
+            F.plot_cross_modal(traj, asym, colors, early_fraction=early_fraction),
+            "s53_cross_modal",
+            "§5.3: text vs image prompt entropy per model.",
+        )
+    )
     sec.blocks.append(w.table(traj, "s53_trajectories", show=False, caption="Data:"))
     if not asym.empty:
-        sec.blocks.append(w.table(asym, "s53_asymmetry",
-                                  caption="Cross-modal asymmetry per model (bits; n_text / n_image = prompts)."))
+        sec.blocks.append(
+            w.table(
+                asym,
+                "s53_asymmetry",
+                caption="Cross-modal asymmetry per model (bits; n_text / n_image = prompts).",
+            )
+        )
     lack = [m for m in models if m not in set(asym["model"])]
     if lack:
         mods = traj.groupby("model")["modality"].agg(lambda s: set(s))
         for m in lack:
             have = mods.get(m, set())
-            why = ("no prompt-level rows" if not have else
-                   f"no {'image' if 'text' in have else 'text'} prompts")
+            why = (
+                "no prompt-level rows" if not have else f"no {'image' if 'text' in have else 'text'} prompts"
+            )
             sec.missing.append(f"asymmetry not computed for {m}: {why}.")
     return sec
 
 
 def _section_response(lm, models, colors, w, *, n_boot, seed) -> _Section:
-    sec = _Section("response", "§6 and Table 5 — response pattern: text vs image generation",
-                   "Conditional entropy proxy H(prompt ⊕ response) − H(prompt) per layer (bits), for text "
-                   "generation and image generation. Table 5: per sample, the proxy averaged over all layers "
-                   f"(0 … number of layers); mean over samples with a 95% bootstrap interval (B = {n_boot}).")
-    traj = A.layer_trajectories(lm, level=("text-gen", "image-gen"), metric="conditional_entropy",
-                                by=("level",))
+    sec = _Section(
+        "response",
+        "§6 and Table 5 — response pattern: text vs image generation",
+        "Conditional entropy proxy H(prompt ⊕ response) − H(prompt) per layer (bits), for text "
+        "generation and image generation. Table 5: per sample, the proxy averaged over all layers "
+        f"(0 … number of layers); mean over samples with a 95% bootstrap interval (B = {n_boot}).",
+    )
+    traj = A.layer_trajectories(
+        lm, level=("text-gen", "image-gen"), metric="conditional_entropy", by=("level",)
+    )
     if traj.empty:
         sec.missing.append("no text-gen or image-gen conditional-entropy rows in the stores.")
         return sec
-    sec.blocks.append(w.figure(F.plot_response(traj, colors), "s6_response",
-                               "§6: conditional entropy of text vs image generation per model."))
+    sec.blocks.append(
+        w.figure(
+            F.plot_response(traj, colors),
+            "s6_response",
+            "§6: conditional entropy of text vs image generation per model.",
+        )
+    )
     sec.blocks.append(w.table(traj, "s6_trajectories", show=False, caption="Data:"))
     t5 = A.response_proxy_table(lm, n_boot=n_boot, seed=seed)
     wide = pd.DataFrame({"model": models})
     for lv, label in (("image-gen", "Image Gen"), ("text-gen", "Text Gen")):
         sel = t5.loc[t5["level"] == lv].set_index("model")
-        wide[label] = [fmt_mean_ci(*sel.loc[m, ["mean", "ci_low", "ci_high", "n"]]) if m in sel.index else "—"
-                       for m in models]
-    sec.blocks.append(w.table(t5, "table5_response_proxy", display=wide,
-                              caption="Table 5: mean conditional entropy proxy (bits), mean [95% CI] n.",
-                              digits=4))
+        wide[label] = [
+            fmt_mean_ci(*sel.loc[m, ["mean", "ci_low", "ci_high", "n"]]) if m in sel.index else "—"
+            for m in models
+        ]
+    sec.blocks.append(
+        w.table(
+            t5,
+            "table5_response_proxy",
+            display=wide,
+            caption="Table 5: mean conditional entropy proxy (bits), mean [95% CI] n.",
+            digits=4,
+        )
+    )
     for lv in ("text-gen", "image-gen"):
         lack = [m for m in models if m not in set(t5.loc[t5["level"] == lv, "model"])]
         if lack:
@@ -263,14 +373,21 @@ def _section_response(lm, models, colors, w, *, n_boot, seed) -> _Section:
 
 
 def _section_provenance(lm, samples, runs, w, *, sources, n_boot, seed, early_fraction) -> _Section:
-    sec = _Section("provenance", "Provenance",
-                   "Where the numbers come from: the stores read, each run's model, adapter, estimator and "
-                   "generation settings (the run's configuration), sample counts, and every failed sample "
-                   "with its recorded reason.")
-    items = "".join(f"<li><code>{html.escape(str(s))}</code></li>" for s in sources) or "<li>(DataFrames)</li>"
+    sec = _Section(
+        "provenance",
+        "Provenance",
+        "Where the numbers come from: the stores read, each run's model, adapter, estimator and "
+        "generation settings (the run's configuration), sample counts, and every failed sample "
+        "with its recorded reason.",
+    )
+    items = (
+        "".join(f"<li><code>{html.escape(str(s))}</code></li>" for s in sources) or "<li>(DataFrames)</li>"
+    )
     sec.blocks.append(f"<p>Stores:</p><ul>{items}</ul>")
-    sec.blocks.append(f"<p>Report settings: bootstrap B = {n_boot}, seed = {seed}, percentile 95% intervals; "
-                      f"early-layer fraction = {early_fraction:g}.</p>")
+    sec.blocks.append(
+        f"<p>Report settings: bootstrap B = {n_boot}, seed = {seed}, percentile 95% intervals; "
+        f"early-layer fraction = {early_fraction:g}.</p>"
+    )
     if runs.empty:
         sec.missing.append("the stores hold no runs.")
     else:
@@ -279,35 +396,65 @@ def _section_provenance(lm, samples, runs, w, *, sources, n_boot, seed, early_fr
         multi = summ.groupby("model")["run_id"].nunique()
         for m, k in multi.items():
             if k > 1:
-                sec.blocks.append(_note(f"{m} has {k} runs; their rows are pooled in every table "
-                                        "(check that their settings agree)."))
+                sec.blocks.append(
+                    _note(
+                        f"{m} has {k} runs; their rows are pooled in every table "
+                        "(check that their settings agree)."
+                    )
+                )
     if not samples.empty:
-        sec.blocks.append(w.table(A.sample_counts(samples, runs), "provenance_sample_counts",
-                                  caption="Samples per model, level, modality and dataset:"))
+        sec.blocks.append(
+            w.table(
+                A.sample_counts(samples, runs),
+                "provenance_sample_counts",
+                caption="Samples per model, level, modality and dataset:",
+            )
+        )
         failed = A.failed_samples(samples, runs)
         if failed.empty:
             sec.blocks.append("<p>No failed samples.</p>")
         else:
-            sec.blocks.append(w.table(failed, "provenance_failed_samples",
-                                      caption=f"{len(failed)} failed sample(s), with reasons:", max_rows=200))
+            sec.blocks.append(
+                w.table(
+                    failed,
+                    "provenance_failed_samples",
+                    caption=f"{len(failed)} failed sample(s), with reasons:",
+                    max_rows=200,
+                )
+            )
             per = failed.groupby("model").size()
-            sec.missing.append("Failed samples (left out of every table): "
-                               + ", ".join(f"{m}: {k}" for m, k in per.items()) + ".")
+            sec.missing.append(
+                "Failed samples (left out of every table): "
+                + ", ".join(f"{m}: {k}" for m, k in per.items())
+                + "."
+            )
     else:
         sec.missing.append("the stores hold no samples rows.")
     if not lm.empty:
-        sec.blocks.append(w.table(A.coverage_table(lm), "provenance_coverage",
-                                  caption="Measured samples and model depth per model, level, modality, metric:"))
+        sec.blocks.append(
+            w.table(
+                A.coverage_table(lm),
+                "provenance_coverage",
+                caption="Measured samples and model depth per model, level, modality, metric:",
+            )
+        )
         widths = A.interval_width_table(lm)
         if not widths.empty:
-            sec.blocks.append(w.table(
-                widths, "provenance_interval_width", digits=4,
-                caption="Certified intervals (runs with --spectrum topk:K): every value in this report from "
-                        "such a run is the midpoint of a guaranteed [lower, upper] interval per layer; "
-                        "width = upper - lower in the run's base, per model, level, modality and metric "
-                        "(the exact value lies within half the width of the value shown):"))
-            sec.missing.append("Some values are certified approximations (--spectrum topk:K), not exact: "
-                               f"widest interval {widths['max_width'].max():.4g} (see Provenance).")
+            sec.blocks.append(
+                w.table(
+                    widths,
+                    "provenance_interval_width",
+                    digits=4,
+                    caption="Certified intervals (runs with --spectrum topk:K): every value in this report from "
+                    "such a run is the midpoint of a guaranteed [lower, upper] interval per layer; "
+                    "width = upper - lower in the run's base, per model, level, modality and metric "
+                    "(the exact value lies within half the width of the value shown):",
+                )
+            )
+            sec.missing.append(
+                "Some values are certified approximations (--spectrum topk:K), not exact: "
+                f"widest interval {widths['max_width'].max():.4g} (see Provenance)."
+            )
     return sec
 
 
@@ -330,18 +477,31 @@ nav a{margin-right:1em} code{font-size:.9em}
 
 
 def _html(title: str, sections: list[_Section], colors: dict, generated: str, files: list[str]) -> str:
-    swatches = "".join(f'<span class="swatch" style="background:{_hex(c)}"></span>{html.escape(m)}'
-                       for m, c in colors.items()) or "(no models)"
+    swatches = (
+        "".join(
+            f'<span class="swatch" style="background:{_hex(c)}"></span>{html.escape(m)}'
+            for m, c in colors.items()
+        )
+        or "(no models)"
+    )
     missing = [(s, m) for s in sections for m in s.missing]
-    summary = ("<p>Nothing missing: every section has data for every model.</p>" if not missing else
-               "".join(f'<p class="missing">⚠ <a href="#{s.id}">{html.escape(s.title.split(" — ")[0])}</a>: '
-                       f"{html.escape(m)}</p>" for s, m in missing))
+    summary = (
+        "<p>Nothing missing: every section has data for every model.</p>"
+        if not missing
+        else "".join(
+            f'<p class="missing">⚠ <a href="#{s.id}">{html.escape(s.title.split(" — ")[0])}</a>: '
+            f"{html.escape(m)}</p>"
+            for s, m in missing
+        )
+    )
     nav = "".join(f'<a href="#{s.id}">{html.escape(s.title.split(" — ")[0])}</a>' for s in sections)
     body = []
     for s in sections:
         notes = "".join(_note(m) for m in s.missing)
-        body.append(f'<section id="{s.id}"><h2>{html.escape(s.title)}</h2><p>{html.escape(s.intro)}</p>'
-                    f"{notes}{''.join(s.blocks)}</section>")
+        body.append(
+            f'<section id="{s.id}"><h2>{html.escape(s.title)}</h2><p>{html.escape(s.intro)}</p>'
+            f"{notes}{''.join(s.blocks)}</section>"
+        )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -354,7 +514,7 @@ PNG/SVG copies are in <code>figures/</code>, every table as CSV and Markdown in 
 <p>Models (one colour each, kept in every figure):{swatches}</p>
 <nav>{nav}</nav>
 <h2>What is missing</h2>{summary}
-{''.join(body)}
+{"".join(body)}
 </body></html>
 """
 
@@ -406,8 +566,9 @@ def build_report(
         _section_fig5(lm, models, colors, w),
         _section_cross_modal(lm, models, colors, w, early_fraction=early_fraction),
         _section_response(lm, models, colors, w, n_boot=n_boot, seed=seed),
-        _section_provenance(lm, samples, runs, w, sources=sources, n_boot=n_boot, seed=seed,
-                            early_fraction=early_fraction),
+        _section_provenance(
+            lm, samples, runs, w, sources=sources, n_boot=n_boot, seed=seed, early_fraction=early_fraction
+        ),
     ]
     if not models:
         sections[0].missing.insert(0, "The stores hold no results at all.")
@@ -457,10 +618,21 @@ def write_report(
 
     paths = [stores] if isinstance(stores, (str, PathLike)) else list(stores)
     # Before reading anything: the folder and the two it will hold must take files.
-    for folder, what in ((Path(out_dir), "report folder (--out)"),
-                         (Path(out_dir) / "figures", "report's figures folder"),
-                         (Path(out_dir) / "tables", "report's tables folder")):
+    for folder, what in (
+        (Path(out_dir), "report folder (--out)"),
+        (Path(out_dir) / "figures", "report's figures folder"),
+        (Path(out_dir) / "tables", "report's tables folder"),
+    ):
         writable_folder(folder, what)
     lm, samples, runs = A.load(paths)
-    return build_report(lm, samples, runs, out_dir, sources=[str(p) for p in paths],
-                        early_fraction=early_fraction, n_boot=n_boot, seed=seed, title=title)
+    return build_report(
+        lm,
+        samples,
+        runs,
+        out_dir,
+        sources=[str(p) for p in paths],
+        early_fraction=early_fraction,
+        n_boot=n_boot,
+        seed=seed,
+        title=title,
+    )

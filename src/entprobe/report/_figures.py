@@ -82,8 +82,11 @@ def model_colors(models: Sequence[str]) -> dict[str, tuple[float, float, float, 
         cmap = matplotlib.colormaps["tab10"]
         return {m: cmap(i) for i, m in enumerate(names)}
     cm = matplotlib.colormaps
-    palette = ([cm["tab10"](i) for i in range(10)] + [cm["Dark2"](i) for i in range(8)]
-               + [cm["Set1"](i) for i in (0, 1, 2, 3, 6, 8)])
+    palette = (
+        [cm["tab10"](i) for i in range(10)]
+        + [cm["Dark2"](i) for i in range(8)]
+        + [cm["Set1"](i) for i in (0, 1, 2, 3, 6, 8)]
+    )
     if len(names) <= len(palette):
         return {m: palette[i] for i, m in enumerate(names)}
     cmap = matplotlib.colormaps["turbo"]
@@ -105,8 +108,12 @@ def _shade(color: object, i: int, n: int) -> tuple[float, float, float]:
 
 
 def _variant(i: int, n: int, color: object) -> dict[str, object]:
-    return {"color": _shade(color, i, n), "linestyle": _STYLES[i % len(_STYLES)],
-            "marker": _MARKERS[i % len(_MARKERS)], "markersize": 3}
+    return {
+        "color": _shade(color, i, n),
+        "linestyle": _STYLES[i % len(_STYLES)],
+        "marker": _MARKERS[i % len(_MARKERS)],
+        "markersize": 3,
+    }
 
 
 @dataclass
@@ -126,8 +133,9 @@ class _Panel:
     span: tuple[float, float] | None = None  # shaded x-range (early layers)
 
 
-def _grid(n: int, *, ncols: int, sharey: bool, w: float = 3.3, h: float = 2.5,
-          top_in: float = 0.5) -> tuple[Figure, list[Axes], int]:
+def _grid(
+    n: int, *, ncols: int, sharey: bool, w: float = 3.3, h: float = 2.5, top_in: float = 0.5
+) -> tuple[Figure, list[Axes], int]:
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
     fig = Figure(figsize=(w * ncols + 0.4, h * nrows + top_in + 0.2))
@@ -138,8 +146,13 @@ def _grid(n: int, *, ncols: int, sharey: bool, w: float = 3.3, h: float = 2.5,
     return fig, flat[:n], ncols
 
 
-def _finish(fig: Figure, title: str, legend: list[tuple[str, dict[str, object]]] | None,
-            *, legend_title: str | None = None) -> None:
+def _finish(
+    fig: Figure,
+    title: str,
+    legend: list[tuple[str, dict[str, object]]] | None,
+    *,
+    legend_title: str | None = None,
+) -> None:
     """Title and legend in a fixed band (in inches) above the panels."""
     height = fig.get_figheight()
     rows = 0 if not legend else math.ceil(len(legend) / 6) + (1 if legend_title else 0)
@@ -149,16 +162,34 @@ def _finish(fig: Figure, title: str, legend: list[tuple[str, dict[str, object]]]
     fig.suptitle(title, fontsize=11, fontweight="bold", y=1.0 - 0.08 / height, va="top")
     if legend:
         handles = [Line2D([], [], **{"linewidth": 1.8, **style}) for _, style in legend]
-        fig.legend(handles, [lab for lab, _ in legend], loc="upper center", ncol=min(len(legend), 6),
-                   frameon=False, title=legend_title, bbox_to_anchor=(0.5, 1.0 - 0.34 / height))
+        fig.legend(
+            handles,
+            [lab for lab, _ in legend],
+            loc="upper center",
+            ncol=min(len(legend), 6),
+            frameon=False,
+            title=legend_title,
+            bbox_to_anchor=(0.5, 1.0 - 0.34 / height),
+        )
 
 
-def _draw(panels: list[_Panel], *, ncols: int, xlabel: str, ylabel: str, title: str,
-          legend: list[tuple[str, dict[str, object]]] | None = None, legend_title: str | None = None,
-          sharey: bool = False, bands: bool = True) -> Figure:
+def _draw(
+    panels: list[_Panel],
+    *,
+    ncols: int,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    legend: list[tuple[str, dict[str, object]]] | None = None,
+    legend_title: str | None = None,
+    sharey: bool = False,
+    bands: bool = True,
+) -> Figure:
     with rc_context(_RC):
         n_leg_rows = 0 if not legend else math.ceil(len(legend) / 6) + (1 if legend_title else 0)
-        fig, axes, ncols_used = _grid(len(panels), ncols=ncols, sharey=sharey, top_in=0.45 + 0.22 * n_leg_rows)
+        fig, axes, ncols_used = _grid(
+            len(panels), ncols=ncols, sharey=sharey, top_in=0.45 + 0.22 * n_leg_rows
+        )
         for ax, panel in zip(axes, panels):
             if panel.span is not None:
                 ax.axvspan(*panel.span, color="0.85", alpha=0.6, lw=0, zorder=0)
@@ -166,8 +197,9 @@ def _draw(panels: list[_Panel], *, ncols: int, xlabel: str, ylabel: str, title: 
                 ax.plot(s.x, s.y, label=s.label, lw=1.5, **s.style)
                 if bands and s.se is not None and len(panel.series) <= 4 and np.isfinite(s.se).any():
                     se = np.nan_to_num(s.se)
-                    ax.fill_between(s.x, s.y - 1.96 * se, s.y + 1.96 * se, color=s.style["color"],
-                                    alpha=0.15, lw=0)
+                    ax.fill_between(
+                        s.x, s.y - 1.96 * se, s.y + 1.96 * se, color=s.style["color"], alpha=0.15, lw=0
+                    )
             if not panel.series:
                 ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="0.4")
             ax.set_title(panel.title, color=panel.title_color, fontweight="bold")
@@ -183,8 +215,13 @@ def _draw(panels: list[_Panel], *, ncols: int, xlabel: str, ylabel: str, title: 
 
 def _series(df: pd.DataFrame, label: str, style: dict[str, object], x: str = "rel_depth") -> _Series:
     d = df.sort_values(x)
-    return _Series(d[x].to_numpy(float), d["mean"].to_numpy(float),
-                   d["se"].to_numpy(float) if "se" in d else None, label, style)
+    return _Series(
+        d[x].to_numpy(float),
+        d["mean"].to_numpy(float),
+        d["se"].to_numpy(float) if "se" in d else None,
+        label,
+        style,
+    )
 
 
 def _model_legend(models: Sequence[str], colors: Mapping[str, object]) -> list[tuple[str, dict[str, object]]]:
@@ -258,8 +295,15 @@ def plot_length_layers(traj: pd.DataFrame, colors: Mapping[str, object]) -> Figu
                 if not d.empty:
                     p.series.append(_series(d, m, {"color": colors[m], "linestyle": "-"}))
             panels.append(p)
-        return _draw(panels, ncols=3, xlabel=DEPTH_LABEL, ylabel=ENTROPY_LABEL, title=title,
-                     legend=_model_legend(models, colors), sharey=True)
+        return _draw(
+            panels,
+            ncols=3,
+            xlabel=DEPTH_LABEL,
+            ylabel=ENTROPY_LABEL,
+            title=title,
+            legend=_model_legend(models, colors),
+            sharey=True,
+        )
     panels = []
     for m in models:
         p = _Panel(m, colors[m])
@@ -268,8 +312,9 @@ def plot_length_layers(traj: pd.DataFrame, colors: Mapping[str, object]) -> Figu
             if not d.empty:
                 p.series.append(_series(d, b, _variant(i, len(present), colors[m])))
         panels.append(p)
-    return _draw(panels, ncols=4, xlabel=DEPTH_LABEL, ylabel=ENTROPY_LABEL, title=title,
-                 legend=_gray_legend(present))
+    return _draw(
+        panels, ncols=4, xlabel=DEPTH_LABEL, ylabel=ENTROPY_LABEL, title=title, legend=_gray_legend(present)
+    )
 
 
 def plot_prompt_types(traj: pd.DataFrame, colors: Mapping[str, object], *, modality: str) -> Figure:
@@ -294,13 +339,21 @@ def plot_prompt_types(traj: pd.DataFrame, colors: Mapping[str, object], *, modal
             if not d.empty:
                 p.series.append(_series(d, cat, _variant(i, len(cats), colors[m])))
         panels.append(p)
-    return _draw(panels, ncols=4, xlabel=DEPTH_LABEL, ylabel=ENTROPY_LABEL,
-                 title=f"Fig. 5: layer-wise entropy per {modality} prompt type", legend=_gray_legend(cats),
-                 legend_title=f"{modality} prompt type", bands=False)
+    return _draw(
+        panels,
+        ncols=4,
+        xlabel=DEPTH_LABEL,
+        ylabel=ENTROPY_LABEL,
+        title=f"Fig. 5: layer-wise entropy per {modality} prompt type",
+        legend=_gray_legend(cats),
+        legend_title=f"{modality} prompt type",
+        bands=False,
+    )
 
 
-def plot_cross_modal(traj: pd.DataFrame, asymmetry: pd.DataFrame, colors: Mapping[str, object], *,
-                     early_fraction: float) -> Figure:
+def plot_cross_modal(
+    traj: pd.DataFrame, asymmetry: pd.DataFrame, colors: Mapping[str, object], *, early_fraction: float
+) -> Figure:
     """§5.3: text vs image prompt entropy per model against relative depth.
 
     The early layers used for the asymmetry are shaded; each panel's title gives the
@@ -319,15 +372,28 @@ def plot_cross_modal(traj: pd.DataFrame, asymmetry: pd.DataFrame, colors: Mappin
         for i, mod in enumerate(("text", "image")):
             d = traj.loc[(traj["model"] == m) & (traj["modality"] == mod)]
             if not d.empty:
-                p.series.append(_series(d, mod, {"color": _shade(colors[m], 0 if i == 0 else 1, 2),
-                                                 "linestyle": _STYLES[i]}))
+                p.series.append(
+                    _series(
+                        d, mod, {"color": _shade(colors[m], 0 if i == 0 else 1, 2), "linestyle": _STYLES[i]}
+                    )
+                )
         panels.append(p)
-    legend = [("text prompts", {"color": "0.3", "linestyle": "-"}),
-              ("image prompts", {"color": "0.55", "linestyle": "--"}),
-              (f"early layers (first {early_fraction:g} of depth)",
-               {"color": "0.8", "linestyle": "-", "linewidth": 7})]
-    return _draw(panels, ncols=4, xlabel=DEPTH_LABEL, ylabel=ENTROPY_LABEL,
-                 title="§5.3: text vs image prompt entropy per model", legend=legend)
+    legend = [
+        ("text prompts", {"color": "0.3", "linestyle": "-"}),
+        ("image prompts", {"color": "0.55", "linestyle": "--"}),
+        (
+            f"early layers (first {early_fraction:g} of depth)",
+            {"color": "0.8", "linestyle": "-", "linewidth": 7},
+        ),
+    ]
+    return _draw(
+        panels,
+        ncols=4,
+        xlabel=DEPTH_LABEL,
+        ylabel=ENTROPY_LABEL,
+        title="§5.3: text vs image prompt entropy per model",
+        legend=legend,
+    )
 
 
 def plot_response(traj: pd.DataFrame, colors: Mapping[str, object]) -> Figure:
@@ -344,10 +410,21 @@ def plot_response(traj: pd.DataFrame, colors: Mapping[str, object]) -> Figure:
         for i, lv in enumerate(("text-gen", "image-gen")):
             d = traj.loc[(traj["model"] == m) & (traj["level"] == lv)]
             if not d.empty:
-                p.series.append(_series(d, lv, {"color": _shade(colors[m], 0 if i == 0 else 1, 2),
-                                                "linestyle": _STYLES[i]}))
+                p.series.append(
+                    _series(
+                        d, lv, {"color": _shade(colors[m], 0 if i == 0 else 1, 2), "linestyle": _STYLES[i]}
+                    )
+                )
         panels.append(p)
-    legend = [("text generation", {"color": "0.3", "linestyle": "-"}),
-              ("image generation", {"color": "0.55", "linestyle": "--"})]
-    return _draw(panels, ncols=4, xlabel=DEPTH_LABEL, ylabel=PROXY_LABEL,
-                 title="§6: conditional entropy, text vs image generation", legend=legend)
+    legend = [
+        ("text generation", {"color": "0.3", "linestyle": "-"}),
+        ("image generation", {"color": "0.55", "linestyle": "--"}),
+    ]
+    return _draw(
+        panels,
+        ncols=4,
+        xlabel=DEPTH_LABEL,
+        ylabel=PROXY_LABEL,
+        title="§6: conditional entropy, text vs image generation",
+        legend=legend,
+    )

@@ -39,8 +39,10 @@ def to_markdown(df: pd.DataFrame, *, digits: int = 4) -> str:
         df.columns = [" ".join(str(p) for p in c if str(p)) for c in df.columns]
     cols = [str(c) for c in df.columns]
     numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
-    lines = ["| " + " | ".join(c.replace("|", "\\|") for c in cols) + " |",
-             "|" + "|".join("---:" if num else "---" for num in numeric) + "|"]
+    lines = [
+        "| " + " | ".join(c.replace("|", "\\|") for c in cols) + " |",
+        "|" + "|".join("---:" if num else "---" for num in numeric) + "|",
+    ]
     for row in df.itertuples(index=False):
         lines.append("| " + " | ".join(_md_cell(v, digits) for v in row) + " |")
     return "\n".join(lines) + "\n"
@@ -57,8 +59,14 @@ def to_html_table(df: pd.DataFrame, *, digits: int = 3, pre_columns: tuple[str, 
             if col in pre_columns:
                 cells.append(f"<td><pre>{text}</pre></td>")
             else:
-                cls = ' class="num"' if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) else ""
+                cls = (
+                    ' class="num"'
+                    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                    else ""
+                )
                 cells.append(f"<td{cls}>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table></div>")
+    return (
+        f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )

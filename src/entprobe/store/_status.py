@@ -52,13 +52,20 @@ class StoreStatus:
         who = f"being written by process {self.writer_pid}" if self.writer_pid else "no probe writing now"
         lines = [f"{self.path}: {len(self.runs)} run(s); {who}"]
         for r in self.runs:
-            state = "finished" if r.finished_at is not None else (
-                "running" if self.writer_pid else "stopped before the end (rerun the command to resume)")
+            state = (
+                "finished"
+                if r.finished_at is not None
+                else (
+                    "running" if self.writer_pid else "stopped before the end (rerun the command to resume)"
+                )
+            )
             of = f" of {r.planned}" if r.planned is not None else ""
             pct = f" ({100 * r.done / r.planned:.0f}%)" if r.planned else ""
             lines.append(f"run {r.run_id}  {r.model}  [{r.adapter}]  {state}")
-            lines.append(f"  {r.done}{of} (sample, level) done{pct}: {r.ok} ok, {r.failed} failed; "
-                         f"started {r.started_at}, last write {r.last_write}")
+            lines.append(
+                f"  {r.done}{of} (sample, level) done{pct}: {r.ok} ok, {r.failed} failed; "
+                f"started {r.started_at}, last write {r.last_write}"
+            )
             for level, (ok, failed) in sorted(r.by_level.items()):
                 lines.append(f"    {level:<9} {ok} ok, {failed} failed")
         return "\n".join(lines)
@@ -82,11 +89,16 @@ def store_status(path: str | os.PathLike[str], *, wait: float = 120.0) -> StoreS
     out = []
     for r in runs.itertuples():
         planned = (r.config.get("session") or {}).get("planned_pairs") if isinstance(r.config, dict) else None
-        out.append(RunProgress(
-            run_id=r.run_id, model=r.model, adapter=r.adapter,
-            started_at=_none(r.started_at), finished_at=_none(r.finished_at),
-            planned=None if planned is None else int(planned),
-        ))
+        out.append(
+            RunProgress(
+                run_id=r.run_id,
+                model=r.model,
+                adapter=r.adapter,
+                started_at=_none(r.started_at),
+                finished_at=_none(r.finished_at),
+                planned=None if planned is None else int(planned),
+            )
+        )
     by_id = {r.run_id: r for r in out}
     for run_id, level, status, n, last in counts:
         run = by_id.get(run_id)

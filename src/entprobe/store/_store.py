@@ -430,6 +430,7 @@ class ResultStore:
 
         con = duckdb.connect()
         try:
+
             def copy() -> None:
                 con.execute(f"ATTACH {_sql_str(self.path)} AS _entprobe_file (READ_ONLY)")
                 try:
@@ -450,9 +451,12 @@ class ResultStore:
         def peek() -> tuple[set[str], Any]:
             con = duckdb.connect(str(self.path), read_only=True)
             try:
-                tables = {r[0] for r in con.execute(
-                    "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
-                ).fetchall()}
+                tables = {
+                    r[0]
+                    for r in con.execute(
+                        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+                    ).fetchall()
+                }
                 version = None
                 if "store_info" in tables:
                     row = con.execute("SELECT value FROM store_info WHERE key = 'schema_version'").fetchone()
@@ -491,9 +495,7 @@ class ResultStore:
         }
         missing = [t for t in TABLES if t not in found]
         if missing:
-            raise StoreError(
-                f"{path} is not an entprobe results store (missing table(s) {missing})"
-            )
+            raise StoreError(f"{path} is not an entprobe results store (missing table(s) {missing})")
 
     def _require_writable(self) -> None:
         if self.read_only:
@@ -525,8 +527,14 @@ class ResultStore:
                 started_at = excluded.started_at,
                 finished_at = NULL
             """,
-            [run_id, model, adapter, json.dumps(config, sort_keys=True, default=str),
-             entprobe_version, utcnow()],
+            [
+                run_id,
+                model,
+                adapter,
+                json.dumps(config, sort_keys=True, default=str),
+                entprobe_version,
+                utcnow(),
+            ],
         )
 
     @_in_session
@@ -579,8 +587,7 @@ class ResultStore:
             prev = con.execute(f"SELECT status FROM samples WHERE {where}", key).fetchone()
             if prev is not None and prev[0] == "ok":
                 raise StoreError(
-                    f"results store {self.path} already holds an ok result for "
-                    f"{dict(zip(SAMPLES_KEY, key))}"
+                    f"results store {self.path} already holds an ok result for {dict(zip(SAMPLES_KEY, key))}"
                 )
             if prev is not None:
                 con.execute(f"DELETE FROM layer_metrics WHERE {where}", key)
@@ -629,10 +636,12 @@ class ResultStore:
 
     def _has_table(self, table: str, database: str | None = None) -> bool:
         database = database or self.con.execute("SELECT current_database()").fetchone()[0]
-        return bool(self.con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
-            [database, table],
-        ).fetchone()[0])
+        return bool(
+            self.con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
+                [database, table],
+            ).fetchone()[0]
+        )
 
     def _present_columns(self, table: str) -> set[str]:
         """Columns ``table`` has (an older store opened read-only lacks the later ones)."""
@@ -650,9 +659,7 @@ class ResultStore:
         columns = _COLUMNS[table]
         unknown = sorted(set(filters) - set(columns))
         if unknown:
-            raise TypeError(
-                f"{table}() got unknown filter(s) {unknown}; filter on columns {list(columns)}"
-            )
+            raise TypeError(f"{table}() got unknown filter(s) {unknown}; filter on columns {list(columns)}")
         clauses, params = [], []
         for col, value in filters.items():
             if isinstance(value, (list, tuple, set, frozenset)):
@@ -671,9 +678,11 @@ class ResultStore:
             # An older store opened read-only: it has no such rows.
             return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
         present = self._present_columns(table)
-        sql = "SELECT " + ", ".join(
-            c if c in present else f"CAST(NULL AS DOUBLE) AS {c}" for c in columns
-        ) + f" FROM {table}"
+        sql = (
+            "SELECT "
+            + ", ".join(c if c in present else f"CAST(NULL AS DOUBLE) AS {c}" for c in columns)
+            + f" FROM {table}"
+        )
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY " + ", ".join(_ORDER[table])
@@ -774,8 +783,12 @@ class ResultStore:
             if src_path.resolve() == self.path.resolve():
                 raise StoreError(f"cannot merge results store {src_path} into itself")
             check_duckdb_file(src_path)
-            _retry(lambda: con.execute(f"ATTACH {_sql_str(src_path)} AS _entprobe_src (READ_ONLY)"),
-                   src_path, self.wait, "merge")
+            _retry(
+                lambda: con.execute(f"ATTACH {_sql_str(src_path)} AS _entprobe_src (READ_ONLY)"),
+                src_path,
+                self.wait,
+                "merge",
+            )
             try:
                 self._check_tables("_entprobe_src", src_path)
                 self._merge_attached(summary, on_conflict, src_path)
@@ -794,7 +807,7 @@ class ResultStore:
             con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE _merge_plan AS
-                SELECT s.{', s.'.join(SAMPLES_KEY)},
+                SELECT s.{", s.".join(SAMPLES_KEY)},
                        CASE
                          WHEN t.status IS NULL THEN 'add'
                          WHEN t.status = 'failed' AND s.status = 'ok' THEN 'replace'
@@ -812,7 +825,7 @@ class ResultStore:
                 tm AS (SELECT m.* FROM layer_metrics m SEMI JOIN both_ok b USING ({key})),
                 sm AS (SELECT m.* FROM _entprobe_src.layer_metrics m SEMI JOIN both_ok b USING ({key}))
                 SELECT DISTINCT {key}
-                FROM tm FULL OUTER JOIN sm USING ({', '.join(LAYER_METRICS_KEY)})
+                FROM tm FULL OUTER JOIN sm USING ({", ".join(LAYER_METRICS_KEY)})
                 WHERE tm.value IS DISTINCT FROM sm.value
                 ORDER BY {key}
                 """
@@ -825,9 +838,7 @@ class ResultStore:
                     f"different values (first: {shown}); nothing was merged from it. Pass "
                     f"on_conflict='keep' (--on-conflict keep) to keep the target's rows"
                 )
-            counts = dict(
-                con.execute("SELECT action, count(*) FROM _merge_plan GROUP BY action").fetchall()
-            )
+            counts = dict(con.execute("SELECT action, count(*) FROM _merge_plan GROUP BY action").fetchall())
             take = f"SELECT {key} FROM _merge_plan WHERE action IN ('add', 'replace')"
             con.execute(f"DELETE FROM layer_metrics WHERE ({key}) IN ({take})")
             con.execute(f"DELETE FROM step_metrics WHERE ({key}) IN ({take})")
@@ -897,7 +908,8 @@ class ResultStore:
         out = writable_folder(out_dir, "export folder (--out)")
         written = []
         later = tuple(
-            t for t in LATER_TABLES
+            t
+            for t in LATER_TABLES
             if self._has_table(t) and self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
         )
         for table in TABLES + later:
@@ -920,8 +932,7 @@ def _package_version() -> str:
 
 
 _INSERT_SAMPLE = (
-    f"INSERT INTO samples ({', '.join(SAMPLES_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in SAMPLES_COLUMNS)})"
+    f"INSERT INTO samples ({', '.join(SAMPLES_COLUMNS)}) VALUES ({', '.join('?' for _ in SAMPLES_COLUMNS)})"
 )
 _INSERT_METRICS = (
     f"INSERT INTO layer_metrics ({', '.join(LAYER_METRICS_COLUMNS)}) "

@@ -84,7 +84,13 @@ class GramRecord:
 
 def gram_path(root: str | os.PathLike[str], gram_id: str, dataset: str, sample_id: str, level: str) -> Path:
     """Where the Gram of (dataset, sample, level) of configuration ``gram_id`` lives."""
-    return Path(root) / safe_name(gram_id) / safe_name(dataset) / safe_name(level) / f"{safe_name(sample_id)}.safetensors"
+    return (
+        Path(root)
+        / safe_name(gram_id)
+        / safe_name(dataset)
+        / safe_name(level)
+        / f"{safe_name(sample_id)}.safetensors"
+    )
 
 
 def save_gram(

@@ -123,9 +123,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 # Schema 2: layer_metrics' columns plus the denoising step (1-based) and the
 # generator's number of steps.
 _STEP_METRICS: tuple[tuple[str, str], ...] = (
-    _LAYER_METRICS[:10]
-    + (("step", "INTEGER NOT NULL"), ("n_steps", "INTEGER"))
-    + _LAYER_METRICS[10:-2]
+    _LAYER_METRICS[:10] + (("step", "INTEGER NOT NULL"), ("n_steps", "INTEGER")) + _LAYER_METRICS[10:-2]
 )
 
 SAMPLES_KEY: tuple[str, ...] = ("run_id", "dataset", "sample_id", "level")

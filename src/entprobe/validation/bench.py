@@ -135,7 +135,9 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _timed(fn: Callable[[], np.ndarray], repeats: int, sync: Callable[[], None]) -> tuple[list[float], np.ndarray]:
+def _timed(
+    fn: Callable[[], np.ndarray], repeats: int, sync: Callable[[], None]
+) -> tuple[list[float], np.ndarray]:
     times, out = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -183,7 +185,9 @@ def run_benchmark(
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1; got {repeats}")
     if layers < 1 or d < 1 or not ns or min(ns) < 2:
-        raise ValueError(f"need layers >= 1, d >= 1 and every n >= 2; got layers={layers}, d={d}, n={list(ns)}")
+        raise ValueError(
+            f"need layers >= 1, d >= 1 and every n >= 2; got layers={layers}, d={d}, n={list(ns)}"
+        )
     if device == "cuda":
         if not torch.cuda.is_available():
             raise UnsupportedError(
@@ -214,7 +218,11 @@ def run_benchmark(
             ),
             "proxy (trace)": (
                 lambda: naive_conditional_entropy(prompt, response),
-                lambda: conditional_entropy(torch.from_numpy(prompt).to(dev), torch.from_numpy(response).to(dev)).cpu().numpy(),
+                lambda: (
+                    conditional_entropy(torch.from_numpy(prompt).to(dev), torch.from_numpy(response).to(dev))
+                    .cpu()
+                    .numpy()
+                ),
             ),
         }
         for case, (naive_fn, fast_fn) in cases.items():
@@ -296,9 +304,15 @@ def _peak_rss_child(code: str) -> tuple[float, dict[str, Any]]:
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-c", "import resource, json\n" + code + "\nprint(json.dumps(result))\n"
-         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import resource, json\n" + code + "\nprint(json.dumps(result))\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     lines = out.stdout.strip().splitlines()
     return float(lines[-1]), json.loads(lines[-2])
@@ -360,9 +374,17 @@ def run_long_bench(
         approx, t_approx = timed(lambda: matrix_entropy(x, spectrum=f"topk:{topk}"))
         lo, hi = approx.lower.cpu().numpy(), approx.upper.cpu().numpy()
         row = {
-            "n": n, "d": d, "layers": layers, "device": str(dev), "route": "scatter" if d < n else "gram",
-            "today_s": t_old, "new_s": t_new, "speedup": t_old / t_new,
-            "max_abs_diff": float(np.max(np.abs(old - new))), "topk": topk, "topk_s": t_approx,
+            "n": n,
+            "d": d,
+            "layers": layers,
+            "device": str(dev),
+            "route": "scatter" if d < n else "gram",
+            "today_s": t_old,
+            "new_s": t_new,
+            "speedup": t_old / t_new,
+            "max_abs_diff": float(np.max(np.abs(old - new))),
+            "topk": topk,
+            "topk_s": t_approx,
             "topk_speedup_vs_new": t_new / t_approx,
             "topk_width": float(np.max(hi - lo)),
             "topk_contains": bool(np.all((lo <= new) & (new <= hi))),
@@ -383,9 +405,15 @@ def run_long_bench(
         "result = {'states_mib': x.numel() * 4 / 2**20, 'rss_before_mib': rss0}\n"
     )
     peak, info = _peak_rss_child(code)
-    row = {"n": memory_n, "d": d, "layers": memory_layers, "memory_peak_mib": peak,
-           "memory_budget_mib": budget / 2**20, **info,
-           "under_budget": bool(peak - info["rss_before_mib"] <= budget / 2**20)}
+    row = {
+        "n": memory_n,
+        "d": d,
+        "layers": memory_layers,
+        "memory_peak_mib": peak,
+        "memory_budget_mib": budget / 2**20,
+        **info,
+        "under_budget": bool(peak - info["rss_before_mib"] <= budget / 2**20),
+    }
     rows.append(row)
     if progress is not None:
         progress(row)
@@ -438,7 +466,9 @@ _LOAD_WORKLOAD = (
 )
 
 
-def run_load_bench(*, n: int = 300, command: Sequence[str] | None = None, timeout: float = 600.0) -> pd.DataFrame:
+def run_load_bench(
+    *, n: int = 300, command: Sequence[str] | None = None, timeout: float = 600.0
+) -> pd.DataFrame:
     """Wall time of one workload under three thread policies, quiet and under load, side by side.
 
     Policies (each a fresh process, so the policy is set before torch starts):
@@ -470,16 +500,35 @@ def run_load_bench(*, n: int = 300, command: Sequence[str] | None = None, timeou
             bg = subprocess.Popen([*pin, "yes"], stdout=subprocess.DEVNULL)
         try:
             for name, env_over in policies.items():
-                env = {k: v for k, v in os.environ.items()
-                       if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                    "OMP_WAIT_POLICY", "ENTPROBE_THREADS")}
+                env = {
+                    k: v
+                    for k, v in os.environ.items()
+                    if k
+                    not in (
+                        "OMP_NUM_THREADS",
+                        "OPENBLAS_NUM_THREADS",
+                        "MKL_NUM_THREADS",
+                        "OMP_WAIT_POLICY",
+                        "ENTPROBE_THREADS",
+                    )
+                }
                 env.update({k: v for k, v in env_over.items() if v is not None})
-                prelude = "" if name == "today" else "from entprobe._threads import apply_thread_policy\napply_thread_policy(None)\n"
+                prelude = (
+                    ""
+                    if name == "today"
+                    else "from entprobe._threads import apply_thread_policy\napply_thread_policy(None)\n"
+                )
                 t0 = time.perf_counter()
                 try:
                     if command is None:
-                        out = subprocess.run([sys.executable, "-c", prelude + _LOAD_WORKLOAD.format(n=n)],
-                                             env=env, capture_output=True, text=True, timeout=timeout, check=True)
+                        out = subprocess.run(
+                            [sys.executable, "-c", prelude + _LOAD_WORKLOAD.format(n=n)],
+                            env=env,
+                            capture_output=True,
+                            text=True,
+                            timeout=timeout,
+                            check=True,
+                        )
                         seconds = float(out.stdout.strip().splitlines()[-1])
                     else:
                         cmd = list(command)

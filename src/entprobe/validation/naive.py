@@ -147,7 +147,9 @@ def naive_conditional_entropy(
         sigma = sigma_scale * _median_distance(z)
         joint = _gaussian_kernel(z, sigma, eps)
         if normalization == "trace":
-            w = np.concatenate([np.full(n_p, 1.0 / math.sqrt(2 * n_p)), np.full(n_r, 1.0 / math.sqrt(2 * n_r))])
+            w = np.concatenate(
+                [np.full(n_p, 1.0 / math.sqrt(2 * n_p)), np.full(n_r, 1.0 / math.sqrt(2 * n_r))]
+            )
             joint = joint * w[:, None] * w[None, :]
         prompt = _gaussian_kernel(z[:n_p], sigma, eps)
         out[i] = _renyi(joint, alpha, base) - _renyi(prompt, alpha, base)

@@ -38,10 +38,25 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 def experiment_markdown(result: ExperimentResult, *, figure: str | None = None) -> str:
     """The Markdown page of one experiment."""
-    lines = [f"# {result.title}", "", "## Setup", "", result.setup, "", "## Results", "", markdown_table(result.table), ""]
+    lines = [
+        f"# {result.title}",
+        "",
+        "## Setup",
+        "",
+        result.setup,
+        "",
+        "## Results",
+        "",
+        markdown_table(result.table),
+        "",
+    ]
     lines += ["## Claims", ""]
     for c in result.claims:
-        lines += [f"- **{c.verdict}**: {c.statement}", f"  - criterion: {c.criterion}", f"  - observed: {c.evidence}"]
+        lines += [
+            f"- **{c.verdict}**: {c.statement}",
+            f"  - criterion: {c.criterion}",
+            f"  - observed: {c.evidence}",
+        ]
     if result.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]
     if figure:

@@ -63,7 +63,14 @@ def plot_dependence_proxy(result: ExperimentResult, path: Path) -> None:
     for j, norm in enumerate(("trace", "plain")):
         sub = cases[cases.normalization == norm]
         mean, std = _mean_std(sub, "case", "proxy_bits")
-        ax1.bar(np.arange(len(names)) + (j - 0.5) * width, mean[names], width, yerr=std[names], capsize=3, label=norm)
+        ax1.bar(
+            np.arange(len(names)) + (j - 0.5) * width,
+            mean[names],
+            width,
+            yerr=std[names],
+            capsize=3,
+            label=norm,
+        )
     ax1.set_xticks(np.arange(len(names)), names)
     ax1.set_ylabel("proxy H(X,Y) - H(X) (bits)")
     ax1.set_title("Three responses to the same X", fontsize=10)
@@ -88,11 +95,24 @@ def plot_shannon_agreement(result: ExperimentResult, path: Path) -> None:
     width = 0.38
     for j, (col, label) in enumerate((("true_scaled", "KDE H(Y|X)"), ("proxy_scaled", "proxy"))):
         mean, std = _mean_std(rec, "case", col)
-        ax1.bar(np.arange(len(names)) + (j - 0.5) * width, mean[names], width, yerr=std[names], capsize=3, label=label)
+        ax1.bar(
+            np.arange(len(names)) + (j - 0.5) * width,
+            mean[names],
+            width,
+            yerr=std[names],
+            capsize=3,
+            label=label,
+        )
     paper = {"deterministic": (0.00, 0.01), "noisy": (0.18, 0.21), "independent": (1.00, 0.99)}
     for i, n in enumerate(names):
         if n in paper:
-            ax1.plot([i - 0.5 * width, i + 0.5 * width], paper[n], "k_", markersize=14, label="paper" if i == 0 else None)
+            ax1.plot(
+                [i - 0.5 * width, i + 0.5 * width],
+                paper[n],
+                "k_",
+                markersize=14,
+                label="paper" if i == 0 else None,
+            )
     ax1.set_xticks(np.arange(len(names)), names)
     ax1.set_ylabel("scaled to [0, 1] per seed")
     ax1.legend(fontsize=8)
@@ -135,13 +155,24 @@ def plot_sensitivity(result: ExperimentResult, path: Path) -> None:
     table = result.table
     col = "Spearman rho vs default, mean ± std"
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.0))
-    for ax, prefix, xlabel, logx in ((ax1, "sigma = ", "sigma / median distance", True), (ax2, "alpha = ", "alpha", False)):
+    for ax, prefix, xlabel, logx in (
+        (ax1, "sigma = ", "sigma / median distance", True),
+        (ax2, "alpha = ", "alpha", False),
+    ):
         rows = table[table.setting.str.startswith(prefix)]
         x = [float(s.removeprefix(prefix).removesuffix(" m")) for s in rows.setting]
         ours = [_parse_rho(v) for v in rows[col]]
         paper = [_parse_rho(v) for v in rows.paper]
         ax.errorbar(x, [o[0] for o in ours], yerr=[o[1] for o in ours], marker="o", capsize=3, label="ours")
-        ax.errorbar(x, [p[0] for p in paper], yerr=[p[1] for p in paper], marker="s", capsize=3, linestyle="--", label="paper")
+        ax.errorbar(
+            x,
+            [p[0] for p in paper],
+            yerr=[p[1] for p in paper],
+            marker="s",
+            capsize=3,
+            linestyle="--",
+            label="paper",
+        )
         if logx:
             ax.set_xscale("log")
         ax.set_xlabel(xlabel)

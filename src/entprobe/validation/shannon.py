@@ -69,7 +69,9 @@ def kde_entropy(points: np.ndarray, *, leave_one_out: bool = True, base: float =
     return float(-log_density.mean() / math.log(base))
 
 
-def kde_conditional_entropy(x: np.ndarray, y: np.ndarray, *, leave_one_out: bool = True, base: float = 2) -> float:
+def kde_conditional_entropy(
+    x: np.ndarray, y: np.ndarray, *, leave_one_out: bool = True, base: float = 2
+) -> float:
     """``H(Y|X) = H(X, Y) - H(X)`` by :func:`kde_entropy` on paired samples ``(n, k)``."""
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
@@ -96,4 +98,6 @@ def shannon_conditional_entropy(
     xc = x - x.mean(axis=0)
     _, _, vt = np.linalg.svd(xc, full_matrices=False)
     basis = vt[:n_components].T
-    return kde_conditional_entropy(xc @ basis, (y - y.mean(axis=0)) @ basis, leave_one_out=leave_one_out, base=base)
+    return kde_conditional_entropy(
+        xc @ basis, (y - y.mean(axis=0)) @ basis, leave_one_out=leave_one_out, base=base
+    )

@@ -58,7 +58,13 @@ PAPER_TABLE2 = {  # (ours a, ours b) -> paper's row and value
     ("subsample", "trace"): ("Subsample vs Trace", "0.912 ± 0.016"),
     ("plain", "trace"): ("Weighted vs Trace", "0.954 ± 0.009"),
 }
-PAPER_TABLE3 = {0.1: "0.876 ± 0.032", 0.5: "0.926 ± 0.018", 1.0: "1.000", 2.0: "0.948 ± 0.015", 10.0: "0.903 ± 0.020"}
+PAPER_TABLE3 = {
+    0.1: "0.876 ± 0.032",
+    0.5: "0.926 ± 0.018",
+    1.0: "1.000",
+    2.0: "0.948 ± 0.015",
+    10.0: "0.903 ± 0.020",
+}
 PAPER_TABLE4 = {1.001: "0.964 ± 0.010", 1.01: "1.000", 1.1: "0.939 ± 0.028"}
 
 SIGMA_SCALES = (0.1, 0.5, 1.0, 2.0, 10.0)
@@ -169,14 +175,19 @@ def run_cluster_entropy(
     for k in CLUSTER_CASES:
         batch = np.stack(
             [
-                cluster_sequence(k, n_tokens=n_tokens, d=d, spread=spread, rng=_rng(config, s, _TAG["cluster_entropy"], k))
+                cluster_sequence(
+                    k, n_tokens=n_tokens, d=d, spread=spread, rng=_rng(config, s, _TAG["cluster_entropy"], k)
+                )
                 for s in range(config.seeds)
             ]
         )
         examples[_cluster_label(k)] = _pca2(batch[0])
         h, caught = _call_recording_warnings(matrix_entropy, batch)
         notes += [f"{_cluster_label(k)}: the estimator warned {m}" for m in caught]
-        rows += [{"seed": s, "case": _cluster_label(k), "n_clusters": k, "entropy_bits": h[s]} for s in range(config.seeds)]
+        rows += [
+            {"seed": s, "case": _cluster_label(k), "n_clusters": k, "entropy_bits": h[s]}
+            for s in range(config.seeds)
+        ]
     records = pd.DataFrame(rows)
     wide = records.pivot(index="seed", columns="n_clusters", values="entropy_bits")[list(CLUSTER_CASES)]
     h = wide.to_numpy()
@@ -218,7 +229,13 @@ def run_cluster_entropy(
         "under Notes)."
     )
     return ExperimentResult(
-        "cluster_entropy", "Fig. 3 right-top: entropy vs number of clusters", setup, records, table, claims, notes,
+        "cluster_entropy",
+        "Fig. 3 right-top: entropy vs number of clusters",
+        setup,
+        records,
+        table,
+        claims,
+        notes,
         figure_data={"pca2": examples},
     )
 
@@ -272,11 +289,19 @@ def run_dependence_proxy(
     for case in DEPENDENCE_CASES:
         row = {"response": case}
         for norm in ("trace", "plain"):
-            row[f"proxy {norm} (bits), mean (std)"] = _fmt(cases[(cases.case == case) & (cases.normalization == norm)].proxy_bits)
-        row["paper (Fig. 3)"] = {"Y = X": "near 0", "Y = X + 0.1 eps": "moderate", "Y independent": "highest"}[case]
+            row[f"proxy {norm} (bits), mean (std)"] = _fmt(
+                cases[(cases.case == case) & (cases.normalization == norm)].proxy_bits
+            )
+        row["paper (Fig. 3)"] = {
+            "Y = X": "near 0",
+            "Y = X + 0.1 eps": "moderate",
+            "Y independent": "highest",
+        }[case]
         table_rows.append(row)
     for norm in ("trace", "plain"):
-        sub = cases[cases.normalization == norm].pivot(index="seed", columns="case", values="proxy_bits")[list(DEPENDENCE_CASES)]
+        sub = cases[cases.normalization == norm].pivot(index="seed", columns="case", values="proxy_bits")[
+            list(DEPENDENCE_CASES)
+        ]
         v = sub.to_numpy()
         mono = np.all(np.diff(v, axis=1) > 0, axis=1)
         ratio = np.abs(v[:, 0]) / v[:, 2]
@@ -319,8 +344,13 @@ def run_dependence_proxy(
         f"'plain' (identical here, since n_p = n_r); {config.seeds} seeds."
     )
     return ExperimentResult(
-        "dependence_proxy", "Fig. 3 right-bottom: proxy vs prompt-response dependence", setup, records,
-        pd.DataFrame(table_rows), claims, notes,
+        "dependence_proxy",
+        "Fig. 3 right-bottom: proxy vs prompt-response dependence",
+        setup,
+        records,
+        pd.DataFrame(table_rows),
+        claims,
+        notes,
     )
 
 
@@ -355,22 +385,34 @@ def run_shannon_agreement(
     for s in range(config.seeds):
         rng = _rng(config, s, _TAG["shannon_agreement"])
         x = rng.standard_normal((n, d))
-        cases = {"deterministic": x.copy(), "noisy": x + noise * rng.standard_normal((n, d)), "independent": rng.standard_normal((n, d))}
+        cases = {
+            "deterministic": x.copy(),
+            "noisy": x + noise * rng.standard_normal((n, d)),
+            "independent": rng.standard_normal((n, d)),
+        }
         for name, y in cases.items():
             xs.append(x)
             ys.append(y)
             meta.append({"seed": s, "case": name})
-            truth.append(shannon_conditional_entropy(x, y, n_components=kde_components, leave_one_out=leave_one_out))
+            truth.append(
+                shannon_conditional_entropy(x, y, n_components=kde_components, leave_one_out=leave_one_out)
+            )
     proxy, caught = _call_recording_warnings(conditional_entropy, np.stack(xs), np.stack(ys))
     records = pd.DataFrame(meta)
     records["true_bits"] = truth
     records["proxy_bits"] = proxy
     for col in ("true", "proxy"):
         g = records.groupby("seed")[f"{col}_bits"]
-        records[f"{col}_scaled"] = (records[f"{col}_bits"] - g.transform("min")) / (g.transform("max") - g.transform("min"))
+        records[f"{col}_scaled"] = (records[f"{col}_bits"] - g.transform("min")) / (
+            g.transform("max") - g.transform("min")
+        )
     rho = _spearman(records.true_scaled.to_numpy(), records.proxy_scaled.to_numpy())
-    order_true = records.pivot(index="seed", columns="case", values="true_bits")[list(TABLE1_CASES)].to_numpy()
-    order_proxy = records.pivot(index="seed", columns="case", values="proxy_bits")[list(TABLE1_CASES)].to_numpy()
+    order_true = records.pivot(index="seed", columns="case", values="true_bits")[
+        list(TABLE1_CASES)
+    ].to_numpy()
+    order_proxy = records.pivot(index="seed", columns="case", values="proxy_bits")[
+        list(TABLE1_CASES)
+    ].to_numpy()
     same_order = np.all(np.argsort(order_true, axis=1) == np.argsort(order_proxy, axis=1), axis=1)
 
     table_rows = []
@@ -378,7 +420,11 @@ def run_shannon_agreement(
         sub = records[records.case == case]
         table_rows.append(
             {
-                "case": {"deterministic": "Deterministic (Y = X)", "noisy": f"Noisy (Y = X + {noise} eps)", "independent": "Independent (Y = eps)"}[case],
+                "case": {
+                    "deterministic": "Deterministic (Y = X)",
+                    "noisy": f"Noisy (Y = X + {noise} eps)",
+                    "independent": "Independent (Y = eps)",
+                }[case],
                 "true H(Y|X) scaled": _fmt(sub.true_scaled, 2),
                 "proxy scaled": _fmt(sub.proxy_scaled, 3),
                 "paper true": PAPER_TABLE1[case][0],
@@ -388,8 +434,15 @@ def run_shannon_agreement(
             }
         )
     table_rows.append(
-        {"case": f"Spearman rho ({config.seeds} seeds x 3 cases)", "true H(Y|X) scaled": "", "proxy scaled": f"{rho:.3f}",
-         "paper true": "", "paper proxy": f"{PAPER_TABLE1_RHO}", "true H(Y|X) bits (KDE)": "", "proxy bits": ""}
+        {
+            "case": f"Spearman rho ({config.seeds} seeds x 3 cases)",
+            "true H(Y|X) scaled": "",
+            "proxy scaled": f"{rho:.3f}",
+            "paper true": "",
+            "paper proxy": f"{PAPER_TABLE1_RHO}",
+            "true H(Y|X) bits (KDE)": "",
+            "proxy bits": "",
+        }
     )
     noisy = records[records.case == "noisy"]
     gap = float(noisy.proxy_scaled.mean() - noisy.true_scaled.mean())
@@ -440,8 +493,13 @@ def run_shannon_agreement(
         "each seed; Spearman rho (scipy.stats.spearmanr) over all cases x seeds."
     )
     return ExperimentResult(
-        "shannon_agreement", "Supplement Table 1: proxy vs KDE Shannon conditional entropy", setup, records,
-        pd.DataFrame(table_rows), claims, notes,
+        "shannon_agreement",
+        "Supplement Table 1: proxy vs KDE Shannon conditional entropy",
+        setup,
+        records,
+        pd.DataFrame(table_rows),
+        claims,
+        notes,
     )
 
 
@@ -485,7 +543,9 @@ class PairPopulation:
         )
 
 
-def pair_population(size: int, *, d: int = 32, noise: str = "same", rng: np.random.Generator) -> PairPopulation:
+def pair_population(
+    size: int, *, d: int = 32, noise: str = "same", rng: np.random.Generator
+) -> PairPopulation:
     """Draw ``size`` prompt/response pairs.
 
     Per pair: ``n_p`` from :data:`PROMPT_LENGTHS`, ``n_r`` from :data:`RESPONSE_LENGTHS`
@@ -541,7 +601,9 @@ def _population_proxy(population: PairPopulation, **kwargs) -> tuple[np.ndarray,
 
 
 def _population(config: ValidationConfig, seed: int) -> PairPopulation:
-    return pair_population(config.population, noise=config.population_noise, rng=_rng(config, seed, _TAG["population"]))
+    return pair_population(
+        config.population, noise=config.population_noise, rng=_rng(config, seed, _TAG["population"])
+    )
 
 
 def _population_setup(config: ValidationConfig) -> str:
@@ -550,7 +612,11 @@ def _population_setup(config: ValidationConfig) -> str:
         f"lengths from {PROMPT_LENGTHS}, response lengths from {RESPONSE_LENGTHS} (unequal, drawn "
         "independently); token distribution N(0, diag(j^(-2b))), b ~ U(0, 1.5) per pair; response token j = "
         "c x_(k_j) + sqrt(1 - c^2) e_j (a random prompt token plus independent noise e_j drawn from "
-        + ("the prompt's own distribution" if config.population_noise == "same" else "a randomly rotated copy of the prompt's distribution")
+        + (
+            "the prompt's own distribution"
+            if config.population_noise == "same"
+            else "a randomly rotated copy of the prompt's distribution"
+        )
         + "), c ~ U(0, 1) per pair. "
         "The paper used real prompts of captioning/VQA sets and four models; these are synthetic stand-ins."
     )
@@ -578,23 +644,37 @@ def run_normalization_agreement(config: ValidationConfig, *, rho_min: float = 0.
             frame[f"proxy_{norm}"], caught = _population_proxy(pop, **kw)
             notes += [f"{norm}: the estimator warned {m}" for m in caught]
         frames.append(frame)
-        per_seed.append({(a, b): _spearman(frame[f"proxy_{a}"].to_numpy(), frame[f"proxy_{b}"].to_numpy()) for a, b in PAPER_TABLE2})
+        per_seed.append(
+            {
+                (a, b): _spearman(frame[f"proxy_{a}"].to_numpy(), frame[f"proxy_{b}"].to_numpy())
+                for a, b in PAPER_TABLE2
+            }
+        )
     records = pd.concat(frames, ignore_index=True)
     table_rows, means = [], {}
     for (a, b), (paper_name, paper_value) in PAPER_TABLE2.items():
         rhos = [r[(a, b)] for r in per_seed]
         means[(a, b)] = float(np.mean(rhos))
         table_rows.append(
-            {"comparison (ours)": f"{a} vs {b}", "Spearman rho, mean ± std": _fmt(rhos, 3, "pm"),
-             "paper comparison": paper_name, "paper rho": paper_value}
+            {
+                "comparison (ours)": f"{a} vs {b}",
+                "Spearman rho, mean ± std": _fmt(rhos, 3, "pm"),
+                "paper comparison": paper_name,
+                "paper rho": paper_value,
+            }
         )
     for norm in NORMALIZATIONS:
         with_c = [_spearman(f[f"proxy_{norm}"].to_numpy(), f.correlation.to_numpy()) for f in frames]
-        with_len = [_spearman(f[f"proxy_{norm}"].to_numpy(), (f.n_response / f.n_prompt).to_numpy()) for f in frames]
+        with_len = [
+            _spearman(f[f"proxy_{norm}"].to_numpy(), (f.n_response / f.n_prompt).to_numpy()) for f in frames
+        ]
         table_rows.append(
-            {"comparison (ours)": f"diagnostic: {norm} vs dependence c / vs n_r/n_p",
-             "Spearman rho, mean ± std": f"{_fmt(with_c, 3, 'pm')} / {_fmt(with_len, 3, 'pm')}",
-             "paper comparison": "", "paper rho": ""}
+            {
+                "comparison (ours)": f"diagnostic: {norm} vs dependence c / vs n_r/n_p",
+                "Spearman rho, mean ± std": f"{_fmt(with_c, 3, 'pm')} / {_fmt(with_len, 3, 'pm')}",
+                "paper comparison": "",
+                "paper rho": "",
+            }
         )
     notes.append(
         "Diagnostic rows: Spearman rho of each normalisation's proxy with the pair's dependence c and with "
@@ -619,8 +699,13 @@ def run_normalization_agreement(config: ValidationConfig, *, rho_min: float = 0.
         "default). Spearman rho per seed over the pairs; mean ± std over seeds (the paper: 500 prompts, 5 seeds)."
     )
     return ExperimentResult(
-        "normalization", "Supplement Table 2: agreement between length normalisations", setup, records,
-        pd.DataFrame(table_rows), claims, notes,
+        "normalization",
+        "Supplement Table 2: agreement between length normalisations",
+        setup,
+        records,
+        pd.DataFrame(table_rows),
+        claims,
+        notes,
     )
 
 
@@ -663,10 +748,22 @@ def run_sensitivity(
     table_rows = []
     for sc in SIGMA_SCALES:
         ours = "1.000" if sc == 1.0 else _fmt([r[("sigma", sc)] for r in per_seed], 3, "pm")
-        table_rows.append({"setting": f"sigma = {sc:g} m", "Spearman rho vs default, mean ± std": ours, "paper": PAPER_TABLE3[sc]})
+        table_rows.append(
+            {
+                "setting": f"sigma = {sc:g} m",
+                "Spearman rho vs default, mean ± std": ours,
+                "paper": PAPER_TABLE3[sc],
+            }
+        )
     for a in ALPHAS:
         ours = "1.000" if a == 1.01 else _fmt([r[("alpha", a)] for r in per_seed], 3, "pm")
-        table_rows.append({"setting": f"alpha = {a:g}", "Spearman rho vs default, mean ± std": ours, "paper": PAPER_TABLE4[a]})
+        table_rows.append(
+            {
+                "setting": f"alpha = {a:g}",
+                "Spearman rho vs default, mean ± std": ours,
+                "paper": PAPER_TABLE4[a],
+            }
+        )
     r = {k: mean_rho(k) for k in settings}
     claims = [
         Claim(
@@ -700,8 +797,13 @@ def run_sensitivity(
         "alpha = 1.01); mean ± std over seeds. The paper used 300 real prompts across four models."
     )
     return ExperimentResult(
-        "sensitivity", "Supplement Tables 3-4: bandwidth and Renyi-order sensitivity", setup, records,
-        pd.DataFrame(table_rows), claims, notes,
+        "sensitivity",
+        "Supplement Tables 3-4: bandwidth and Renyi-order sensitivity",
+        setup,
+        records,
+        pd.DataFrame(table_rows),
+        claims,
+        notes,
     )
 
 

@@ -55,7 +55,9 @@ def _median_sigma(d2: torch.Tensor, sigma_scale: float) -> torch.Tensor:
     return med * sigma_scale
 
 
-def _renyi(kernel: torch.Tensor, alpha: float, eps: float, weights: torch.Tensor | None = None) -> torch.Tensor:
+def _renyi(
+    kernel: torch.Tensor, alpha: float, eps: float, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     a = kernel.clone() if weights is None else kernel * weights[:, None] * weights[None, :]
     diag = torch.diagonal(a, dim1=-2, dim2=-1)
     diag += eps if weights is None else eps * weights**2
@@ -71,7 +73,12 @@ def _renyi(kernel: torch.Tensor, alpha: float, eps: float, weights: torch.Tensor
 
 
 def today_matrix_entropy(
-    states: torch.Tensor, *, alpha: float = 1.01, pca_dim: int | None = 64, eps: float = 1e-6, sigma_scale: float = 1.0
+    states: torch.Tensor,
+    *,
+    alpha: float = 1.01,
+    pca_dim: int | None = 64,
+    eps: float = 1e-6,
+    sigma_scale: float = 1.0,
 ) -> torch.Tensor:
     """Prompt entropy (bits) of ``(..., n, d)`` float64 states, the old way."""
     d2 = _pca_d2(_centred_gram(states), pca_dim, states.shape[-1])
@@ -97,9 +104,11 @@ def today_conditional_entropy(
     k = torch.exp(-d2 / (2.0 * sigma[..., None, None] ** 2))
     weights = None
     if normalization == "trace":
-        weights = torch.cat([
-            torch.full((n_p,), (2.0 * n_p) ** -0.5, dtype=k.dtype, device=k.device),
-            torch.full((n_r,), (2.0 * n_r) ** -0.5, dtype=k.dtype, device=k.device),
-        ])
+        weights = torch.cat(
+            [
+                torch.full((n_p,), (2.0 * n_p) ** -0.5, dtype=k.dtype, device=k.device),
+                torch.full((n_r,), (2.0 * n_r) ** -0.5, dtype=k.dtype, device=k.device),
+            ]
+        )
     h = _renyi(k, alpha, eps, weights) - _renyi(k[..., :n_p, :n_p].contiguous(), alpha, eps)
     return h / torch.log(torch.tensor(2.0, dtype=torch.float64))

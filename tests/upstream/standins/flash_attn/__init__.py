@@ -17,8 +17,17 @@ __version__ = "0.0.0+entprobe-test-standin"
 
 
 def flash_attn_varlen_func(
-    q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q=None, max_seqlen_k=None,
-    dropout_p=0.0, softmax_scale=None, causal=False, **_ignored,
+    q,
+    k,
+    v,
+    cu_seqlens_q,
+    cu_seqlens_k,
+    max_seqlen_q=None,
+    max_seqlen_k=None,
+    dropout_p=0.0,
+    softmax_scale=None,
+    causal=False,
+    **_ignored,
 ):
     """Attention per packed segment; returns ``(total_q, n_heads, head_dim)`` in q's dtype."""
     out = torch.empty_like(q)
