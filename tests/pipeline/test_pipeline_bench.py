@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from entprobe.cli import main
 from entprobe.errors import ProbeInputError
 from entprobe.models.base import GenerationSettings
-from entprobe.pipeline import bench as model_bench
+from entprobe.pipeline import model_bench
 
 SMALL = {  # a Janus-Pro-shaped config small enough for a test
     "family": "janus",

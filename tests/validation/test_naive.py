@@ -72,11 +72,11 @@ def test_agreement_with_pca_active_on_bench_inputs():
 def test_long_bench_rows_compare_the_paths_on_the_same_inputs():
     """`bench --long` on a small case: both exact paths agree, the bounds hold, and the
     route follows the shape (scatter where d < n)."""
-    from entprobe.validation.bench import run_long_bench
+    from entprobe.validation.estimator_bench import run_long_bench
 
     df = run_long_bench(ns=(60, 24), d=32, layers=2, topk=8, memory_n=0)
     assert list(df["n"]) == [60, 24] and list(df["route"]) == ["scatter", "gram"]
     assert (df["max_abs_diff"] < 1e-9).all()
     assert df["topk_contains"].all()
     assert (df["f32_err_bits"] < 1e-3).all() and (df["f32_eig_s"] > 0).all()
-    assert {"today_s", "new_s", "speedup", "topk_s", "topk_width"} <= set(df.columns)
+    assert {"v010_s", "new_s", "speedup", "topk_s", "topk_width"} <= set(df.columns)

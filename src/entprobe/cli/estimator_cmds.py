@@ -212,7 +212,7 @@ def validate(
     "--long",
     "long_mode",
     is_flag=True,
-    help="Long sequences instead: per layer, the 0.1.0 exact path vs today's and --spectrum topk:K "
+    help="Long sequences instead: per layer, the 0.1.0 exact path vs the current one and --spectrum topk:K "
     "(time, interval width) and float32 eigenvalues (time, error), side by side; then the peak memory "
     "of 30 layers x --memory-n tokens under --max-memory. "
     "Suggested: --long --n 576,1152,2048,4096,8100 --layers 1 --memory-n 4096.",
@@ -293,7 +293,7 @@ def bench(
     if long_mode or load_mode:
         import shlex
 
-        from entprobe.validation.bench import run_load_bench, run_long_bench
+        from entprobe.validation.estimator_bench import run_load_bench, run_long_bench
 
         if device == "cuda":
             import torch
@@ -375,7 +375,7 @@ def _bench_model(
 
     from entprobe.errors import EntprobeError
     from entprobe.models.base import GenerationSettings
-    from entprobe.pipeline.bench import run_model_bench
+    from entprobe.pipeline.model_bench import run_model_bench
     from entprobe.validation import torch_threads
 
     try:

@@ -14,10 +14,10 @@ Everything runs in float64 on the input's device, batched over leading axes
 (usually layers) with one eigen-solver call per step for all of them.
 """
 
+from ._checks import EntropyBounds
 from ._chunks import default_max_memory, parse_memory
 from ._conditional import conditional_entropy, conditional_entropy_from_gram, subsample_indices
 from ._entropy import linear_gram, matrix_entropy, matrix_entropy_from_gram
-from ._validation import EntropyBounds
 
 __all__ = [
     "EntropyBounds",

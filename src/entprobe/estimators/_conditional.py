@@ -12,20 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import ProbeInputError
-from ._chunks import item_bytes, run_chunked
-from ._entropy import centred_states, empty_result, warn_degenerate_median
-from ._geometry import (
-    centre_gram,
-    gaussian_kernel,
-    median_bandwidth,
-    pca_gram,
-    squared_distances,
-    state_geometry,
-    zero_tolerance,
-)
-from ._linalg import sym_product
-from ._spectrum import renyi_of_kernel
-from ._validation import (
+from ._checks import (
     EXACT,
     EntropyBounds,
     Spectrum,
@@ -46,6 +33,19 @@ from ._validation import (
     in_base,
     wrap_interval,
 )
+from ._chunks import item_bytes, run_chunked
+from ._entropy import centred_states, empty_result, warn_degenerate_median
+from ._geometry import (
+    centre_gram,
+    gaussian_kernel,
+    median_bandwidth,
+    pca_gram,
+    squared_distances,
+    state_geometry,
+    zero_tolerance,
+)
+from ._linalg import sym_product
+from ._spectrum import renyi_of_kernel
 
 __all__ = ["conditional_entropy", "conditional_entropy_from_gram", "subsample_indices"]
 

@@ -14,20 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import DegenerateGeometryWarning
-from ._chunks import item_bytes, run_chunked
-from ._geometry import (
-    centre_gram,
-    cosine_kernel,
-    gaussian_kernel,
-    median_bandwidth,
-    pca_gram,
-    squared_distances,
-    state_geometry,
-    zero_tolerance,
-)
-from ._linalg import sym_product
-from ._spectrum import renyi_of_kernel
-from ._validation import (
+from ._checks import (
     EXACT,
     ArrayKind,
     EntropyBounds,
@@ -46,6 +33,19 @@ from ._validation import (
     in_base,
     wrap_interval,
 )
+from ._chunks import item_bytes, run_chunked
+from ._geometry import (
+    centre_gram,
+    cosine_kernel,
+    gaussian_kernel,
+    median_bandwidth,
+    pca_gram,
+    squared_distances,
+    state_geometry,
+    zero_tolerance,
+)
+from ._linalg import sym_product
+from ._spectrum import renyi_of_kernel
 
 __all__ = [
     "centred_states",
@@ -131,7 +131,7 @@ def entropy_nats(
         rank_bound: upper bound on the states' dimension, for skipping PCA.
         sigma: ``(...)`` fixed bandwidths in the Gram's units, or None for the median.
         what: how to name the input in warnings.
-        spec: the spectrum option (:class:`~entprobe.estimators._validation.Spectrum`).
+        spec: the spectrum option (:class:`~entprobe.estimators._checks.Spectrum`).
 
     Returns:
         ``(3, ...)``: value, lower and upper bound in nats (equal when exact); exactly 0

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from ._checks import EXACT, Spectrum
 from ._linalg import eigvalsh
-from ._validation import EXACT, Spectrum
 
 __all__ = ["normalised_kernel", "renyi_from_eigenvalues", "renyi_of_kernel"]
 

@@ -11,7 +11,7 @@ Figures live in :mod:`entprobe.validation.plots` (imported only when drawing).
 """
 
 from ._types import Claim, ExperimentResult, ValidationConfig, ValidationReport
-from .bench import BenchResult, bench_states, format_bench_table, run_benchmark
+from .estimator_bench import BenchResult, bench_states, format_bench_table, run_benchmark
 from .naive import naive_conditional_entropy, naive_matrix_entropy
 from .outputs import markdown_table, write_outputs
 from .shannon import kde_conditional_entropy, kde_entropy, shannon_conditional_entropy

@@ -330,11 +330,11 @@ def run_long_bench(
     device: str = "cpu",
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> pd.DataFrame:
-    """Exact path today vs now, per layer, and the certified ``topk`` approximation.
+    """Exact path of 0.1.0 vs now, per layer, and the certified ``topk`` approximation.
 
     Per ``n``, on the same :func:`bench_states` prompt states (``layers`` of them,
     in one process, side by side): seconds per layer of
-    :func:`~entprobe.validation.today.today_matrix_entropy` (the 0.1.0 path: full
+    :func:`~entprobe.validation.baseline_v010.v010_matrix_entropy` (the 0.1.0 path: full
     eigendecomposition, full sort) and of :func:`entprobe.estimators.matrix_entropy`,
     their largest difference in bits, and ``spectrum="topk:K"``: seconds per layer and
     interval width (bits). ``route``: ``scatter`` where ``d < n`` (the PCA solves the
@@ -352,7 +352,7 @@ def run_long_bench(
 
     from entprobe.estimators import default_max_memory, matrix_entropy
 
-    from .today import today_matrix_entropy
+    from .baseline_v010 import v010_matrix_entropy
 
     dev = torch.device(device)
 
@@ -369,7 +369,7 @@ def run_long_bench(
     for n in ns:
         prompt, _ = bench_states(layers, n, 2, d, seed=n)
         x = torch.from_numpy(prompt).to(dev)
-        old, t_old = timed(lambda: today_matrix_entropy(x).cpu().numpy())
+        old, t_old = timed(lambda: v010_matrix_entropy(x).cpu().numpy())
         new, t_new = timed(lambda: np.asarray(matrix_entropy(x).cpu()))
         approx, t_approx = timed(lambda: matrix_entropy(x, spectrum=f"topk:{topk}"))
         lo, hi = approx.lower.cpu().numpy(), approx.upper.cpu().numpy()
@@ -379,7 +379,7 @@ def run_long_bench(
             "layers": layers,
             "device": str(dev),
             "route": "scatter" if d < n else "gram",
-            "today_s": t_old,
+            "v010_s": t_old,
             "new_s": t_new,
             "speedup": t_old / t_new,
             "max_abs_diff": float(np.max(np.abs(old - new))),
@@ -472,7 +472,7 @@ def run_load_bench(
     """Wall time of one workload under three thread policies, quiet and under load, side by side.
 
     Policies (each a fresh process, so the policy is set before torch starts):
-    ``today`` (torch's default threads, OpenMP's default active wait, as entprobe 0.1.0),
+    ``v0.1.0`` (torch's default threads, OpenMP's default active wait, as entprobe 0.1.0),
     ``policy`` (:func:`entprobe._threads.apply_thread_policy` with no flag, the CLI's
     default now) and ``threads=1``. Load: one ``yes > /dev/null`` process started here,
     pinned to core 0 where ``taskset`` exists, stopped after the runs. The workload is
@@ -488,7 +488,7 @@ def run_load_bench(
     import sys
 
     policies = {
-        "today": {"OMP_WAIT_POLICY": None},
+        "v0.1.0": {"OMP_WAIT_POLICY": None},
         "policy": {},
         "threads=1": {"ENTPROBE_THREADS": "1"},
     }
@@ -515,7 +515,7 @@ def run_load_bench(
                 env.update({k: v for k, v in env_over.items() if v is not None})
                 prelude = (
                     ""
-                    if name == "today"
+                    if name == "v0.1.0"
                     else "from entprobe._threads import apply_thread_policy\napply_thread_policy(None)\n"
                 )
                 t0 = time.perf_counter()
@@ -532,7 +532,7 @@ def run_load_bench(
                         seconds = float(out.stdout.strip().splitlines()[-1])
                     else:
                         cmd = list(command)
-                        if name == "today":
+                        if name == "v0.1.0":
                             env["OMP_NUM_THREADS"] = str(os.cpu_count() or 1)  # no policy: every core
                             env["OMP_WAIT_POLICY"] = "ACTIVE"
                         subprocess.run(cmd, env=env, capture_output=True, timeout=timeout, check=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["today_conditional_entropy", "today_matrix_entropy"]
+__all__ = ["v010_conditional_entropy", "v010_matrix_entropy"]
 
 
 def _centred_gram(states: torch.Tensor) -> torch.Tensor:
@@ -72,7 +72,7 @@ def _renyi(
     return torch.log1p(terms.sum(dim=-1)) / (1.0 - alpha)
 
 
-def today_matrix_entropy(
+def v010_matrix_entropy(
     states: torch.Tensor,
     *,
     alpha: float = 1.01,
@@ -87,7 +87,7 @@ def today_matrix_entropy(
     return _renyi(k, alpha, eps) / torch.log(torch.tensor(2.0, dtype=torch.float64))
 
 
-def today_conditional_entropy(
+def v010_conditional_entropy(
     prompt: torch.Tensor,
     response: torch.Tensor,
     *,
