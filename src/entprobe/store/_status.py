@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._store import ResultStore, writer_pid
+from ._lock import writer_pid
+from ._store import ResultStore
 
 __all__ = ["RunProgress", "StoreStatus", "store_status"]
 
