@@ -8,7 +8,7 @@ From a model path to per-layer entropies::
     result.prompt_entropies(wide=True)   # one row per prompt, one column per layer
 
 :func:`probe` runs the same code as ``entprobe probe`` (it calls
-:func:`entprobe.pipeline.probe_from_cli`), so a store written here and one written
+:func:`entprobe.pipeline.load_and_probe`), so a store written here and one written
 by the command for the same prompts and options hold the same run. Prompts may be
 text strings, PIL images, ``(image, question)`` pairs, dicts, prompt-set SPECs
 (``"sample:t2i"``, ``"mmbench:dev.parquet"``) or loaded
@@ -23,9 +23,6 @@ that return DataFrames and matplotlib figures.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import io
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,14 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
+from .datasets import INLINE_DATASET, prompt_sets  # noqa: F401 - INLINE_DATASET was defined here
+from .datasets import split_by_modality as _by_modality
 from .errors import ProbeInputError
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from .datasets import PromptRecord, PromptSet
     from .models.base import ModelAdapter
+    from .models.requests import LoadOptions
     from .pipeline import RunSummary
 
 __all__ = [
@@ -68,9 +67,6 @@ __all__ = [
     "write_report",
 ]
 
-#: Dataset name of prompts given inline (strings, images) rather than as a SPEC.
-INLINE_DATASET = "prompts"
-
 Source = Union[str, os.PathLike, Sequence[Any], "ProbeResult", tuple]
 
 
@@ -79,213 +75,50 @@ Source = Union[str, os.PathLike, Sequence[Any], "ProbeResult", tuple]
 
 def load_model(
     model: str | os.PathLike[str],
+    options: LoadOptions | Mapping[str, Any] | None = None,
     *,
     adapter: str | None = None,
-    device: str = "cpu",
-    dtype: str = "auto",
-    trust_remote_code: bool = False,
-    revision: str | None = None,
-    **load_kwargs: Any,
+    **overrides: Any,
 ) -> ModelAdapter:
     """Load a model through its adapter, as ``entprobe probe`` does.
 
     Args:
         model: hub id or local folder.
+        options: a :class:`~entprobe.models.LoadOptions` (or a mapping of its fields).
         adapter: adapter name (see ``entprobe models``); default: detected from the
             model's config without loading weights.
-        device, dtype, trust_remote_code, revision: as for ``entprobe probe``.
-        load_kwargs: passed on to the adapter's ``load`` (e.g. ``upstream_src``).
+        overrides: load options by name (``device``, ``dtype``, ``trust_remote_code``,
+            ``revision``, ``upstream_src``; see ``docs/options.md``) or the family's own
+            (``use_chat_template`` of ``hf-causal-lm``, ...).
 
     Returns:
         The loaded :class:`~entprobe.models.base.ModelAdapter`.
 
     Raises:
-        ProbeInputError: a device that is not available here.
+        ProbeInputError: a device that is not available here, or a load option the
+            adapter does not take.
         UnsupportedError, ModelLoadError: unknown adapter, or the model cannot be loaded.
 
     Example:
-        >>> adapter = load_model("tiny-llama/")  # doctest: +SKIP
+        >>> adapter = load_model("tiny-llama/", dtype="float32")  # doctest: +SKIP
         >>> adapter.n_layers  # doctest: +SKIP
         2
     """
     from .models.registry import detect_adapter, get_adapter
-    from .pipeline.probe import check_device
+    from .models.requests import LoadOptions
+    from .pipeline.checks import check_device
 
-    check_device(device)
+    opts = LoadOptions.of(options, **overrides)
+    check_device(opts.device)
     model = str(model)
-    name = adapter or detect_adapter(model, trust_remote_code=trust_remote_code, revision=revision)
-    kwargs: dict[str, Any] = {"device": device, "dtype": dtype, **load_kwargs}
-    if trust_remote_code:  # passed only when given, as the command does
-        kwargs["trust_remote_code"] = True
-    if revision is not None:
-        kwargs["revision"] = revision
-    return get_adapter(name).load(model, **kwargs)
+    name = adapter or detect_adapter(model, trust_remote_code=opts.trust_remote_code, revision=opts.revision)
+    return get_adapter(name).load(model, opts)
 
 
 # --- prompts -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _EncodedImage:
-    """An in-memory image (PNG bytes), so that inline records pickle to workers."""
-
-    data: bytes
-
-    def open(self, mode: str | None = "RGB") -> Any:
-        from PIL import Image
-
-        im = Image.open(io.BytesIO(self.data))
-        im.load()
-        return im.convert(mode) if mode is not None and im.mode != mode else im
-
-    def describe(self) -> str:
-        return f"<in-memory PNG, {len(self.data):,} bytes>"
-
-
-def _png(image: Any) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _is_image(value: object) -> bool:
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow is a dependency
-        return False
-    return isinstance(value, Image.Image)
-
-
-def _as_spec(text: str) -> str | None:
-    """``text`` if it names a prompt set (a known format and an existing path or a
-    bundled sample), else ``None`` (it is then a text prompt)."""
-    from .datasets import parse_spec
-    from .errors import DatasetError
-
-    try:
-        scheme, target, _ = parse_spec(text)
-    except DatasetError:
-        return None
-    if scheme == "sample" or Path(target).expanduser().exists():
-        return text
-    return None
-
-
-def _inline_record(item: Any, position: int) -> PromptRecord:
-    from .datasets import PromptRecord
-
-    fields: dict[str, Any] = {}
-    if isinstance(item, str):
-        fields["text"] = item
-    elif _is_image(item):
-        fields["image"] = item
-    elif isinstance(item, tuple) and len(item) == 2 and _is_image(item[0]):
-        fields["image"], fields["text"] = item
-    elif isinstance(item, Mapping):
-        unknown = sorted(set(item) - {"text", "image", "id", "category", "subcategory"})
-        if unknown:
-            raise ProbeInputError(
-                f"prompt {position}: unknown key(s) {unknown}; a prompt dict takes text, "
-                "image, id, category, subcategory"
-            )
-        fields = dict(item)
-    else:
-        raise ProbeInputError(
-            f"prompt {position} is a {type(item).__name__}; expected a text string, a PIL "
-            "image, an (image, question) pair, a dict, a SPEC string or a PromptSet"
-        )
-    text = fields.get("text") or ""
-    image = fields.get("image")
-    if not isinstance(text, str):
-        raise ProbeInputError(f"prompt {position}: text must be a string, got {type(text).__name__}")
-    if image is not None and not _is_image(image):
-        raise ProbeInputError(f"prompt {position}: image must be a PIL image, got {type(image).__name__}")
-    return PromptRecord(
-        id=str(fields.get("id", position)),
-        dataset=INLINE_DATASET,
-        modality="image" if image is not None else "text",
-        text=text,
-        category=fields.get("category"),
-        subcategory=fields.get("subcategory"),
-        source="<inline>",
-        row=position,
-        image_ref=None if image is None else _EncodedImage(_png(image)),
-    )
-
-
-def prompt_sets(prompts: Any, *, limit: int | None = None) -> list[PromptSet]:
-    """Turn what a notebook has into :class:`~entprobe.datasets.PromptSet` objects.
-
-    Args:
-        prompts: one item or an iterable of: text strings, PIL images,
-            ``(image, question)`` pairs, dicts (``text``, ``image``, ``id``,
-            ``category``, ``subcategory``), :class:`PromptRecord` s, SPEC strings
-            (a known format and an existing path, or ``sample:...``; anything else
-            is a text prompt) and :class:`PromptSet` s.
-        limit: first ``limit`` records of each prompt set (inline prompts count as one set).
-
-    Returns:
-        The SPEC sets in the order given, then one set of the inline prompts
-        (dataset ``"prompts"``, ids ``"0"``, ``"1"``, ... by position unless given)
-        and one set per dataset of the records given. An inline set's ``spec`` is a
-        hash of its content, so other prompts make another run.
-
-    Raises:
-        ProbeInputError: an item of an unknown kind, or no prompts.
-        DatasetError: a SPEC that cannot be loaded.
-    """
-    from .datasets import PromptRecord, PromptSet, load_prompts
-
-    if isinstance(prompts, (str, bytes, PromptSet, PromptRecord, tuple, Mapping)) or _is_image(prompts):
-        prompts = [prompts]
-    sets: list[PromptSet] = []
-    inline: list[PromptRecord] = []
-    given: dict[str, list[PromptRecord]] = {}
-    for item in prompts:
-        if isinstance(item, PromptSet):
-            sets.append(item)
-        elif isinstance(item, PromptRecord):
-            given.setdefault(item.dataset, []).append(item)
-        elif isinstance(item, str) and _as_spec(item) is not None:
-            sets.append(load_prompts(item, limit=limit))
-        else:
-            inline.append(_inline_record(item, len(inline)))
-    for name, records in [(INLINE_DATASET, inline), *given.items()]:
-        if not records:
-            continue
-        kept = records if limit is None else records[:limit]
-        digest = hashlib.sha256()
-        for rec in kept:
-            digest.update(repr((rec.id, rec.modality, rec.text, rec.category, rec.subcategory)).encode())
-            if isinstance(rec.image_ref, _EncodedImage):
-                digest.update(hashlib.sha256(rec.image_ref.data).digest())
-            elif rec.image_ref is not None:
-                digest.update(rec.image_ref.describe().encode())
-        sets.append(
-            PromptSet(
-                name=name,
-                spec=f"{name}:sha256={digest.hexdigest()[:16]}",
-                records=list(kept),
-                n_rows=len(records),
-                n_limited=len(records) - len(kept),
-            )
-        )
-    if not sets:
-        raise ProbeInputError("no prompts given")
-    return sets
-
-
-def _by_modality(sets: Sequence[PromptSet]) -> tuple[list[PromptSet], list[PromptSet]]:
-    """Text sets and image sets; a set holding both (RealUnify) is given to each."""
-    text, image = [], []
-    for ps in sets:
-        for modality, out in (("text", text), ("image", image)):
-            records = [r for r in ps.records if r.modality == modality]
-            if records:
-                out.append(
-                    ps if len(records) == len(ps.records) else dataclasses.replace(ps, records=records)
-                )
-    return text, image
+# Coercing what a notebook passes as prompts into PromptSets lives in entprobe.datasets
+# (beside the loaders): prompt_sets is re-exported from there, and probe below splits
+# the sets into text and image ones with _by_modality (datasets.split_by_modality).
 
 
 # --- probing -----------------------------------------------------------------------
@@ -355,9 +188,10 @@ def probe(
         backend: ``"local"`` (this process) or ``"ray"`` (see
             :func:`entprobe.pipeline.ray_backend.probe_on_ray`; needs a model path).
         address, workers, gpus_per_worker: Ray options.
-        options: the other options of :func:`entprobe.pipeline.probe_from_cli`
-            (``device``, ``dtype``, ``estimator``, ``generation``, ``shard``,
-            ``include_special``, ``save_grams``, ``length_thresholds`` ...).
+        options: any option by name (``device``, ``dtype``, ``shard``, ``batch_size``,
+            ``include_special``, ``save_grams``, ``alpha``, ``max_new_tokens`` ...; see
+            ``docs/options.md``) or a whole group (``estimator=``, ``generation=``,
+            ``load=``, ``options=``), as :func:`entprobe.pipeline.load_and_probe` takes them.
 
     Returns:
         A :class:`ProbeResult`.
@@ -402,10 +236,10 @@ def probe(
                 **kwargs,
             )
         elif backend == "local":
-            from .pipeline import probe_from_cli
+            from .pipeline.probe import load_and_probe
 
             model_arg = model if isinstance(model, ModelAdapter) else str(model)
-            summary = probe_from_cli(model=model_arg, store=path, **kwargs)
+            summary = load_and_probe(model_arg, path, **kwargs)
         else:
             raise ProbeInputError(f"backend must be 'local' or 'ray', got {backend!r}")
         with ResultStore(path, read_only=True) as results:
@@ -593,67 +427,65 @@ def run_summary(source: Source) -> pd.DataFrame:
     return table(runs, samples)
 
 
-def _colors(lm: pd.DataFrame, runs: pd.DataFrame) -> dict:
-    from .report import model_colors
-
-    return model_colors(sorted(set(lm["model"].dropna()) | set(runs["model"].dropna())))
+# The figures: each plot_* reads the source and returns the figure of the report's recipe
+# (entprobe.report), so a notebook and the report draw the same rows in the same colours.
 
 
 def plot_length_entropy(source: Source) -> Figure:
-    """Fig. 4 (left): embedding entropy against text prompt length."""
-    from .analysis import length_trend as trend
-    from .analysis import prompt_length_points
-    from .report import plot_length_entropy as plot
+    """Fig. 4 (left): embedding entropy against text prompt length.
+
+    See :func:`entprobe.report.length_entropy_recipe` for the data drawn.
+    """
+    from .report import length_entropy_recipe
 
     lm, samples, runs = read_results(source)
-    points = prompt_length_points(lm, samples)
-    return plot(trend(points), points, _colors(lm, runs))
+    return length_entropy_recipe(lm, samples, runs=runs).figure
 
 
 def plot_length_layers(source: Source) -> Figure:
-    """Fig. 4 (right): layer-wise entropy of short, middle and long text prompts."""
-    from .analysis import layer_trajectories as table
-    from .report import plot_length_layers as plot
+    """Fig. 4 (right): layer-wise entropy of short, middle and long text prompts.
+
+    See :func:`entprobe.report.length_layers_recipe` for the data drawn.
+    """
+    from .report import length_layers_recipe
 
     lm, _, runs = read_results(source)
-    text = lm.loc[(lm["modality"] == "text") & lm["length_bucket"].notna()]
-    return plot(table(text, by=("length_bucket",)), _colors(lm, runs))
+    return length_layers_recipe(lm, runs=runs).figure
 
 
 def plot_prompt_types(source: Source, *, modality: str = "text") -> Figure:
-    """Fig. 5: layer-wise entropy per prompt type, one panel per model."""
-    from .analysis import layer_trajectories as table
-    from .report import plot_prompt_types as plot
+    """Fig. 5: layer-wise entropy per prompt type, one panel per model.
+
+    See :func:`entprobe.report.prompt_types_recipe` for the data drawn.
+    """
+    from .report import prompt_types_recipe
 
     lm, _, runs = read_results(source)
-    return plot(table(lm, by=("modality", "category")), _colors(lm, runs), modality=modality)
+    return prompt_types_recipe(lm, runs=runs, modality=modality).figure
 
 
 def plot_cross_modal(source: Source, *, early_fraction: float | None = None) -> Figure:
-    """§5.3: text against image prompt entropy per layer, per model."""
+    """§5.3: text against image prompt entropy per layer, per model.
+
+    See :func:`entprobe.report.cross_modal_recipe` for the data drawn.
+    """
     from .analysis import DEFAULT_EARLY_FRACTION
-    from .analysis import cross_modal_asymmetry as asymmetry
-    from .analysis import layer_trajectories as table
-    from .report import plot_cross_modal as plot
+    from .report import cross_modal_recipe
 
     fraction = DEFAULT_EARLY_FRACTION if early_fraction is None else early_fraction
     lm, _, runs = read_results(source)
-    return plot(
-        table(lm, by=("modality",)),
-        asymmetry(lm, early_fraction=fraction),
-        _colors(lm, runs),
-        early_fraction=fraction,
-    )
+    return cross_modal_recipe(lm, runs=runs, early_fraction=fraction).figure
 
 
 def plot_response(source: Source) -> Figure:
-    """§6: conditional entropy of text against image generation per layer."""
-    from .analysis import layer_trajectories as table
-    from .report import plot_response as plot
+    """§6: conditional entropy of text against image generation per layer.
+
+    See :func:`entprobe.report.response_recipe` for the data drawn.
+    """
+    from .report import response_recipe
 
     lm, _, runs = read_results(source)
-    traj = table(lm, level=("text-gen", "image-gen"), metric="conditional_entropy", by=("level",))
-    return plot(traj, _colors(lm, runs))
+    return response_recipe(lm, runs=runs).figure
 
 
 def write_report(source: Source, out_dir: str | os.PathLike[str], **options: Any) -> Path:

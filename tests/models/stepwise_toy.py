@@ -44,7 +44,7 @@ def tiny_llama(seed: int = 0) -> torch.nn.Module:
 class ToyMaskGIT(StepwiseImageAdapter):
     name: ClassVar[str] = "toy-maskgit"
     capabilities: ClassVar[frozenset[str]] = frozenset({"image-gen"})
-    layers_path: ClassVar[str] = "model.layers"
+    layer_paths: ClassVar[tuple[str, ...]] = ("model.layers",)
     image_generator: ClassVar[str] = "MaskGIT (toy)"
     image_response: ClassVar[str] = "teacher-forced pass of the final image codes"
 
@@ -57,13 +57,15 @@ class ToyMaskGIT(StepwiseImageAdapter):
     forwards: int = 0  # counted by a plain forward hook, independent of capture
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+
         def count(*_: Any) -> None:
             self.forwards += 1
 
         self.model.register_forward_pre_hook(count)
 
     @classmethod
-    def load(cls, source: str, **_: Any) -> ToyMaskGIT:
+    def load_from(cls, source: str, options: Any) -> ToyMaskGIT:
         return cls()
 
     def count_tokens(self, text: str) -> int:

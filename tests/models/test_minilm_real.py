@@ -70,5 +70,5 @@ def test_minilm_layerwise_prompt_entropy_matches_reference():
 
     assert got.shape == (7,)
     assert np.all((want > 0) & (want <= np.log2(n_content)))
-    # README: equal to about 1e-13 (8e-14 measured)
+    # docs/validation.md: equal to about 1e-13 (8e-14 measured)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)

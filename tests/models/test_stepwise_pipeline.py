@@ -14,7 +14,7 @@ from entprobe.estimators import conditional_entropy
 from entprobe.models.base import GenerationSettings
 from entprobe.models.hf_causal_lm import HFCausalLMAdapter
 from entprobe.pipeline import ProbeOptions, run_probe
-from entprobe.pipeline.probe import check_response_steps
+from entprobe.pipeline.checks import check_generation
 from entprobe.store import ResultStore
 from entprobe.store.schema import SCHEMA_VERSION
 
@@ -105,9 +105,9 @@ def test_step_option_fails_fast(tmp_path):
                 progress=False,
             )
     with pytest.raises(ProbeInputError, match="applies to the image-gen level"):
-        check_response_steps(ToyMaskGIT(), ("prompt",), _options("all"))
+        check_generation(ToyMaskGIT(), ("prompt",), _options("all"))
     with pytest.raises(ProbeInputError, match="token by token"):
-        check_response_steps(HFCausalLMAdapter(model=None, processor=None), ("image-gen",), _options((1,)))
+        check_generation(HFCausalLMAdapter, ("image-gen",), _options((1,)))
 
 
 def test_schema1_store_reads_and_upgrades(tmp_path):

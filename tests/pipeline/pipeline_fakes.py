@@ -21,7 +21,7 @@ from PIL import Image
 from entprobe.capture import Role
 from entprobe.datasets import PromptRecord, PromptSet
 from entprobe.errors import DatasetError
-from entprobe.models.base import CAPABILITIES, Encoded, Generation, GenerationSettings, ModelAdapter
+from entprobe.models.base import CAPABILITIES, Encoded, Generation, ModelAdapter
 
 N_LAYERS = 3
 D_MODEL = 12
@@ -46,7 +46,7 @@ class FakeAdapter(ModelAdapter):
     name: ClassVar[str] = "fake"
     description: ClassVar[str] = "test double"
     capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
-    layers_path: ClassVar[str] = "layers"
+    layer_paths: ClassVar[tuple[str, ...]] = ("layers",)
     context: ClassVar[int] = 40
 
     model: torch.nn.Module = field(default_factory=_Model)
@@ -58,7 +58,7 @@ class FakeAdapter(ModelAdapter):
     calls: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, source, *, device="cpu", dtype="auto", trust_remote_code=False, revision=None):
+    def load_from(cls, source, options):
         return cls(source=source)
 
     @property
@@ -98,7 +98,8 @@ class FakeAdapter(ModelAdapter):
         roles = list(prompt.roles) + [role] * n
         return Generation(Encoded(states, roles), prompt.n_tokens, torch.arange(n))
 
-    def generate_text(self, text, *, image=None, settings=GenerationSettings(), keep_generation_states=False):
+    def text_generation(self, request, keep_generation_states=False):
+        text, image = request.text, request.image
         self._enter("generate_text", text)
         key = "" if image is None else str(image.getpixel((0, 0)))
         prompt = self._prompt(text, n_image=0 if image is None else 5, key=key)
@@ -106,7 +107,8 @@ class FakeAdapter(ModelAdapter):
         gen.text = "generated " + text[:10]
         return gen
 
-    def generate_image(self, text, *, settings=GenerationSettings(), keep_generation_states=False):
+    def image_generation(self, request, keep_generation_states=False):
+        text = request.text
         self._enter("generate_image", text)
         gen = self._generate(self._prompt(text), text, Role.GENERATED_IMAGE, 6)
         gen.image = Image.new("RGB", (4, 4), (len(text) % 256, 0, 0))

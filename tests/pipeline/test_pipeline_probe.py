@@ -19,7 +19,7 @@ from pipeline_fakes import TEXTS, FakeAdapter, _states, image_set, text_set
 
 from entprobe.errors import DatasetError, ModelLoadError, ProbeInputError, UnsupportedError
 from entprobe.estimators import conditional_entropy, matrix_entropy
-from entprobe.models.base import GenerationSettings
+from entprobe.models.base import GenerationSettings, LoadOptions
 from entprobe.pipeline import (
     EstimatorOptions,
     ProbeOptions,
@@ -399,8 +399,8 @@ def fake_registry(monkeypatch):
 
     class Loaded(FakeAdapter):
         @classmethod
-        def load(cls, source, **kwargs):
-            loads.append((source, kwargs))
+        def load_from(cls, source, options):
+            loads.append((source, options))
             return cls(source=source)
 
     monkeypatch.setattr(registry, "get_adapter", lambda name: Loaded if name == "fake" else real_get(name))
@@ -443,7 +443,7 @@ def test_probe_from_cli_runs_and_passes_loading_options(tmp_path, fake_registry)
         progress=False,
         log=lambda s: None,
     )
-    assert fake_registry == [("some/model", {"device": "cpu", "dtype": "auto"})]
+    assert fake_registry == [("some/model", LoadOptions(device="cpu", dtype="auto"))]
     assert summary.n_records == 6 and summary.n_ok + summary.n_failed == 3 * 3 + 3 * 2
     probe_from_cli(
         adapter="fake",
@@ -457,12 +457,9 @@ def test_probe_from_cli_runs_and_passes_loading_options(tmp_path, fake_registry)
         progress=False,
         log=lambda s: None,
     )
-    assert fake_registry[-1][1] == {
-        "device": "cpu",
-        "dtype": "auto",
-        "trust_remote_code": True,
-        "revision": "v1",
-    }
+    assert fake_registry[-1][1] == LoadOptions(
+        device="cpu", dtype="auto", trust_remote_code=True, revision="v1"
+    )
     with ResultStore(store, read_only=True) as results:
         runs = results.runs().set_index("run_id")
         config = runs.loc[summary.run_id, "config"]

@@ -119,7 +119,7 @@ def test_every_stored_number_recomputed_from_output_hidden_states(probed):
         row = samples[(samples.sample_id == f"s{i}") & (samples.level == "text-gen")].iloc[0]
         assert row.n_prompt_tokens == len(prompt_pos) and row.n_response_tokens == len(response_pos)
 
-        # Prompt level: the prompt positions of the same pass (README: one teacher-forced
+        # Prompt level: the prompt positions of the same pass (docs/measurements.md: one teacher-forced
         # pass gives every layer of prompt and response). A pass over the prompt alone
         # agrees only to float32 attention round-off (~1e-8 bits here).
         want_prompt = [entropy(states[layer][prompt_pos]) for layer in range(len(states))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from entprobe.pipeline._bounds import layer_values, metric_value, width_report
+from entprobe.pipeline.estimate import layer_values, metric_value, width_report
 from entprobe.store import ResultStore
 
 

@@ -90,7 +90,7 @@ def test_status_reads_and_a_partial_report_while_a_probe_writes(tmp_path):
 KILLER = textwrap.dedent("""
     import os, signal, sys
     from pipeline_fakes import FakeAdapter, text_set
-    import entprobe.pipeline.probe as probe
+    import entprobe.pipeline.writer as probe  # the sample writer publishes the Grams
     from entprobe.pipeline import ProbeOptions, run_probe
     from entprobe.store import ResultStore
 

@@ -193,13 +193,13 @@ KILL_ON_SECOND_IMAGE = """
 import os, signal, sys
 from entprobe.models.showo import ShowoAdapter
 seen = []
-real = ShowoAdapter.generate_image
-def generate_image(self, *a, **k):
+real = ShowoAdapter.image_generation
+def image_generation(self, *a, **k):
     seen.append(1)
     if len(seen) == 2:
         os.kill(os.getpid(), signal.SIGKILL)
     return real(self, *a, **k)
-ShowoAdapter.generate_image = generate_image
+ShowoAdapter.image_generation = image_generation
 from entprobe.cli import main
 sys.argv = ["entprobe", *sys.argv[1:]]
 main()

@@ -16,7 +16,7 @@ from entprobe.pipeline import probe_from_cli
 if __name__ == "__main__":
     store, checkpoint, src, mode = sys.argv[1:5]
     if mode == "kill":
-        original, calls = Showo2Adapter.generate_image, []
+        original, calls = Showo2Adapter.image_generation, []
 
         def dying(self, *args, **kwargs):
             calls.append(1)
@@ -24,7 +24,7 @@ if __name__ == "__main__":
                 os.kill(os.getpid(), signal.SIGKILL)
             return original(self, *args, **kwargs)
 
-        Showo2Adapter.generate_image = dying
+        Showo2Adapter.image_generation = dying
     probe_from_cli(
         model=checkpoint,
         adapter="showo2",

@@ -34,7 +34,7 @@ def test_validate_writes_files(validate_run):
 def test_validate_prints_one_verdict_per_claim(validate_run):
     result, out = validate_run
     claims = pd.read_csv(out / "claims.csv")
-    assert len(claims) == 13  # the README's "8 of 13 claims" counts these
+    assert len(claims) == 13  # docs/validation.md's "8 of 13 claims" counts these
     holds = [ln for ln in result.output.splitlines() if ln.strip().startswith("HOLDS")]
     fails = [ln for ln in result.output.splitlines() if ln.strip().startswith("DOES NOT HOLD")]
     assert len(holds) == (claims.verdict == "HOLDS").sum() and len(holds) + len(fails) == len(claims)
@@ -42,7 +42,7 @@ def test_validate_prints_one_verdict_per_claim(validate_run):
 
 
 def test_validate_fig3_at_the_defaults_gives_the_readmes_numbers(tmp_path):
-    # README: "entropy 0 / 1.63 / 2.54 / 3.30 bits for identical / 5 / 20 / 100 clusters"
+    # docs/validation.md: "entropy 0 / 1.63 / 2.54 / 3.30 bits for identical / 5 / 20 / 100 clusters"
     # (10 seeds, the default), both Fig. 3 cluster claims hold.
     result = CliRunner().invoke(
         main, ["validate", "--out", str(tmp_path), "--only", "cluster_entropy", "--no-figures"]
@@ -117,7 +117,7 @@ def test_only_choices_match_the_registry():
 
 
 def test_validate_at_the_defaults_gives_the_readmes_verdicts(tmp_path):
-    # README: "In all, 8 of 13 claims hold", and names the five that do not: the
+    # docs/validation.md: "In all, 8 of 13 claims hold", and names the five that do not: the
     # dependence sweep, Table 1 (rank order and the noisy case), Table 2 and Table 3's
     # moderate bandwidths. Full run at the defaults (10 seeds), about a minute.
     result = CliRunner().invoke(main, ["validate", "--out", str(tmp_path), "--no-figures"])

@@ -64,8 +64,8 @@ def test_unknown_experiment_is_refused():
         run_validation(ValidationConfig(seeds=2), experiments=["nope"])
 
 
-# The README's numbers ("The paper's synthetic validations"), at the defaults (10 seeds).
-# The runs are seeded, so the means are reproducible; the tolerance is the README's
+# The numbers of docs/validation.md ("The paper's synthetic validations"), at the defaults (10 seeds).
+# The runs are seeded, so the means are reproducible; the tolerance is docs/validation.md's
 # rounding (two decimals for Fig. 3's entropies, three for the proxies) plus room for
 # BLAS round-off across machines.
 README_CLUSTER_BITS = {0: 0.0, 5: 1.63, 20: 2.54, 100: 3.30}
@@ -77,7 +77,7 @@ def test_fig3_cluster_entropies_are_the_readmes():
     means = result.records.groupby("n_clusters")["entropy_bits"].mean()
     for k, bits in README_CLUSTER_BITS.items():
         assert abs(means[k] - bits) <= 0.006, (k, means[k])
-    assert [c.holds for c in result.claims] == [True, True]  # both Fig. 3 claims hold, as the README says
+    assert [c.holds for c in result.claims] == [True, True]  # both Fig. 3 claims hold (docs/validation.md)
 
 
 def test_fig3_proxies_are_the_readmes_and_four_of_five_claims_hold():
@@ -86,7 +86,7 @@ def test_fig3_proxies_are_the_readmes_and_four_of_five_claims_hold():
     means = result.records[result.records.normalization == "trace"].groupby("case")["proxy_bits"].mean()
     for case, bits in README_PROXY_BITS.items():
         assert abs(means[case] - bits) <= 0.0006, (case, means[case])
-    # README: the ordering and Y = X ~ 0 hold under both normalisations; the sweep of
+    # docs/validation.md: the ordering and Y = X ~ 0 hold under both normalisations; the sweep of
     # dependence strength is not monotone in every seed (5/10).
     assert [c.holds for c in result.claims] == [True, True, True, True, False]
     assert "5/10" in result.claims[-1].evidence

@@ -61,7 +61,7 @@ def report(
     except EntprobeError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Wrote {path} (figures in {out_dir / 'figures'}, tables in {out_dir / 'tables'})")
-    from entprobe.pipeline._bounds import width_report
+    from entprobe.pipeline.estimate import width_report
     from entprobe.store import ResultStore
 
     for store_path in stores:

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from entprobe.cli.probe_cmds import estimator_options, estimator_overrides, fail_if_nothing_done
+from entprobe.cli._options import given, group_options
+from entprobe.cli.probe_cmds import fail_if_nothing_done
 from entprobe.errors import EntprobeError
 
 __all__ = ["export", "merge", "reestimate", "status"]
@@ -84,13 +85,11 @@ def export(store: str, fmt: str, out: str) -> None:
     type=click.Path(dir_okay=False),
     help="Store to write into (a new run per changed configuration; resumable).",
 )
-@estimator_options(inherit=True)
+@group_options("estimator", default_note="the original run's")
 @click.option("--device", default="cpu", show_default=True, help="Where to estimate: cpu, cuda ...")
-@click.option("--retry-failed", is_flag=True, help="Recompute samples recorded as failed.")
+@group_options("probe", only=["retry_failed"])
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def reestimate(
-    grams: str, store: str, device: str, retry_failed: bool, progress: bool, **kwargs: Any
-) -> None:
+def reestimate(grams: str, store: str, device: str, progress: bool, **kwargs: Any) -> None:
     """Recompute metrics from saved Gram matrices, without the model.
 
     Options left out keep the values of the run that saved the Grams, so with none
@@ -100,10 +99,11 @@ def reestimate(
     \b
         for a in 0.5 2 4; do entprobe reestimate --grams grams/ --store sweep.duckdb --alpha $a; done
     """
-    from entprobe.pipeline import reestimate as run_reestimate
+    from entprobe.pipeline.reestimation import reestimate as run_reestimate
     from entprobe.store import ResultStore
 
-    overrides = estimator_overrides(kwargs)
+    overrides = given(kwargs, "estimator")
+    retry_failed = bool(given(kwargs, "probe").get("retry_failed", False))
     try:
         with ResultStore(store) as results:
             summaries = run_reestimate(
@@ -116,7 +116,7 @@ def reestimate(
             )
         widths = None
         if summaries:
-            from entprobe.pipeline._bounds import width_report
+            from entprobe.pipeline.estimate import width_report
 
             with ResultStore(store, read_only=True) as reader:
                 widths = width_report(reader, [sm.run_id for sm in summaries])

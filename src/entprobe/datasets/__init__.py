@@ -13,10 +13,14 @@ A prompt set is named by a SPEC string, ``FORMAT:PATH`` (see :func:`list_formats
 
 Rows that cannot be used are skipped and counted, never silently dropped:
 ``prompts.skipped`` lists them and ``prompts.report()`` summarises why.
+
+What a notebook passes as prompts (strings, PIL images, dicts, SPECs, prompt sets)
+becomes prompt sets through :func:`prompt_sets`.
 """
 
 from ._buckets import BUCKETS, count_tokens, length_buckets, tercile_thresholds
 from ._images import DEFAULT_MAX_PIXELS
+from ._inline import INLINE_DATASET, prompt_sets, split_by_modality
 from ._mmbench import L2_CATEGORIES as MMBENCH_L2_CATEGORIES
 from ._records import SKIP_KINDS, PromptRecord, PromptSet, SkippedRow
 from ._registry import FormatInfo, list_formats, load_prompts, parse_spec
@@ -27,6 +31,9 @@ __all__ = [
     "PromptSet",
     "SkippedRow",
     "load_prompts",
+    "prompt_sets",
+    "split_by_modality",
+    "INLINE_DATASET",
     "length_buckets",
     "list_formats",
     "FormatInfo",

@@ -1,7 +1,8 @@
 """Helpers shared by the transformers adapters (``hf-causal-lm``, ``hf-encoder`` and the
 multimodal adapters built on :class:`~entprobe.models.hf_causal_lm.HFCausalLMAdapter`).
 
-Loading (:func:`pretrained_kwargs`, :func:`from_pretrained`, :func:`resolve_dtype`),
+Loading (:func:`from_pretrained`, :func:`resolve_dtype`; the keyword arguments come from
+``LoadOptions.pretrained_kwargs``),
 finding the decoder layers (:func:`find_layers_path`), labelling special tokens
 (:func:`special_token_ids`), hooked forward passes (:func:`forward_states`,
 :func:`maybe_capture`), context checks (:func:`check_prompt_length`) and seeding
@@ -30,7 +31,6 @@ __all__ = [
     "forward_states",
     "from_pretrained",
     "maybe_capture",
-    "pretrained_kwargs",
     "resolve_dtype",
     "seeded",
     "special_token_ids",
@@ -76,17 +76,6 @@ def resolve_dtype(dtype: str | torch.dtype) -> str | torch.dtype:
         raise ModelLoadError(
             f"dtype={dtype!r} is not supported; use 'auto' or one of {', '.join(sorted(_DTYPES))}"
         ) from None
-
-
-def pretrained_kwargs(*, trust_remote_code: bool = False, revision: str | None = None) -> dict[str, Any]:
-    """Keyword arguments for ``from_pretrained``: ``trust_remote_code`` only when the user
-    asked for it, ``revision`` only when given."""
-    kwargs: dict[str, Any] = {}
-    if trust_remote_code:
-        kwargs["trust_remote_code"] = True
-    if revision is not None:
-        kwargs["revision"] = revision
-    return kwargs
 
 
 def _dtype_key() -> str:

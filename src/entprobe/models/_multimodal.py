@@ -21,9 +21,10 @@ import torch
 
 from ..capture import Recorder, Role
 from ..errors import ModelLoadError, ProbeInputError
-from ._hf import _SENTINEL, from_pretrained, pretrained_kwargs, resolve_dtype, special_token_ids
+from ._hf import _SENTINEL, from_pretrained, resolve_dtype, special_token_ids
 from .base import Encoded
 from .hf_causal_lm import HFCausalLMAdapter
+from .requests import LoadOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -43,14 +44,7 @@ _GENERATED = (Role.GENERATED_TEXT, Role.GENERATED_IMAGE)
 
 
 def load_multimodal(
-    cls: type[HFCausalLMAdapter],
-    source: str,
-    model_class: str,
-    *,
-    device: str,
-    dtype: str,
-    trust_remote_code: bool,
-    revision: str | None,
+    cls: type[HFCausalLMAdapter], source: str, model_class: str, options: LoadOptions
 ) -> tuple[torch.nn.Module, Any]:
     """``transformers.<model_class>`` and its processor, after checking the config's
     ``model_type`` against ``cls.model_types``.
@@ -60,7 +54,7 @@ def load_multimodal(
     """
     import transformers
 
-    kwargs = pretrained_kwargs(trust_remote_code=trust_remote_code, revision=revision)
+    kwargs = options.pretrained_kwargs()
     config = from_pretrained(transformers.AutoConfig, source, what="config", adapter=cls.name, **kwargs)
     model_type = getattr(config, "model_type", None)
     if model_type not in cls.model_types:
@@ -76,10 +70,10 @@ def load_multimodal(
         source,
         what="model",
         adapter=cls.name,
-        dtype=resolve_dtype(dtype),
+        dtype=resolve_dtype(options.dtype),
         **kwargs,
     )
-    model.to(device).eval()
+    model.to(options.device).eval()
     return model, processor
 
 

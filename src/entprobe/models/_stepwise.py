@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from ..capture import CallTag, Recorder, Role, capture
-from ..errors import ProbeInputError
 from .base import Encoded, Generation, GenerationSettings, ModelAdapter
+from .requests import Request, ResponseSteps, parse_response_steps, resolve_response_steps
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -48,54 +48,6 @@ __all__ = [
     "parse_response_steps",
     "resolve_response_steps",
 ]
-
-#: ``"final"`` (teacher-forced pass only), ``"all"``, or 1-based step numbers.
-ResponseSteps = str | tuple[int, ...]
-
-
-def parse_response_steps(value: str | Sequence[int] | None) -> ResponseSteps:
-    """``--image-response-step``: ``final`` | ``all`` | ``K[,K...]`` (1-based steps).
-
-    ``final`` (the default) keeps only the default response (the teacher-forced
-    clean final response); ``all`` and ``K,...`` add the conditional branch's states
-    at those denoising steps.
-
-    Raises:
-        ProbeInputError: anything else, or a step below 1.
-    """
-    if value is None:
-        return "final"
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("final", "all"):
-            return text
-        try:
-            items = [int(p) for p in text.split(",") if p.strip()]
-        except ValueError:
-            raise ProbeInputError(
-                f"--image-response-step must be 'final', 'all' or step numbers like 1,9,18; got {value!r}"
-            ) from None
-    else:
-        items = [int(v) for v in value]
-    if not items or min(items) < 1:
-        raise ProbeInputError(f"--image-response-step steps are numbered from 1; got {value!r}")
-    return tuple(sorted(set(items)))
-
-
-def resolve_response_steps(steps: ResponseSteps, n_steps: int) -> tuple[int, ...]:
-    """The steps to keep, checked against the generator's ``n_steps``.
-
-    Raises:
-        ProbeInputError: a step beyond ``n_steps``.
-    """
-    if steps == "final":
-        return ()
-    if steps == "all":
-        return tuple(range(1, n_steps + 1))
-    bad = [k for k in steps if k > n_steps]
-    if bad:
-        raise ProbeInputError(f"--image-response-step {list(bad)}: the generator runs {n_steps} steps")
-    return tuple(steps)
 
 
 @dataclass
@@ -121,11 +73,9 @@ class StepwiseImageAdapter(ModelAdapter):
     #: What the default (teacher-forced) response is for this family, in words;
     #: recorded in the run configuration and shown in the report.
     image_response: ClassVar[str] = "teacher-forced pass of the clean final response"
-    #: The generator's kind, e.g. "MaskGIT", "MAR", "rectified flow".
-    image_generator: ClassVar[str] = ""
-    #: The optional :class:`GenerationSettings` this family honours
-    #: (``"image_steps"``, ``"image_size"``); others are refused before any work.
-    image_options: ClassVar[frozenset[str]] = frozenset()
+    #: The generator's kind, e.g. "MaskGIT", "MAR", "rectified flow" (each family sets
+    #: it; any string, even "", marks a step-wise generator: see ``ModelAdapter``).
+    image_generator: ClassVar[str | None] = ""
 
     _recorder: Recorder | None = None
     _wanted: tuple[int, ...] = ()
@@ -228,19 +178,13 @@ class StepwiseImageAdapter(ModelAdapter):
             finally:
                 self._recorder, self._wanted = None, ()
 
-    def generate_image(
-        self,
-        text: str,
-        *,
-        settings: GenerationSettings = GenerationSettings(),
-        keep_generation_states: bool = False,
-        response_steps: ResponseSteps = "final",
-    ) -> Generation:
+    def image_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
         """Generate an image; the response is the teacher-forced clean final response,
-        plus the states at ``response_steps`` (see :func:`parse_response_steps`)."""
+        plus the states at ``request.response_steps`` (see :func:`parse_response_steps`)."""
         self.require("image-gen")
+        text, settings = request.text, request.settings
         n_steps = self.n_image_steps(settings)
-        wanted = resolve_response_steps(response_steps, n_steps)
+        wanted = resolve_response_steps(request.response_steps, n_steps)
         with torch.no_grad(), self._recording(wanted) as rec:
             prompt = self.image_gen_prompt(text, settings)
             out = self.denoise(prompt, settings)

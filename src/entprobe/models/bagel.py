@@ -46,6 +46,7 @@ from ._hf import seeded
 from ._stepwise import StepwiseImageAdapter, StepwiseOutput
 from ._upstream import Upstream, import_upstream
 from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
+from .requests import LoadOptions, Request
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -73,7 +74,7 @@ class BagelAdapter(StepwiseImageAdapter):
         "sequences; flow-matching image generation"
     )
     capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
-    layers_path: ClassVar[str] = "language_model.model.layers"
+    layer_paths: ClassVar[tuple[str, ...]] = ("language_model.model.layers",)
     layers_input: ClassVar[str] = "packed_query_sequence"
     image_generator: ClassVar[str] = "flow matching (Euler), separate cond / text-CFG / image-CFG forwards"
     image_response: ClassVar[str] = "one generation-mode forward of the clean final latent at t=0"
@@ -105,21 +106,12 @@ class BagelAdapter(StepwiseImageAdapter):
     cfg_img_scale: float = 1.5
 
     @classmethod
-    def load(
-        cls,
-        source: str,
-        *,
-        device: str = "cpu",
-        dtype: str = "auto",
-        trust_remote_code: bool = False,
-        revision: str | None = None,
-        upstream_src: str | None = None,
-    ) -> BagelAdapter:
+    def load_from(cls, source: str, options: LoadOptions) -> BagelAdapter:
         folder = Path(source)
         missing = [f for f in _FILES if not (folder / f).is_file()]
         if missing:
             raise ModelLoadError(f"{source!r} is not a BAGEL checkpoint folder: it lacks {missing}")
-        if dtype == "float16":
+        if options.dtype == "float16":
             raise ModelLoadError(
                 "BAGEL runs its attention in bfloat16; use --dtype bfloat16 (auto) or float32"
             )
@@ -130,7 +122,7 @@ class BagelAdapter(StepwiseImageAdapter):
                 f"BAGEL's upstream code pins transformers 4.49; this environment has "
                 f"{transformers.__version__} (run entprobe in BAGEL's own environment)"
             )
-        found = import_upstream(cls.upstream, upstream_src)
+        found = import_upstream(cls.upstream, options.upstream_src)
         m = found["modules"]
         bagel, navit = m["modeling.bagel"], m["modeling.bagel.qwen2_navit"]
         from accelerate import init_empty_weights
@@ -155,10 +147,10 @@ class BagelAdapter(StepwiseImageAdapter):
         with init_empty_weights():
             model = bagel.Bagel(bagel.Qwen2ForCausalLM(llm), bagel.SiglipVisionModel(vit), config)
             model.vit_model.vision_model.embeddings.convert_conv2d_to_linear(vit, meta=True)
-        torch_dtype = torch.float32 if dtype == "float32" else torch.bfloat16
+        torch_dtype = torch.float32 if options.dtype == "float32" else torch.bfloat16
         state = {
             k: v.to(torch_dtype) if v.is_floating_point() else v
-            for k, v in load_file(str(folder / "ema.safetensors"), device=str(device)).items()
+            for k, v in load_file(str(folder / "ema.safetensors"), device=str(options.device)).items()
         }
         absent, _ = model.load_state_dict(state, strict=False, assign=True)
         if absent:
@@ -170,11 +162,11 @@ class BagelAdapter(StepwiseImageAdapter):
         )
         up = {"NaiveCache": navit.NaiveCache, "Inferencer": m["inferencer"].InterleaveInferencer}
         return cls(
-            model=model.to(device).eval(),
+            model=model.to(options.device).eval(),
             processor=tokenizer,
             source=str(source),
             up=up,
-            vae=vae.to(device).eval(),
+            vae=vae.to(options.device).eval(),
             token_ids=token_ids,
             extra_identity={
                 "upstream": found["identity"],
@@ -261,14 +253,8 @@ class BagelAdapter(StepwiseImageAdapter):
         return self._encoded(rec, range(rec.n_calls), ctx.roles)
 
     # --- text generation: BAGEL's own loop ----------------------------------------
-    def generate_text(
-        self,
-        text: str,
-        *,
-        image: Image.Image | None = None,
-        settings: GenerationSettings = GenerationSettings(),
-        keep_generation_states: bool = False,
-    ) -> Generation:
+    def text_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
+        text, image, settings = request.text, request.image, request.settings
         self.require("text-gen")
         if settings.top_p < 1.0:
             raise UnsupportedError("BAGEL's decoding loop has no nucleus sampling; leave --top-p at 1")
@@ -394,8 +380,8 @@ class BagelAdapter(StepwiseImageAdapter):
         n = len(latent)
         return prompt["cond"].roles + [Role.SPECIAL] + [Role.GENERATED_IMAGE] * n + [Role.SPECIAL], None
 
-    def generate_image(self, text: str, **kwargs: Any) -> Generation:
-        gen = super().generate_image(text, **kwargs)
+    def image_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
+        gen = super().image_generation(request, keep_generation_states)
         gen.encoded.experts = ["gen" if r is Role.GENERATED_IMAGE else "und" for r in gen.encoded.roles]
         return gen
 

@@ -1,24 +1,29 @@
 """The contract every model adapter fulfils.
 
-An adapter knows one model family: how to load it, where its decoder layers are, how
-to build text and image prompts, how to generate text and images, and how to obtain
-the response tokens' states (one teacher-forced pass over ``[prompt; response]``).
-The pipeline only talks to this interface, so adding a family means adding one file
-and one registry line.
+An adapter knows one model family: how to load it (:meth:`ModelAdapter.load_from`),
+where its decoder layers are (:attr:`ModelAdapter.layer_paths`), how to build text and
+image prompts, how to generate text and images, and how to obtain the response tokens'
+states (one teacher-forced pass over ``[prompt; response]``). The pipeline talks to
+this interface only, through :meth:`ModelAdapter.run` and a list of
+:class:`~entprobe.models.requests.Request` objects: what varies between families
+(denoising steps, image options) travels in the request and the class attributes, so
+the pipeline never asks which adapter class it holds. Adding a family means one
+adapter file, one registry line, a tiny builder and its tests (``docs/adding-a-family.md``).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from ..capture import Role, select
-from ..errors import UnsupportedError
+from ..errors import ProbeInputError, UnsupportedError
 from ._upstream import Upstream
+from .requests import GenerationSettings, LoadOptions, Request, ResponseSteps, resolve_response_steps
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -28,7 +33,9 @@ __all__ = [
     "Encoded",
     "Generation",
     "GenerationSettings",
+    "LoadOptions",
     "ModelAdapter",
+    "Request",
 ]
 
 #: What an adapter may support. "text-gen" from an image prompt needs both
@@ -37,36 +44,6 @@ CAPABILITIES = ("text-prompt", "image-prompt", "text-gen", "image-gen")
 
 #: Roles that make up a prompt's content (special/template tokens excluded).
 CONTENT_ROLES = (Role.TEXT, Role.IMAGE)
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """Generation options; recorded with the results.
-
-    Text generation is greedy by default so runs are reproducible; image generation
-    samples (greedy decoding of image tokens degenerates) with classifier-free
-    guidance, as the models' own pipelines do.
-    """
-
-    max_new_tokens: int = 64
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    image_do_sample: bool = True
-    image_temperature: float = 1.0
-    guidance_scale: float = 5.0
-    seed: int = 0
-    #: Step-wise image generators that take them (``image_options`` of the adapter):
-    #: number of denoising steps and image side in pixels; None = the family's default.
-    image_steps: int | None = None
-    image_size: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        # Unset optional fields are left out, so run ids that predate them are unchanged.
-        return {k: v for k, v in asdict(self).items() if v is not None or k not in _OPTIONAL_SETTINGS}
-
-
-_OPTIONAL_SETTINGS = ("image_steps", "image_size")
 
 
 @dataclass
@@ -177,14 +154,17 @@ class ModelAdapter(ABC):
     #: ``_class_name`` values of a diffusers-style ``model_index.json`` this adapter handles,
     #: for auto-detection of checkpoint folders that have no top-level ``config.json``.
     pipeline_classes: ClassVar[tuple[str, ...]] = ()
-    #: dotted path of the decoder-layer list inside ``model``.
-    layers_path: ClassVar[str]
+    #: where the decoder-layer list may be inside ``model`` (dotted paths, tried in
+    #: order); the one found is the instance's :attr:`layers_path`.
+    layer_paths: ClassVar[tuple[str, ...]] = ()
     #: keyword under which those layers take their input when it is not
     #: ``hidden_states`` (``capture(..., input_name=)``), e.g. ``"packed_query_sequence"``.
     layers_input: ClassVar[str | None] = None
     #: Families whose code lives outside transformers: where it comes from
-    #: (their ``load`` then takes ``upstream_src=``; see ``models/_upstream.py``).
+    #: (``LoadOptions.upstream_src`` points at a checkout; see ``models/_upstream.py``).
     upstream: ClassVar[Upstream | None] = None
+    #: The family's own load options (``LoadOptions.extras``): name -> what it does.
+    load_extras: ClassVar[Mapping[str, str]] = {}
     #: True when the batched entry points (:meth:`encode_texts`, :meth:`generate_texts`,
     #: ...) run several samples in one forward pass; False when they loop over
     #: single samples (the default implementations), as ``entprobe models`` shows.
@@ -206,24 +186,81 @@ class ModelAdapter(ABC):
     #: are then the same either way).
     final_norm_required: ClassVar[bool] = True
 
+    #: Image generation. ``image_generator``: the step-wise generator's kind
+    #: ("MaskGIT", "MAR", "rectified flow"), or None for token-by-token generation
+    #: (no denoising steps to probe). ``image_response``: the default response in words.
+    #: ``image_options``: the optional :class:`GenerationSettings` the family honours
+    #: (``"image_steps"``, ``"image_size"``); others are refused before any work.
+    image_generator: ClassVar[str | None] = None
+    image_response: ClassVar[str] = ""
+    image_options: ClassVar[frozenset[str]] = frozenset()
+
     model: torch.nn.Module
     processor: Any
     source: str = ""
     extra_identity: dict[str, Any] = field(default_factory=dict)
+    #: the dotted path of the decoder-layer list (default: the first of
+    #: :attr:`layer_paths` that ``model`` has).
+    layers_path: str = field(default="", kw_only=True)
+
+    def __post_init__(self) -> None:
+        if not self.layers_path:
+            self.layers_path = self._find_layers()
+
+    def _find_layers(self) -> str:
+        modules = dict(self.model.named_modules())
+        for path in self.layer_paths:
+            found = modules.get(path)
+            if isinstance(found, torch.nn.ModuleList) and len(found) > 0:
+                return path
+        from ..errors import ModelLoadError
+
+        raise ModelLoadError(
+            f"adapter {self.name!r}: {type(self.model).__name__} has no decoder-layer list at "
+            f"{', '.join(self.layer_paths) or '(no layer_paths declared)'}"
+        )
 
     # --- loading -------------------------------------------------------------------
     @classmethod
-    @abstractmethod
-    def load(
-        cls,
-        source: str,
-        *,
-        device: str = "cpu",
-        dtype: str = "auto",
-        trust_remote_code: bool = False,
-        revision: str | None = None,
-    ) -> ModelAdapter:
+    def load(cls, source: str, options: LoadOptions | Mapping[str, Any] | None = None, /, **overrides: Any):
         """Load model and processor from a hub id (through the HF cache) or a local path.
+
+        Args:
+            source: hub id or local folder (a file for families that ship one).
+            options: a :class:`LoadOptions` (or a mapping of its fields).
+            overrides: fields of :class:`LoadOptions` to change, or the family's own
+                options (:attr:`load_extras`), e.g. ``load(path, dtype="bfloat16")``.
+
+        Raises:
+            ProbeInputError: a load option this adapter does not take.
+            ModelLoadError: the checkpoint cannot be found or is of another family.
+        """
+        opts = LoadOptions.of(options, **overrides)
+        cls.check_load_options(opts)
+        return cls.load_from(str(source), opts)
+
+    @classmethod
+    def check_load_options(cls, options: LoadOptions) -> None:
+        """Refuse, before anything loads, the options this adapter cannot honour.
+
+        Raises:
+            ProbeInputError: ``upstream_src`` for a transformers family, or an
+                ``extras`` key that is not in :attr:`load_extras`.
+        """
+        if options.upstream_src is not None and cls.upstream is None:
+            raise ProbeInputError(
+                f"--upstream-src: adapter {cls.name!r} does not use upstream code "
+                "(it loads through transformers)"
+            )
+        unknown = sorted(set(options.extras) - set(cls.load_extras))
+        if unknown:
+            own = ", ".join(sorted(cls.load_extras)) or "none"
+            raise ProbeInputError(f"adapter {cls.name!r} takes no load option(s) {unknown}; its own: {own}")
+
+    @classmethod
+    @abstractmethod
+    def load_from(cls, source: str, options: LoadOptions) -> ModelAdapter:
+        """The family's loading (called by :meth:`load` with checked options).
 
         Raises:
             ModelLoadError: the checkpoint cannot be found or is of another family.
@@ -282,6 +319,52 @@ class ModelAdapter(ABC):
             f"(use --last-layer raw)"
         )
 
+    # --- image generation: what the request may ask ----------------------------------
+    @classmethod
+    def check_generation(cls, settings: GenerationSettings, response_steps: ResponseSteps = "final") -> None:
+        """Refuse, before any work, generation options this family does not take:
+        ``image_steps`` / ``image_size`` outside :attr:`image_options`, and denoising
+        steps from a token-by-token generator.
+
+        Raises:
+            ProbeInputError: naming the option.
+        """
+        bad = [
+            k
+            for k in ("image_steps", "image_size")
+            if getattr(settings, k) is not None and k not in cls.image_options
+        ]
+        if bad:
+            flags = ", ".join("--" + k.replace("_", "-") for k in bad)
+            raise ProbeInputError(f"{flags}: adapter {cls.name!r} does not take it (see `entprobe models`)")
+        if response_steps != "final" and cls.image_generator is None:
+            raise ProbeInputError(
+                f"--image-response-step {response_steps!r}: adapter {cls.name!r} generates images "
+                "token by token; only step-wise generators (MaskGIT, MAR, flow) have denoising steps"
+            )
+
+    def n_image_steps(self, settings: GenerationSettings) -> int | None:
+        """Denoising steps of the image generator with ``settings``; None: token by token."""
+        return None
+
+    def response_steps(self, steps: ResponseSteps, settings: GenerationSettings) -> tuple[int, ...]:
+        """The denoising steps to keep, checked against this generator's number of steps.
+
+        Raises:
+            ProbeInputError: steps from a token-by-token generator, or beyond the last step.
+        """
+        self.check_generation(settings, steps)
+        n_steps = self.n_image_steps(settings)
+        return () if n_steps is None else resolve_response_steps(steps, n_steps)
+
+    def image_response_config(
+        self, steps: ResponseSteps, settings: GenerationSettings
+    ) -> dict[str, Any] | None:
+        """The image response's definition, recorded in the run configuration (and so
+        in the run id); None for token-by-token generators, whose response is what
+        they generate."""
+        return None
+
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities
 
@@ -308,33 +391,24 @@ class ModelAdapter(ABC):
         self.require("image-prompt")
         raise NotImplementedError  # pragma: no cover
 
-    # --- response level ---------------------------------------------------------------
-    def generate_text(
-        self,
-        text: str,
-        *,
-        image: Image.Image | None = None,
-        settings: GenerationSettings = GenerationSettings(),
-        keep_generation_states: bool = False,
-    ) -> Generation:
-        """Generate text from a text prompt, or from an image plus question."""
+    # --- response level: the family's hooks ---------------------------------------------
+    # A family implements the hooks (one request each, or a batch of them); callers use
+    # generate_text / generate_image / run below, which build the requests.
+    def text_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
+        """Generate text from ``request.text`` (and ``request.image``) with
+        ``request.settings``; then one teacher-forced pass over ``[prompt; response]``.
+        ``keep_generation_states``: also keep the states hooked during generation."""
         self.require("text-gen")
         raise NotImplementedError  # pragma: no cover
 
-    def generate_image(
-        self,
-        text: str,
-        *,
-        settings: GenerationSettings = GenerationSettings(),
-        keep_generation_states: bool = False,
-    ) -> Generation:
-        """Generate an image from a text prompt; only the conditional branch is probed."""
+    def image_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
+        """Generate an image from ``request.text``; only the conditional branch is
+        probed. Step-wise generators also keep the states at ``request.response_steps``."""
         self.require("image-gen")
         raise NotImplementedError  # pragma: no cover
 
-    # --- batched entry points ---------------------------------------------------------
-    # One result per input, in order, each exactly what the single-sample method returns
-    # for that input (padding removed, per-sample random generators), so a sample's
+    # Batched hooks: one result per request, in order, each exactly what the one-request
+    # hook returns for it (padding removed, per-sample random generators), so a sample's
     # numbers do not depend on which batch it lands in. These defaults loop; adapters
     # that batch for real override them and set ``batched = True``. A batch that raises
     # is retried sample by sample by the pipeline, so one bad sample fails alone.
@@ -346,6 +420,45 @@ class ModelAdapter(ABC):
         """:meth:`encode_image` of each ``(image, question)`` pair."""
         return [self.encode_image(image, question) for image, question in zip(images, questions, strict=True)]
 
+    def text_generations(self, requests: Sequence[Request]) -> list[Generation]:
+        """:meth:`text_generation` of each request (one settings for all)."""
+        return [self.text_generation(r) for r in requests]
+
+    def image_generations(self, requests: Sequence[Request]) -> list[Generation]:
+        """:meth:`image_generation` of each request (one settings for all)."""
+        return [self.image_generation(r) for r in requests]
+
+    # --- calling an adapter -------------------------------------------------------------
+    def generate_text(
+        self,
+        text: str,
+        *,
+        image: Image.Image | None = None,
+        settings: GenerationSettings = GenerationSettings(),
+        keep_generation_states: bool = False,
+    ) -> Generation:
+        """Generate text from a text prompt, or from an image plus question (see
+        :meth:`text_generation`)."""
+        return self.text_generation(Request("text-gen", text, image, settings), keep_generation_states)
+
+    def generate_image(
+        self,
+        text: str,
+        *,
+        settings: GenerationSettings = GenerationSettings(),
+        response_steps: ResponseSteps = "final",
+        keep_generation_states: bool = False,
+    ) -> Generation:
+        """Generate an image from a text prompt (see :meth:`image_generation`).
+
+        Raises:
+            ProbeInputError: ``response_steps`` from a token-by-token generator, or
+                beyond the generator's last step.
+        """
+        self.response_steps(response_steps, settings)
+        request = Request("image-gen", text, settings=settings, response_steps=response_steps)
+        return self.image_generation(request, keep_generation_states)
+
     def generate_texts(
         self,
         texts: Sequence[str],
@@ -353,18 +466,66 @@ class ModelAdapter(ABC):
         images: Sequence[Image.Image | None] | None = None,
         settings: GenerationSettings = GenerationSettings(),
     ) -> list[Generation]:
-        """:meth:`generate_text` of each text (with its image, when ``images`` is given)."""
+        """:meth:`generate_text` of each text (with its image, when ``images`` is given),
+        in one batched call."""
         images = list(images) if images is not None else [None] * len(texts)
-        return [
-            self.generate_text(text, image=image, settings=settings)
-            for text, image in zip(texts, images, strict=True)
-        ]
+        return self.text_generations(
+            [Request("text-gen", t, im, settings) for t, im in zip(texts, images, strict=True)]
+        )
 
     def generate_images(
-        self, texts: Sequence[str], *, settings: GenerationSettings = GenerationSettings()
+        self,
+        texts: Sequence[str],
+        *,
+        settings: GenerationSettings = GenerationSettings(),
+        response_steps: ResponseSteps = "final",
     ) -> list[Generation]:
-        """:meth:`generate_image` of each text."""
-        return [self.generate_image(text, settings=settings) for text in texts]
+        """:meth:`generate_image` of each text, in one batched call."""
+        self.response_steps(response_steps, settings)
+        return self.image_generations(
+            [Request("image-gen", t, settings=settings, response_steps=response_steps) for t in texts]
+        )
+
+    def run(self, requests: Sequence[Request]) -> list[Encoded | Generation]:
+        """The pipeline's one entry point: requests that share :meth:`Request.batch_key`
+        in one batched call (one request: the one-request hook), one result per
+        request, in order (a prompt pass gives :class:`Encoded`, a generation
+        :class:`Generation`).
+
+        Raises:
+            ProbeInputError: requests of different kinds or settings in one call, or
+                options the family does not take.
+            UnsupportedError: a kind the adapter does not support.
+        """
+        if not requests:
+            return []
+        first = requests[0]
+        if any(r.batch_key() != first.batch_key() for r in requests):
+            raise ProbeInputError("one run() call takes requests of one kind, image-ness and settings")
+        if first.kind == "image-gen":
+            self.response_steps(first.response_steps, first.settings)
+        if first.kind == "prompt":
+            texts = [r.text for r in requests]
+            if len(requests) == 1:
+                one = (
+                    self.encode_text(first.text)
+                    if first.image is None
+                    else self.encode_image(first.image, first.text)
+                )
+                out: list[Any] = [one]
+            elif first.image is None:
+                out = self.encode_texts(texts)
+            else:
+                out = self.encode_images([r.image for r in requests], texts)
+        elif first.kind == "text-gen":
+            out = [self.text_generation(first)] if len(requests) == 1 else self.text_generations(requests)
+        else:
+            out = [self.image_generation(first)] if len(requests) == 1 else self.image_generations(requests)
+        if len(out) != len(requests):
+            raise RuntimeError(
+                f"adapter {self.name!r} returned {len(out)} results for {len(requests)} requests"
+            )
+        return list(out)
 
 
 def roles_from_ids(

@@ -15,14 +15,15 @@ as in :mod:`~entprobe.models.hf_causal_lm`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
 from ..errors import UnsupportedError
 from ._multimodal import ImagePromptAdapter, load_multimodal
-from .base import Generation, GenerationSettings, roles_from_ids
+from .base import Generation, roles_from_ids
+from .requests import LoadOptions, Request
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -49,18 +50,10 @@ class ChameleonAdapter(ImagePromptAdapter):
     model_types: ClassVar[tuple[str, ...]] = ("chameleon",)
     capabilities: ClassVar[frozenset[str]] = frozenset({"text-prompt", "image-prompt", "text-gen"})
 
-    layers_path: str = field(default="model.layers", kw_only=True)
+    layer_paths: ClassVar[tuple[str, ...]] = ("model.layers",)
 
     @classmethod
-    def load(
-        cls,
-        source: str,
-        *,
-        device: str = "cpu",
-        dtype: str = "auto",
-        trust_remote_code: bool = False,
-        revision: str | None = None,
-    ) -> ChameleonAdapter:
+    def load_from(cls, source: str, options: LoadOptions) -> ChameleonAdapter:
         """Load ``ChameleonForConditionalGeneration`` and its ``ChameleonProcessor``.
 
         Raises:
@@ -70,10 +63,7 @@ class ChameleonAdapter(ImagePromptAdapter):
             cls,
             str(source),
             "ChameleonForConditionalGeneration",
-            device=device,
-            dtype=dtype,
-            trust_remote_code=trust_remote_code,
-            revision=revision,
+            options,
         )
         return cls(model=model, processor=processor, source=str(source))
 
@@ -103,12 +93,6 @@ class ChameleonAdapter(ImagePromptAdapter):
         )
         return inputs, roles
 
-    def generate_image(
-        self,
-        text: str,
-        *,
-        settings: GenerationSettings = GenerationSettings(),
-        keep_generation_states: bool = False,
-    ) -> Generation:
+    def image_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
         """Always raises :class:`UnsupportedError`: Chameleon cannot generate images here."""
         raise UnsupportedError(_NO_IMAGE_GEN)

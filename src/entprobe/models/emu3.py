@@ -66,6 +66,7 @@ from ._multimodal import (
 )
 from ._upstream import require_versions
 from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
+from .requests import LoadOptions, Request
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -99,19 +100,11 @@ class Emu3Adapter(ImagePromptAdapter):
     model_types: ClassVar[tuple[str, ...]] = ("emu3",)
     capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
 
-    layers_path: str = field(default="model.text_model.layers", kw_only=True)
+    layer_paths: ClassVar[tuple[str, ...]] = ("model.text_model.layers",)
     negative_prompt: str = field(default=NEGATIVE_PROMPT, kw_only=True)
 
     @classmethod
-    def load(
-        cls,
-        source: str,
-        *,
-        device: str = "cpu",
-        dtype: str = "auto",
-        trust_remote_code: bool = False,
-        revision: str | None = None,
-    ) -> Emu3Adapter:
+    def load_from(cls, source: str, options: LoadOptions) -> Emu3Adapter:
         """Load ``Emu3ForConditionalGeneration`` and its ``Emu3Processor``.
 
         Raises:
@@ -123,10 +116,7 @@ class Emu3Adapter(ImagePromptAdapter):
             cls,
             str(source),
             "Emu3ForConditionalGeneration",
-            device=device,
-            dtype=dtype,
-            trust_remote_code=trust_remote_code,
-            revision=revision,
+            options,
         )
         adapter = cls(model=model, processor=processor, source=str(source))
         adapter.extra_identity = {
@@ -202,15 +192,10 @@ class Emu3Adapter(ImagePromptAdapter):
         height, width = self.image_grid
         return f"{proc.image_start_token}{height}*{width}{proc.fake_token_around_image}"
 
-    def generate_image(
-        self,
-        text: str,
-        *,
-        settings: GenerationSettings = GenerationSettings(),
-        keep_generation_states: bool = False,
-    ) -> Generation:
+    def image_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
         """Generate the full grid of visual tokens, with classifier-free guidance when
-        ``settings.guidance_scale > 1``.
+        ``settings.guidance_scale > 1`` (token by token: ``response_steps`` must be
+        ``"final"``, checked by the caller).
 
         ``settings.image_do_sample``, ``image_temperature``, ``guidance_scale`` and
         ``seed`` apply; ``max_new_tokens`` does not (the grid is :attr:`image_grid`).
@@ -218,13 +203,11 @@ class Emu3Adapter(ImagePromptAdapter):
         Raises:
             ProbeInputError: prompt and image tokens do not fit the model's context.
         """
-        return self._generate_images([text], settings, keep_generation_states)[0]
+        return self._generate_images([request.text], request.settings, keep_generation_states)[0]
 
-    def generate_images(
-        self, texts: Sequence[str], *, settings: GenerationSettings = GenerationSettings()
-    ) -> list[Generation]:
-        """:meth:`generate_image` of each text, as one batch (see :meth:`_generate_images`)."""
-        return self._generate_images(list(texts), settings, False)
+    def image_generations(self, requests: Sequence[Request]) -> list[Generation]:
+        """:meth:`image_generation` of each request, as one batch (see :meth:`_generate_images`)."""
+        return self._generate_images([r.text for r in requests], requests[0].settings, False)
 
     def _generate_images(
         self, texts: list[str], settings: GenerationSettings, keep_generation_states: bool

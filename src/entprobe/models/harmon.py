@@ -47,6 +47,7 @@ from ._multimodal import to_pil
 from ._stepwise import StepwiseImageAdapter, StepwiseOutput
 from ._upstream import Upstream, import_upstream
 from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
+from .requests import LoadOptions, Request
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -109,7 +110,7 @@ class HarmonAdapter(StepwiseImageAdapter):
         "prompts, text generation, MAR image generation"
     )
     capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
-    layers_path: ClassVar[str] = "llm.model.layers"
+    layer_paths: ClassVar[tuple[str, ...]] = ("llm.model.layers",)
     upstream: ClassVar[Upstream] = UPSTREAM
     image_generator: ClassVar[str] = "MAR"
     image_response: ClassVar[str] = "teacher-forced pass with all MAR tokens revealed"
@@ -119,25 +120,16 @@ class HarmonAdapter(StepwiseImageAdapter):
     cfg_prompt: str = "Generate an image."
 
     @classmethod
-    def load(
-        cls,
-        source: str,
-        *,
-        device: str = "cpu",
-        dtype: str = "auto",
-        trust_remote_code: bool = False,
-        revision: str | None = None,
-        upstream_src: str | None = None,
-    ) -> HarmonAdapter:
-        up = import_upstream(UPSTREAM, upstream_src)
+    def load_from(cls, source: str, options: LoadOptions) -> HarmonAdapter:
+        up = import_upstream(UPSTREAM, options.upstream_src)
         checkout = Path(up["modules"]["src.builder"].__file__).resolve().parents[1]
         ckpt, vae, config = _release_files(str(source), checkout)
         cfg = up["modules"]["mmengine.config"].Config.fromfile(str(config))
         cfg.model.vae.ckpt_path = str(vae)
-        if dtype != "auto":
-            cfg.model.llm.torch_dtype = resolve_dtype(dtype)
+        if options.dtype != "auto":
+            cfg.model.llm.torch_dtype = resolve_dtype(options.dtype)
         if cfg.model.llm.get("attn_implementation") == "flash_attention_2" and not (
-            str(device).startswith("cuda") and _has("flash_attn")
+            str(options.device).startswith("cuda") and _has("flash_attn")
         ):
             cfg.model.llm.attn_implementation = "sdpa"
         model = up["modules"]["src.builder"].BUILDER.build(cfg.model)
@@ -148,7 +140,7 @@ class HarmonAdapter(StepwiseImageAdapter):
                 f"{ckpt} is not a Harmon checkpoint for {config.name}: {len(missing)} missing "
                 f"keys (e.g. {missing[:2]}), {len(info.unexpected_keys)} unexpected"
             )
-        model.to(device=device, dtype=model.dtype).eval()
+        model.to(device=options.device, dtype=model.dtype).eval()
         model.tokenizer.add_special_tokens(
             {"additional_special_tokens": ["<image>"]}, replace_additional_special_tokens=False
         )
@@ -236,14 +228,8 @@ class HarmonAdapter(StepwiseImageAdapter):
             max_context=self.max_context,
         )
 
-    def generate_text(
-        self,
-        text: str,
-        *,
-        image: Image.Image | None = None,
-        settings: GenerationSettings = GenerationSettings(),
-        keep_generation_states: bool = False,
-    ) -> Generation:
+    def text_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
+        text, image, settings = request.text, request.image, request.settings
         self.require("text-gen")
         prompt = self._image_prompt(image, text) if image is not None else self._embed(*self._prompt(text))
         return generate_from_embeds(

@@ -27,7 +27,7 @@ functions only, so the registry can read the class attributes without loading it
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,18 +38,19 @@ from ..errors import ModelLoadError, ProbeInputError
 from ._batch import collate, response_ids, row_sampler
 from ._hf import (
     _SENTINEL,
+    CAUSAL_LAYER_PATHS,
     check_prompt_length,
     find_layers_path,
     forward_batch_states,
     forward_states,
     from_pretrained,
     maybe_capture,
-    pretrained_kwargs,
     resolve_dtype,
     seeded,
     special_token_ids,
 )
 from .base import Encoded, Generation, GenerationSettings, ModelAdapter, roles_from_ids
+from .requests import LoadOptions, Request
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -76,27 +77,19 @@ class HFCausalLMAdapter(ModelAdapter):
     capabilities: ClassVar[frozenset[str]] = frozenset({"text-prompt", "text-gen"})
     batched: ClassVar[bool] = True
 
-    # Keyword-only: the base class declares layers_path (as a ClassVar) before its fields.
-    layers_path: str = field(default="model.layers", kw_only=True)
+    layer_paths: ClassVar[tuple[str, ...]] = CAUSAL_LAYER_PATHS
+    load_extras: ClassVar[Mapping[str, str]] = {
+        "use_chat_template": "wrap prompts as one user turn of the tokenizer's chat template "
+        "(default: plain text, as base LMs expect)"
+    }
+
     use_chat_template: bool = field(default=False, kw_only=True)
 
     # --- loading -------------------------------------------------------------------------
     @classmethod
-    def load(
-        cls,
-        source: str,
-        *,
-        device: str = "cpu",
-        dtype: str = "auto",
-        trust_remote_code: bool = False,
-        revision: str | None = None,
-        use_chat_template: bool = False,
-    ) -> HFCausalLMAdapter:
-        """Load an ``AutoModelForCausalLM`` and its tokenizer.
-
-        Args:
-            use_chat_template: wrap prompts as one user turn of the tokenizer's chat
-                template (default: plain text, as base LMs expect).
+    def load_from(cls, source: str, options: LoadOptions) -> HFCausalLMAdapter:
+        """Load an ``AutoModelForCausalLM`` and its tokenizer (``options.extras``:
+        ``use_chat_template``, see :attr:`load_extras`).
 
         Raises:
             ModelLoadError: the checkpoint cannot be loaded, its decoder layers cannot
@@ -104,7 +97,8 @@ class HFCausalLMAdapter(ModelAdapter):
         """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        kwargs = pretrained_kwargs(trust_remote_code=trust_remote_code, revision=revision)
+        use_chat_template = bool(options.extras.get("use_chat_template", False))
+        kwargs = options.pretrained_kwargs()
         tok = from_pretrained(AutoTokenizer, source, what="tokenizer", adapter=cls.name, **kwargs)
         if use_chat_template and not getattr(tok, "chat_template", None):
             raise ModelLoadError(
@@ -115,10 +109,10 @@ class HFCausalLMAdapter(ModelAdapter):
             source,
             what="model",
             adapter=cls.name,
-            dtype=resolve_dtype(dtype),
+            dtype=resolve_dtype(options.dtype),
             **kwargs,
         )
-        model.to(device).eval()
+        model.to(options.device).eval()
         return cls(
             model=model,
             processor=tok,
@@ -354,28 +348,14 @@ class HFCausalLMAdapter(ModelAdapter):
         self.require("image-prompt")
         return self._encode_batch([self._prompt(q, im) for im, q in zip(images, questions, strict=True)])
 
-    def generate_texts(
-        self,
-        texts: Sequence[str],
-        *,
-        images: Sequence[Image.Image | None] | None = None,
-        settings: GenerationSettings = GenerationSettings(),
-    ) -> list[Generation]:
-        """:meth:`generate_text` of each text in one batch (see :meth:`_generate`)."""
+    def text_generations(self, requests: Sequence[Request]) -> list[Generation]:
+        """:meth:`text_generation` of each request in one batch (see :meth:`_generate`)."""
         self.require("text-gen")
-        images = list(images) if images is not None else [None] * len(texts)
-        if any(image is not None for image in images):
+        if any(r.image is not None for r in requests):
             self.require("image-prompt")
-        return self._generate([self._prompt(t, im) for t, im in zip(texts, images, strict=True)], settings)
+        return self._generate([self._prompt(r.text, r.image) for r in requests], requests[0].settings)
 
-    def generate_text(
-        self,
-        text: str,
-        *,
-        image: Image.Image | None = None,
-        settings: GenerationSettings = GenerationSettings(),
-        keep_generation_states: bool = False,
-    ) -> Generation:
+    def text_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
         """Generate text; see :meth:`ModelAdapter.generate_text`.
 
         ``generation_states`` (when kept) are the states hooked during ``generate`` at
@@ -391,6 +371,7 @@ class HFCausalLMAdapter(ModelAdapter):
             UnsupportedError: an image is given and the adapter has no image prompts.
             ProbeInputError: the prompt alone fills the model's context.
         """
+        text, image, settings = request.text, request.image, request.settings
         self.require("text-gen")
         if image is not None:
             self.require("image-prompt")

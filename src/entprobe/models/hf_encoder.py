@@ -9,7 +9,7 @@ captured layer ``N`` equals ``output_hidden_states[N]``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ._batch import collate
@@ -18,11 +18,11 @@ from ._hf import (
     find_layers_path,
     forward_batch_states,
     from_pretrained,
-    pretrained_kwargs,
     resolve_dtype,
     special_token_ids,
 )
 from .base import Encoded, ModelAdapter, roles_from_ids
+from .requests import LoadOptions
 
 __all__ = ["HFEncoderAdapter"]
 
@@ -67,19 +67,10 @@ class HFEncoderAdapter(ModelAdapter):
     # Post-norm encoders (BERT and kin) end with their last layer's own norm and have
     # none beside the layers; pre-norm ones (ModernBERT) have one.
     final_norm_required: ClassVar[bool] = False
-    # Keyword-only: the base class declares layers_path (as a ClassVar) before its fields.
-    layers_path: str = field(default="encoder.layer", kw_only=True)
+    layer_paths: ClassVar[tuple[str, ...]] = ENCODER_LAYER_PATHS
 
     @classmethod
-    def load(
-        cls,
-        source: str,
-        *,
-        device: str = "cpu",
-        dtype: str = "auto",
-        trust_remote_code: bool = False,
-        revision: str | None = None,
-    ) -> HFEncoderAdapter:
+    def load_from(cls, source: str, options: LoadOptions) -> HFEncoderAdapter:
         """Load an ``AutoModel`` encoder and its tokenizer.
 
         Raises:
@@ -88,12 +79,12 @@ class HFEncoderAdapter(ModelAdapter):
         """
         from transformers import AutoModel, AutoTokenizer
 
-        kwargs = pretrained_kwargs(trust_remote_code=trust_remote_code, revision=revision)
+        kwargs = options.pretrained_kwargs()
         tok = from_pretrained(AutoTokenizer, source, what="tokenizer", adapter=cls.name, **kwargs)
         model = from_pretrained(
-            AutoModel, source, what="model", adapter=cls.name, dtype=resolve_dtype(dtype), **kwargs
+            AutoModel, source, what="model", adapter=cls.name, dtype=resolve_dtype(options.dtype), **kwargs
         )
-        model.to(device).eval()
+        model.to(options.device).eval()
         return cls(
             model=model,
             processor=tok,

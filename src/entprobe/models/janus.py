@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -71,6 +71,7 @@ from ._multimodal import (
 )
 from ._upstream import require_versions
 from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
+from .requests import LoadOptions, Request
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -106,18 +107,10 @@ class JanusAdapter(ImagePromptAdapter):
     model_types: ClassVar[tuple[str, ...]] = ("janus",)
     capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
 
-    layers_path: str = field(default="model.language_model.layers", kw_only=True)
+    layer_paths: ClassVar[tuple[str, ...]] = ("model.language_model.layers",)
 
     @classmethod
-    def load(
-        cls,
-        source: str,
-        *,
-        device: str = "cpu",
-        dtype: str = "auto",
-        trust_remote_code: bool = False,
-        revision: str | None = None,
-    ) -> JanusAdapter:
+    def load_from(cls, source: str, options: LoadOptions) -> JanusAdapter:
         """Load ``JanusForConditionalGeneration`` and its ``JanusProcessor``.
 
         Raises:
@@ -129,10 +122,7 @@ class JanusAdapter(ImagePromptAdapter):
             cls,
             str(source),
             "JanusForConditionalGeneration",
-            device=device,
-            dtype=dtype,
-            trust_remote_code=trust_remote_code,
-            revision=revision,
+            options,
         )
         return cls(
             model=model,
@@ -207,15 +197,10 @@ class JanusAdapter(ImagePromptAdapter):
         cfg.suppress_tokens = [self.image_token_id]
         return cfg
 
-    def generate_image(
-        self,
-        text: str,
-        *,
-        settings: GenerationSettings = GenerationSettings(),
-        keep_generation_states: bool = False,
-    ) -> Generation:
+    def image_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
         """Generate the full grid of image tokens, with classifier-free guidance when
-        ``settings.guidance_scale > 1``.
+        ``settings.guidance_scale > 1`` (token by token: ``response_steps`` must be
+        ``"final"``, checked by the caller).
 
         ``settings.image_do_sample``, ``image_temperature``, ``guidance_scale`` and
         ``seed`` apply; ``max_new_tokens`` does not (the grid size is the model's).
@@ -223,13 +208,11 @@ class JanusAdapter(ImagePromptAdapter):
         Raises:
             ProbeInputError: prompt and image tokens do not fit the model's context.
         """
-        return self._generate_images([text], settings, keep_generation_states)[0]
+        return self._generate_images([request.text], request.settings, keep_generation_states)[0]
 
-    def generate_images(
-        self, texts: Sequence[str], *, settings: GenerationSettings = GenerationSettings()
-    ) -> list[Generation]:
-        """:meth:`generate_image` of each text, as one batch (see :meth:`_generate_images`)."""
-        return self._generate_images(list(texts), settings, False)
+    def image_generations(self, requests: Sequence[Request]) -> list[Generation]:
+        """:meth:`image_generation` of each request, as one batch (see :meth:`_generate_images`)."""
+        return self._generate_images([r.text for r in requests], requests[0].settings, False)
 
     def _generate_images(
         self, texts: list[str], settings: GenerationSettings, keep_generation_states: bool

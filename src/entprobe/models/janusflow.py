@@ -43,6 +43,7 @@ from ._multimodal import to_pil
 from ._stepwise import StepwiseImageAdapter, StepwiseOutput
 from ._upstream import Upstream, import_upstream
 from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
+from .requests import LoadOptions, Request
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -83,7 +84,7 @@ class JanusFlowAdapter(StepwiseImageAdapter):
         "prompts, text generation, rectified-flow image generation"
     )
     capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
-    layers_path: ClassVar[str] = "language_model.model.layers"
+    layer_paths: ClassVar[tuple[str, ...]] = ("language_model.model.layers",)
     upstream: ClassVar[Upstream] = UPSTREAM
     image_generator: ClassVar[str] = "rectified flow"
     image_response: ClassVar[str] = "teacher-forced pass of the clean latent at the data end (t = 1000)"
@@ -92,25 +93,18 @@ class JanusFlowAdapter(StepwiseImageAdapter):
     image_steps: int = 30
 
     @classmethod
-    def load(
-        cls,
-        source: str,
-        *,
-        device: str = "cpu",
-        dtype: str = "auto",
-        trust_remote_code: bool = False,
-        revision: str | None = None,
-        upstream_src: str | None = None,
-    ) -> JanusFlowAdapter:
-        up = import_upstream(UPSTREAM, upstream_src)
+    def load_from(cls, source: str, options: LoadOptions) -> JanusFlowAdapter:
+        up = import_upstream(UPSTREAM, options.upstream_src)
         mods = up["modules"]["janus.janusflow.models"]
         try:
             processor = mods.VLChatProcessor.from_pretrained(str(source))
-            model = mods.MultiModalityCausalLM.from_pretrained(str(source), torch_dtype=resolve_dtype(dtype))
+            model = mods.MultiModalityCausalLM.from_pretrained(
+                str(source), torch_dtype=resolve_dtype(options.dtype)
+            )
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load JanusFlow from {source!r}: {exc}") from exc
-        model.to(device).eval()
-        vae = _load_vae(str(source), device, model.dtype)
+        model.to(options.device).eval()
+        vae = _load_vae(str(source), options.device, model.dtype)
         extra = {"upstream": up["identity"], "vae": None if vae is None else str(vae.config._name_or_path)}
         return cls(model=model, processor=processor, source=str(source), extra_identity=extra, vae=vae)
 
@@ -197,14 +191,8 @@ class JanusFlowAdapter(StepwiseImageAdapter):
             max_context=self.max_context,
         )
 
-    def generate_text(
-        self,
-        text: str,
-        *,
-        image: Image.Image | None = None,
-        settings: GenerationSettings = GenerationSettings(),
-        keep_generation_states: bool = False,
-    ) -> Generation:
+    def text_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
+        text, image, settings = request.text, request.image, request.settings
         self.require("text-gen")
         prompt = (
             self._image_prompt(image, text)

@@ -35,11 +35,12 @@ import torch
 
 from ..capture import Role
 from ..errors import ModelLoadError
-from ._hf import find_layers_path, from_pretrained, pretrained_kwargs, resolve_dtype, special_token_ids
+from ._hf import find_layers_path, from_pretrained, resolve_dtype, special_token_ids
 from ._multimodal import label_offsets
 from ._upstream import require_versions
 from .base import Encoded
 from .hf_causal_lm import HFCausalLMAdapter
+from .requests import LoadOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -98,15 +99,7 @@ class OmniGen2Adapter(HFCausalLMAdapter):
     image_processor: Any = field(default=None, kw_only=True)
 
     @classmethod
-    def load(
-        cls,
-        source: str,
-        *,
-        device: str = "cpu",
-        dtype: str = "auto",
-        trust_remote_code: bool = False,
-        revision: str | None = None,
-    ) -> OmniGen2Adapter:
+    def load_from(cls, source: str, options: LoadOptions) -> OmniGen2Adapter:
         """Load ``mllm/`` and ``processor/`` of an OmniGen2 folder or hub id.
 
         Raises:
@@ -121,7 +114,7 @@ class OmniGen2Adapter(HFCausalLMAdapter):
 
         require_versions({"transformers": "4.49"}, who=f"adapter {cls.name!r} (Qwen2.5-VL)")
         source = str(source)
-        kw = pretrained_kwargs(trust_remote_code=trust_remote_code, revision=revision)
+        kw = options.pretrained_kwargs()
         _check_layout(source)
         mllm, proc = "mllm", "processor"
         config = from_pretrained(
@@ -141,10 +134,10 @@ class OmniGen2Adapter(HFCausalLMAdapter):
             what="mllm",
             adapter=cls.name,
             subfolder=mllm,
-            dtype=resolve_dtype(dtype),
+            dtype=resolve_dtype(options.dtype),
             **kw,
         )
-        model.to(device).eval()
+        model.to(options.device).eval()
         return cls(
             model=model,
             processor=tok,

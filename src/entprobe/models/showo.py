@@ -28,6 +28,7 @@ from ._multimodal import to_pil
 from ._stepwise import StepwiseImageAdapter, StepwiseOutput
 from ._upstream import Upstream, import_upstream
 from .base import Generation, GenerationSettings
+from .requests import LoadOptions, Request
 
 _SPECIALS = (
     "<|soi|>",
@@ -60,7 +61,7 @@ class ShowoAdapter(StepwiseImageAdapter):
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {"text-prompt", "image-prompt", "text-gen", "image-gen"}
     )
-    layers_path: ClassVar[str] = "showo.model.layers"
+    layer_paths: ClassVar[tuple[str, ...]] = ("showo.model.layers",)
     upstream: ClassVar[Upstream] = Upstream(
         family="showo",
         repo="showlab/Show-o",
@@ -79,22 +80,13 @@ class ShowoAdapter(StepwiseImageAdapter):
     up: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(
-        cls,
-        source: str,
-        *,
-        device: str = "cpu",
-        dtype: str = "auto",
-        trust_remote_code: bool = False,
-        revision: str | None = None,
-        upstream_src: str | None = None,
-    ) -> ShowoAdapter:
-        found = import_upstream(cls.upstream, upstream_src)
+    def load_from(cls, source: str, options: LoadOptions) -> ShowoAdapter:
+        found = import_upstream(cls.upstream, options.upstream_src)
         m = found["modules"]
         from transformers import AutoTokenizer
 
         vq_source = os.environ.get("ENTPROBE_SHOWO_VQ", "showlab/magvitv2")
-        torch_dtype = resolve_dtype(dtype)
+        torch_dtype = resolve_dtype(options.dtype)
         torch_dtype = torch.float32 if torch_dtype == "auto" else torch_dtype
         try:
             model = m["models.modeling_showo"].Showo.from_pretrained(
@@ -116,7 +108,7 @@ class ShowoAdapter(StepwiseImageAdapter):
         prompting = m["training.prompting_utils"].UniversalPrompting(
             tok, max_text_len=_MAX_TEXT, special_tokens=_SPECIALS, ignore_id=-100, cond_dropout_prob=0.0
         )
-        model, vq = model.to(device, torch_dtype).eval(), vq.to(device, torch_dtype).eval()
+        model, vq = model.to(options.device, torch_dtype).eval(), vq.to(options.device, torch_dtype).eval()
         return cls(
             model=model,
             processor=prompting,
@@ -215,14 +207,8 @@ class ShowoAdapter(StepwiseImageAdapter):
             ids, roles, mask = self._image_prompt(image, question)
         return self.forward_encoded(lambda: self.model(ids, attention_mask=mask), roles, ids)
 
-    def generate_text(
-        self,
-        text: str,
-        *,
-        image: Any = None,
-        settings: GenerationSettings = GenerationSettings(),
-        keep_generation_states: bool = False,
-    ) -> Generation:
+    def text_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
+        text, image, settings = request.text, request.image, request.settings
         if settings.do_sample and settings.top_p < 1.0:
             raise UnsupportedError("Show-o's decoding loop (mmu_generate) has no nucleus sampling (top_p)")
         with torch.no_grad():

@@ -43,6 +43,7 @@ from ._multimodal import to_pil
 from ._stepwise import StepwiseImageAdapter, StepwiseOutput
 from ._upstream import Upstream, import_upstream
 from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
+from .requests import LoadOptions, Request
 
 __all__ = ["Showo2Adapter"]
 
@@ -66,7 +67,7 @@ class Showo2Adapter(StepwiseImageAdapter):
         f"image prompts and image generation (rectified flow, [cond; uncond] rows). {WHY_NO_VAE}"
     )
     capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
-    layers_path: ClassVar[str] = "showo.model.layers"
+    layer_paths: ClassVar[tuple[str, ...]] = ("showo.model.layers",)
     image_options: ClassVar[frozenset[str]] = frozenset({"image_steps"})
     image_generator: ClassVar[str] = "rectified flow (Show-o2 ODE sampler, Euler)"
     image_response: ClassVar[str] = "teacher-forced pass of the clean final latent at t=1 (data end)"
@@ -84,35 +85,27 @@ class Showo2Adapter(StepwiseImageAdapter):
     vae: Any = field(default=None, kw_only=True)  # Show-o2's WanVAE, or None
 
     @classmethod
-    def load(
-        cls,
-        source: str,
-        *,
-        device: str = "cpu",
-        dtype: str = "auto",
-        trust_remote_code: bool = False,
-        revision: str | None = None,
-        upstream_src: str | None = None,
-        vae: str | None = None,
-    ) -> Showo2Adapter:
+    def load_from(cls, source: str, options: LoadOptions) -> Showo2Adapter:
         """Load a Show-o2 release folder with the upstream code (see module).
 
         Raises:
             ModelLoadError: the upstream code is missing or the folder cannot be loaded.
         """
-        found = import_upstream(cls.upstream, upstream_src)
+        found = import_upstream(cls.upstream, options.upstream_src)
         mods = found["modules"]
         try:
             model = mods["models"].Showo2Qwen2_5.from_pretrained(str(source), use_safetensors=False)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise ModelLoadError(f"adapter 'showo2' cannot load {str(source)!r}: {exc}") from exc
-        want = resolve_dtype(dtype)
-        model.to(device=device, **({} if want == "auto" else {"dtype": want})).eval()
-        vae_file = vae or os.environ.get("ENTPROBE_SHOWO2_VAE") or Path(str(source)) / VAE_FILE
+        want = resolve_dtype(options.dtype)
+        model.to(device=options.device, **({} if want == "auto" else {"dtype": want})).eval()
+        vae_file = (
+            options.extras.get("vae") or os.environ.get("ENTPROBE_SHOWO2_VAE") or Path(str(source)) / VAE_FILE
+        )
         vae_model = None
         if Path(vae_file).is_file():
-            vae_model = mods["models"].WanVAE(vae_pth=str(vae_file), dtype=model.dtype, device=device)
-        elif vae or os.environ.get("ENTPROBE_SHOWO2_VAE"):
+            vae_model = mods["models"].WanVAE(vae_pth=str(vae_file), dtype=model.dtype, device=options.device)
+        elif options.extras.get("vae") or os.environ.get("ENTPROBE_SHOWO2_VAE"):
             raise ModelLoadError(f"adapter 'showo2': no Wan2.1 VAE file at {str(vae_file)!r}")
         tok, ids = mods["models.misc"].get_text_tokenizer(
             model.config.llm_model_path,
@@ -224,16 +217,10 @@ class Showo2Adapter(StepwiseImageAdapter):
         self.require("image-prompt")
         return self._encode_prompt(question, image)
 
-    def generate_text(
-        self,
-        text: str,
-        *,
-        image: Image.Image | None = None,
-        settings: GenerationSettings = GenerationSettings(),
-        keep_generation_states: bool = False,
-    ) -> Generation:
+    def text_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
         """Decoding with a full re-forward per token, as Show-o2's ``lm_generate`` /
         ``mmu_generate`` (greedy by default); then one teacher-forced pass."""
+        text, image, settings = request.text, request.image, request.settings
         self.require("text-gen")
         if image is not None:
             self.require("image-prompt")

@@ -1,34 +1,59 @@
-"""The probe loop: prompt records x levels -> model adapter -> estimators -> store.
+"""The probe: prompt records x levels -> model adapter -> estimators -> store.
 
-- :func:`run_probe` probes an already-loaded adapter (tests pass fakes or tiny models).
-- :func:`probe_from_cli` checks levels, capabilities, prompt sets, estimator options
-  and the store before loading the model, then calls :func:`run_probe`.
-- :func:`reestimate` recomputes metrics from saved Gram files, without the model.
+One job per module, in the order a run goes through them:
+
+- ``options.py``: the option groups (:class:`EstimatorOptions`, :class:`ProbeOptions`),
+  declared once; run-id hashing, levels, shards.
+- ``checks.py``: what is checked before any model work.
+- ``plan.py``: :func:`~.plan.make_plan` -> a frozen :class:`~.plan.ProbePlan` (levels,
+  work items, length buckets, run configuration, run id).
+- ``runner.py``: executes a plan batch by batch through ``ModelAdapter.run``.
+- ``estimate.py``: states (or a stored Gram) -> per-layer values.
+- ``writer.py``: rows, failures and the Gram files (shared with ``reestimate``).
+- ``summary.py``: :class:`RunSummary`.
+- ``probe.py``: :func:`run_probe` (a loaded adapter) and :func:`load_and_probe`
+  (check, load, run: the command's and the notebook API's entry point).
+- ``reestimation.py`` (:func:`reestimate`),
+  ``ray_backend.py``, ``demo.py``, ``model_bench.py``: the commands built on them.
+
+Names are imported on first use, so that ``entprobe.pipeline.options`` (which the
+command line reads to build its flags) loads without torch.
 """
 
-from .options import (
-    MODALITY_LEVELS,
-    EstimatorOptions,
-    ProbeOptions,
-    parse_levels,
-    parse_shard,
-    parse_thresholds,
-    shard_index,
-)
-from .probe import RunSummary, probe_from_cli, required_capabilities, run_probe
-from .reestimate import reestimate
+from __future__ import annotations
 
-__all__ = [
-    "MODALITY_LEVELS",
-    "EstimatorOptions",
-    "ProbeOptions",
-    "RunSummary",
-    "parse_levels",
-    "parse_shard",
-    "parse_thresholds",
-    "probe_from_cli",
-    "reestimate",
-    "required_capabilities",
-    "run_probe",
-    "shard_index",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "MODALITY_LEVELS": "options",
+    "EstimatorOptions": "options",
+    "ProbeOptions": "options",
+    "parse_levels": "options",
+    "parse_shard": "options",
+    "parse_thresholds": "options",
+    "shard_index": "options",
+    "required_capabilities": "checks",
+    "ProbePlan": "plan",
+    "make_plan": "plan",
+    "RunSummary": "summary",
+    "load_and_probe": "probe",
+    "probe_from_cli": "probe",
+    "resolve_options": "probe",
+    "run_probe": "probe",
+    "reestimate": "reestimation",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"entprobe.pipeline.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'entprobe.pipeline' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,18 +1,38 @@
-"""Options of a probe run, how they are parsed, and the run id they determine."""
+"""Options of a probe run, declared once, and the run id they determine.
+
+Two option groups (:class:`EstimatorOptions`, :class:`ProbeOptions`) besides the
+model's own (:class:`~entprobe.models.requests.LoadOptions`,
+:class:`~entprobe.models.requests.GenerationSettings`). Each field is declared with
+:func:`entprobe._spec.option`; validation, run-id serialisation, the command line's
+flags and ``docs/options.md`` are derived from those declarations.
+
+This module imports no torch: the command line builds its flags from it.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
-import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from .._spec import (
+    canonicalise,
+    check_all,
+    coerce_integer,
+    coerce_number,
+    coerce_number_or,
+    jsonable,
+    option,
+    replace_checked,
+    run_id_dict,
+)
 from ..errors import ProbeInputError
-from ..models._stepwise import ResponseSteps
-from ..models.base import GenerationSettings
+from ..models.requests import GenerationSettings, LoadOptions, ResponseSteps, parse_response_steps
 from ..store.schema import LEVELS
 
 __all__ = [
@@ -36,62 +56,175 @@ MODALITY_LEVELS: dict[str, tuple[str, ...]] = {
     "image": ("prompt", "text-gen"),
 }
 
+#: ``--last-layer``: the last layer's states before the final norm, or after it.
+LAST_LAYER_CHOICES: tuple[str, ...] = ("raw", "normed")
+
+
+# --- how the command line reads the estimator options (a usage error: exit code 2) --
+
+
+def _cli_sigma(text: str) -> str | float:
+    if text.strip().lower() == "median":
+        return "median"
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"expected 'median' or a positive number; got {text!r}") from None
+
+
+def _cli_pca_dim(text: str) -> int | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        out = int(text)
+    except ValueError:
+        out = 0
+    if out < 1:
+        raise ValueError(f"expected a positive number of components, or 'none' for no PCA; got {text!r}")
+    return out
+
+
+def _cli_base(text: str) -> str | float:
+    if text.strip().lower() == "e":
+        return "e"
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"expected a number or 'e'; got {text!r}") from None
+
+
+def _optional_integer(value: Any, name: str) -> int | None:
+    return None if value is None else coerce_integer(value, name)
+
+
+def _estimator_check(name: str):
+    """The estimators' own check of one option (imported when used: it needs torch)."""
+
+    def check(value: Any) -> None:
+        from ..estimators import _checks
+
+        getattr(_checks, f"check_{name}")(value)
+
+    return check
+
 
 @dataclass(frozen=True)
 class EstimatorOptions:
     """Options of :func:`~entprobe.estimators.matrix_entropy` and
-    :func:`~entprobe.estimators.conditional_entropy` (their defaults).
+    :func:`~entprobe.estimators.conditional_entropy`, with their defaults.
 
-    ``kernel`` applies to the prompt level only; ``normalization``, ``n_draws`` and
-    ``seed`` to the response levels only.
+    Each option goes to the estimator functions that take it (``kernel`` to the
+    prompt level only; ``normalization``, ``n_draws``, ``seed`` and ``prompt_sigma`` to
+    the response levels only): see :meth:`entropy_kwargs`, :meth:`conditional_kwargs`.
     """
 
-    alpha: float = 1.01
-    kernel: str = "gaussian"
-    sigma: str | float = "median"
-    sigma_scale: float = 1.0
-    pca_dim: int | None = 64
-    eps: float = 1e-6
-    base: float | str = 2
-    normalization: str = "trace"
-    n_draws: int = 10
-    seed: int = 0
-    #: bandwidth of H(prompt) inside the proxy: ``"joint"`` (the median of the joint
-    #: set, shared with H(prompt+response); the default) or ``"own"`` (the prompt's).
-    prompt_sigma: str = "joint"
-    #: ``"exact"`` or ``"topk:K"`` (certified bounds; layer_metrics gets lower/upper).
-    spectrum: str = "exact"
+    alpha: float = option(
+        1.01,
+        help="Renyi order alpha.",
+        constraint="> 0",
+        cli_type=float,
+        coerce=coerce_number,
+        check=_estimator_check("alpha"),
+    )
+    kernel: str = option(
+        "gaussian",
+        help="Kernel of the prompt-level entropy.",
+        constraint="gaussian | linear",
+        check=_estimator_check("kernel"),
+        metavar="gaussian|linear",
+    )
+    sigma: str | float = option(
+        "median",
+        help="Kernel bandwidth.",
+        constraint="median | a number > 0",
+        cli_type=_cli_sigma,
+        coerce=coerce_number_or("median"),
+        metavar="median|X",
+    )
+    sigma_scale: float = option(
+        1.0, help="Factor on the median bandwidth.", constraint="> 0", cli_type=float, coerce=coerce_number
+    )
+    pca_dim: int | None = option(
+        64,
+        help="PCA components kept, or none for no PCA.",
+        constraint="an integer >= 1 | none",
+        cli_type=_cli_pca_dim,
+        coerce=_optional_integer,
+        check=_estimator_check("pca_dim"),
+        metavar="N|none",
+    )
+    eps: float = option(
+        1e-6,
+        help="Ridge on the kernel diagonal.",
+        constraint=">= 0",
+        cli_type=float,
+        coerce=coerce_number,
+        check=_estimator_check("eps"),
+    )
+    base: float | str = option(
+        2.0,
+        help="Logarithm base (2: bits).",
+        constraint="e | a number > 0 other than 1",
+        cli_type=_cli_base,
+        coerce=coerce_number_or("e"),
+        check=_estimator_check("base"),
+        metavar="e|X",
+    )
+    normalization: str = option(
+        "trace",
+        help="Conditional-entropy normalization.",
+        constraint="trace | plain | subsample",
+        check=_estimator_check("normalization"),
+        metavar="trace|plain|subsample",
+    )
+    n_draws: int = option(
+        10,
+        help="Draws of the 'subsample' normalization.",
+        constraint=">= 1",
+        cli_type=int,
+        coerce=coerce_integer,
+        check=_estimator_check("n_draws"),
+    )
+    seed: int = option(
+        0,
+        help="Seed of the 'subsample' draws.",
+        constraint=">= 0",
+        flag="--estimator-seed",
+        cli_type=int,
+        coerce=coerce_integer,
+        check=_estimator_check("seed"),
+    )
+    prompt_sigma: str = option(
+        "joint",
+        help="Bandwidth of H(prompt) inside the proxy: the median distance of the joint prompt+response "
+        "set, shared with H(prompt+response) (joint), or of the prompt's own tokens (own; needs sigma median).",
+        choices=("joint", "own"),
+        flag="--prompt-bandwidth",
+        run_id="unless-default",
+    )
+    spectrum: str = option(
+        "exact",
+        help="exact: all eigenvalues in float64; float32: all eigenvalues in float32 (faster, measured "
+        "error up to 2.5e-6 bits at n = 8,100, no bound); topk:K: K Ritz pairs and certified lower/upper bounds per "
+        "layer (stored; the value is the interval's midpoint).",
+        constraint="exact | float32 | topk:K",
+        metavar="exact|float32|topk:K",
+        run_id="unless-default",
+        check=_estimator_check("spectrum"),
+    )
 
     def __post_init__(self) -> None:
         # One spelling per value, so that equal options hash to the same run id
         # (``--base 2`` and ``base=2.0``, ``--sigma 0.5`` and ``sigma="0.5"``).
-        set_ = object.__setattr__
-        set_(self, "alpha", _number(self.alpha, "alpha"))
-        set_(self, "sigma", _number_or(self.sigma, "sigma", ("median",)))
-        set_(self, "sigma_scale", _number(self.sigma_scale, "sigma_scale"))
-        set_(self, "eps", _number(self.eps, "eps"))
-        set_(self, "base", _number_or(self.base, "base", ("e",)))
-        if self.pca_dim is not None:
-            set_(self, "pca_dim", _integer(self.pca_dim, "pca_dim"))
-        set_(self, "n_draws", _integer(self.n_draws, "n_draws"))
-        set_(self, "seed", _integer(self.seed, "seed"))
+        canonicalise(self)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        if out["prompt_sigma"] == "joint":
-            # Left out at its default, so the run ids of earlier runs stay as they were.
-            del out["prompt_sigma"]
-        if out["spectrum"] == "exact":
-            del out["spectrum"]
-        return out
+        """The options as recorded in the run configuration and hashed into the run id."""
+        return run_id_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EstimatorOptions:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ProbeInputError(f"unknown estimator option(s) {unknown}; known: {sorted(names)}")
-        return cls(**dict(data))
+        return replace_checked(cls(), data, what="estimator")
 
     def updated(self, **overrides: Any) -> EstimatorOptions:
         """A copy with the options in ``overrides`` replaced.
@@ -99,152 +232,242 @@ class EstimatorOptions:
         Raises:
             ProbeInputError: an unknown option.
         """
-        names = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ProbeInputError(f"unknown estimator option(s) {unknown}; known: {sorted(names)}")
-        return replace(self, **overrides)
+        return replace_checked(self, overrides, what="estimator")
 
     def entropy_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``matrix_entropy_from_gram``."""
-        return dict(
-            alpha=self.alpha,
-            kernel=self.kernel,
-            sigma=self.sigma,
-            sigma_scale=self.sigma_scale,
-            pca_dim=self.pca_dim,
-            eps=self.eps,
-            base=self.base,
-            spectrum=self.spectrum,
-        )
+        """Keyword arguments of ``matrix_entropy`` / ``matrix_entropy_from_gram``."""
+        return {name: getattr(self, name) for name in _estimator_parameters("matrix_entropy_from_gram")}
 
     def conditional_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``conditional_entropy_from_gram``."""
-        return dict(
-            normalization=self.normalization,
-            alpha=self.alpha,
-            sigma=self.sigma,
-            sigma_scale=self.sigma_scale,
-            pca_dim=self.pca_dim,
-            eps=self.eps,
-            base=self.base,
-            n_draws=self.n_draws,
-            seed=self.seed,
-            prompt_sigma=self.prompt_sigma,
-            spectrum=self.spectrum,
-        )
+        """Keyword arguments of ``conditional_entropy`` / ``conditional_entropy_from_gram``."""
+        return {name: getattr(self, name) for name in _estimator_parameters("conditional_entropy_from_gram")}
 
     def check(self) -> None:
-        """Run both estimators once on a small synthetic Gram, so that a bad option
-        fails before any model work, with the estimators' own message.
+        """Check every option, then run both estimators once on a small synthetic Gram
+        (which also checks the options that constrain each other, e.g. ``sigma`` and
+        ``sigma_scale``), so that a bad option fails before any model work, with the
+        estimators' own message.
 
         Raises:
             ProbeInputError: an option out of range.
         """
         import numpy as np
 
-        from ..estimators import (
-            conditional_entropy_from_gram,
-            linear_gram,
-            matrix_entropy_from_gram,
-        )
+        from ..estimators import conditional_entropy_from_gram, linear_gram, matrix_entropy_from_gram
 
+        check_all(self)
         x = np.random.default_rng(0).normal(size=(2, 8, 6))
         gram = linear_gram(x)
         matrix_entropy_from_gram(gram, **self.entropy_kwargs())
         conditional_entropy_from_gram(gram, 4, **self.conditional_kwargs())
 
 
+@cache
+def _estimator_parameters(function: str) -> tuple[str, ...]:
+    """The :class:`EstimatorOptions` fields that ``function`` takes, read from its
+    signature, so that a new estimator keyword reaches it without a second list."""
+    from .. import estimators
+
+    params = inspect.signature(getattr(estimators, function)).parameters
+    return tuple(f.name for f in fields(EstimatorOptions) if f.name in params)
+
+
+def _shard(value: Any, name: str) -> tuple[int, int] | None:
+    return value if value is None or isinstance(value, tuple) else parse_shard(value)
+
+
+def _thresholds(value: Any, name: str) -> tuple[int, int] | None:
+    if value is None or isinstance(value, tuple):
+        return value if value is None else tuple(value)  # type: ignore[return-value]
+    if isinstance(value, str):
+        return parse_thresholds(value)
+    return parse_thresholds(",".join(map(str, value)))
+
+
+def _folder(value: Any, name: str) -> Path | None:
+    return None if value is None else Path(value)
+
+
+def _batch_size(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ProbeInputError(f"batch_size must be an integer >= 1; got {value!r}")
+    return value
+
+
+def _last_layer(value: Any, name: str) -> str:
+    if value not in LAST_LAYER_CHOICES:
+        raise ProbeInputError(f"last_layer must be one of {', '.join(LAST_LAYER_CHOICES)}; got {value!r}")
+    return value
+
+
+def _limit(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    out = coerce_integer(value, name)
+    if out < 1:
+        raise ProbeInputError(f"limit must be an integer >= 1; got {value!r}")
+    return out
+
+
+def _datasets(value: Any, name: str) -> tuple[str, ...] | None:
+    return None if value is None else tuple(str(v) for v in value)
+
+
 @dataclass(frozen=True)
 class ProbeOptions:
     """Everything of a probe run besides the model, the prompts and the levels.
 
-    Attributes:
-        estimator: estimator options (part of the run id).
-        generation: generation settings (part of the run id).
-        include_special: keep special / chat-template tokens in the prompt's states
-            (part of the run id).
-        shard: ``(k, n)``: process only the samples of shard ``k`` of ``n``
-            (1-based), split by a stable hash of dataset and sample id.
-        retry_failed: recompute samples recorded as failed (default: skip them).
-        save_grams: folder for the Gram files (``--save-grams``), or None.
-        save_images: folder for generated images as PNG, or None.
-        length_thresholds: fixed ``(t1, t2)`` token counts for the length buckets of
-            text prompts; None: the prompt set's terciles.
-        model: the model's name in the store (default: the adapter's source).
-        revision: the revision the model was loaded at (part of the run id).
-        datasets: the prompt-set SPECs (part of the run id); default: each set's
-            ``spec``.
-        image_response_steps: step-wise image generators: ``"final"`` (default: the
-            teacher-forced clean final response only), ``"all"`` or 1-based steps
-            whose conditional-branch states are also probed (part of the run id).
-        extra: anything else to record in the run's configuration (limit, dtype ...).
-        batch_size: samples of one modality and level run through the model together
-            (not part of the run id: batched runs give the batch-size-1 numbers, to
-            1e-10 in float64; a run may be resumed with another batch size).
-        overlap: estimate on a worker thread while the model runs the next batch
-            (not part of the run id).
-        last_layer: ``"raw"`` (default): the last decoder layer's output before the
-            final norm; ``"normed"``: after it, as ``output_hidden_states`` gives
-            (part of the run id when not the default).
+    ``estimator``, ``generation`` and ``load`` are the other option groups (the load
+    options are those the adapter was loaded with: recorded, and the revision enters
+    the model identity). The fields below are this group's own; see ``docs/options.md``
+    for each one's flag, default and whether it enters the run id. ``extra`` holds
+    anything else a caller wants recorded in the run's configuration.
     """
 
     estimator: EstimatorOptions = field(default_factory=EstimatorOptions)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
-    include_special: bool = False
-    shard: tuple[int, int] | None = None
-    retry_failed: bool = False
-    save_grams: Path | None = None
-    save_images: Path | None = None
-    length_thresholds: tuple[int, int] | None = None
-    model: str | None = None
-    revision: str | None = None
-    datasets: tuple[str, ...] | None = None
-    image_response_steps: ResponseSteps = "final"
-    extra: dict[str, Any] = field(default_factory=dict)
-    batch_size: int = 1
-    overlap: bool = True
-    last_layer: str = "raw"
+    load: LoadOptions = field(default_factory=LoadOptions)
+    include_special: bool = option(
+        False,
+        help="Keep special and chat-template tokens in the prompt's states.",
+        cli_type=bool,
+        coerce=lambda v, n: bool(v),
+    )
+    last_layer: str = option(
+        "raw",
+        help="The last layer's states: before the final norm (raw), or after it, as transformers' "
+        "output_hidden_states gives (normed).",
+        choices=LAST_LAYER_CHOICES,
+        run_id="unless-default",
+        coerce=_last_layer,
+    )
+    image_response_steps: ResponseSteps = option(
+        "final",
+        help="Step-wise image generators: besides the default response (one teacher-forced pass of the "
+        "clean final response), also probe the conditional branch at these denoising steps (1-based), "
+        "stored per step.",
+        constraint="final | all | K[,K...]",
+        flag="--image-response-step",
+        metavar="final|all|K[,K...]",
+        run_id="nested",
+        run_id_note="yes (step-wise image generators: in the image_response block)",
+        coerce=lambda v, n: parse_response_steps(v),
+    )
+    limit: int | None = option(
+        None,
+        help="First N prompts of each prompt set.",
+        constraint=">= 1",
+        cli_type=int,
+        minimum=1,
+        default_text="all",
+        run_id="never",
+        coerce=_limit,
+    )
+    shard: tuple[int, int] | None = option(
+        None,
+        help="Process shard K of N (1-based), split by a stable hash of dataset and sample id.",
+        constraint="K/N with 1 <= K <= N",
+        metavar="K/N",
+        default_text="all samples",
+        run_id="never",
+        coerce=_shard,
+    )
+    retry_failed: bool = option(
+        False, help="Recompute samples recorded as failed.", cli_type=bool, run_id="never"
+    )
+    save_grams: Path | None = option(
+        None,
+        help="Save per-layer Gram matrices here, for `entprobe reestimate`.",
+        cli_type="path",
+        run_id="never",
+        coerce=_folder,
+    )
+    save_images: Path | None = option(
+        None,
+        help="Save generated images as PNG here (path in samples.image_path).",
+        cli_type="path",
+        run_id="never",
+        coerce=_folder,
+    )
+    length_thresholds: tuple[int, int] | None = option(
+        None,
+        help="Token counts splitting short/middle/long text prompts.",
+        constraint="A,B with 0 <= A <= B",
+        metavar="A,B",
+        default_text="the set's terciles",
+        run_id="never",
+        coerce=_thresholds,
+    )
+    allow_outside_paths: bool = option(
+        False,
+        help="Let image paths in a data file (images: CSV, RealUnify JSON) point outside its folder.",
+        cli_type=bool,
+        run_id="never",
+    )
+    batch_size: int = option(
+        1,
+        help="Samples of one modality and level run through the model together (same numbers as 1).",
+        constraint=">= 1",
+        cli_type=int,
+        minimum=1,
+        run_id="never",
+        coerce=_batch_size,
+    )
+    overlap: bool = option(
+        True,
+        help="Estimate the previous batch on a worker thread while the model runs the next.",
+        cli_type=bool,
+        off_flag="--no-overlap",
+        run_id="never",
+    )
+    model: str | None = option(
+        None,
+        help="The model's name in the store.",
+        flag=None,
+        default_text="the adapter's source",
+        run_id="never",
+        coerce=lambda v, n: None if v is None else str(v),
+    )
+    datasets: tuple[str, ...] | None = option(
+        None,
+        help="The prompt sets' SPECs as recorded.",
+        flag=None,
+        default_text="each set's spec",
+        coerce=_datasets,
+    )
+    extra: Mapping[str, Any] = option(
+        factory=dict,
+        help="Anything else to record in the run's configuration.",
+        flag=None,
+        run_id="never",
+        coerce=lambda v, n: dict(v or {}),
+    )
 
     def __post_init__(self) -> None:
-        if self.last_layer not in LAST_LAYER_CHOICES:
-            raise ProbeInputError(
-                f"last_layer must be one of {', '.join(LAST_LAYER_CHOICES)}; got {self.last_layer!r}"
-            )
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ProbeInputError(f"batch_size must be an integer >= 1; got {self.batch_size!r}")
+        canonicalise(self)
 
+    @property
+    def revision(self) -> str | None:
+        """The revision the model was loaded at (``load.revision``)."""
+        return self.load.revision
 
-#: ``--last-layer``: the last layer's states before the final norm, or after it.
-LAST_LAYER_CHOICES: tuple[str, ...] = ("raw", "normed")
-
-
-def _number(value: Any, name: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ProbeInputError(f"{name} must be a number; got {value!r}") from None
-
-
-def _number_or(value: Any, name: str, words: tuple[str, ...]) -> float | str:
-    if isinstance(value, str) and value.strip().lower() in words:
-        return value.strip().lower()
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ProbeInputError(
-            f"{name} must be a number or {' / '.join(map(repr, words))}; got {value!r}"
-        ) from None
-
-
-def _integer(value: Any, name: str) -> int:
-    try:
-        out = int(value)
-    except (TypeError, ValueError):
-        raise ProbeInputError(f"{name} must be an integer; got {value!r}") from None
-    if out != value and not isinstance(value, str):
-        raise ProbeInputError(f"{name} must be an integer; got {value!r}")
-    return out
+    def session(self) -> dict[str, Any]:
+        """The settings of this session (none of them enters the run id), for the run's
+        configuration: shard, folders, batch size, overlap, load options, ``extra``."""
+        out = {
+            "shard": None if self.shard is None else f"{self.shard[0]}/{self.shard[1]}",
+            "retry_failed": self.retry_failed,
+            "length_thresholds": self.length_thresholds,
+            "save_grams": None if self.save_grams is None else str(self.save_grams),
+            "save_images": None if self.save_images is None else str(self.save_images),
+            "batch_size": self.batch_size,
+            "overlap": self.overlap,
+            "limit": self.limit,
+            "dtype": self.load.dtype,
+            "trust_remote_code": self.load.trust_remote_code,
+            "allow_outside_paths": self.allow_outside_paths,
+        }
+        return {**out, **self.extra}
 
 
 def run_id_for(gram_config: Mapping[str, Any], estimator: EstimatorOptions) -> str:
@@ -319,21 +542,9 @@ def in_shard(dataset: str, sample_id: str, shard: tuple[int, int] | None) -> boo
     return shard_index(dataset, sample_id, n) == k - 1
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def config_hash(config: Mapping[str, Any], length: int = 16) -> str:
     """A short, stable hex hash of a JSON-able configuration."""
-    text = json.dumps(_jsonable(config), sort_keys=True, separators=(",", ":"), default=str)
+    text = json.dumps(jsonable(config), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 

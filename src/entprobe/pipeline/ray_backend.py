@@ -2,7 +2,7 @@
 
 The run is cut as ``--shard K/N`` cuts it (N = the number of workers). Each shard is
 one Ray task holding one model replica (``num_gpus=gpus_per_worker``) that runs the
-single-process code, :func:`~entprobe.pipeline.probe_from_cli` with ``shard=(K, N)``,
+single-process code, :func:`~entprobe.pipeline.load_and_probe` with ``shard=(K, N)``,
 into its own store ``<store>.ray/shard-K-of-N.duckdb``. When every shard is done the
 shard stores are merged into the requested store (:meth:`ResultStore.merge_from`).
 
@@ -36,6 +36,8 @@ from .probe import RunSummary
 __all__ = ["RayRunSummary", "probe_on_ray", "require_ray", "shard_store_path"]
 
 _INSTALL = "pip install 'entprobe[ray]'  (or: pip install 'ray>=2.9')"
+#: The keywords of :func:`~entprobe.pipeline.load_and_probe` that are not options.
+_INPUTS = ("text_prompts", "image_prompts", "levels", "adapter")
 _POLL_SECONDS = 0.2
 
 
@@ -157,7 +159,7 @@ class _ReportingStore(ResultStore):
 
 def _probe_shard(k: int, n: int, path: str, kwargs: dict[str, Any], progress: Any) -> RunSummary:
     """One shard, in a Ray worker: the single-process probe into the shard's store."""
-    from .probe import probe_from_cli
+    from .probe import load_and_probe
 
     progress.started.remote(k, os.getpid())
     records = [
@@ -168,8 +170,10 @@ def _probe_shard(k: int, n: int, path: str, kwargs: dict[str, Any], progress: An
     ]
     store = _ReportingStore(Path(path), progress=progress, k=k, n=n, records=records)
     try:
-        return probe_from_cli(
-            store=store,
+        kwargs = dict(kwargs)
+        return load_and_probe(
+            kwargs.pop("model"),
+            store,
             shard=(k, n),
             progress=False,
             log=lambda text: progress.say.remote(f"[shard {k}/{n}] {text}"),
@@ -238,7 +242,7 @@ def probe_on_ray(
     connect_timeout: float = 5.0,
     **probe_kwargs: Any,
 ) -> RayRunSummary:
-    """Run :func:`~entprobe.pipeline.probe_from_cli` over a Ray cluster, one shard a worker.
+    """Run :func:`~entprobe.pipeline.load_and_probe` over a Ray cluster, one shard a worker.
 
     Args:
         model: hub id or folder, loaded in each worker (one replica per worker).
@@ -253,8 +257,9 @@ def probe_on_ray(
         log: where messages go (default: stderr).
         on_progress: called with the progress snapshot (``done``, ``total``,
             ``attempts``, ``pids`` per shard) at every poll, in the driver.
-        probe_kwargs: the other arguments of :func:`probe_from_cli` (``text_prompts``,
-            ``image_prompts``, ``levels``, ``limit``, ``device``, estimator ...).
+        probe_kwargs: the other arguments of :func:`load_and_probe` (``text_prompts``,
+            ``image_prompts``, ``levels``, ``adapter``, and the options by name or group:
+            ``limit``, ``device``, ``estimator`` ...).
 
     Returns:
         A :class:`RayRunSummary`.
@@ -267,11 +272,14 @@ def probe_on_ray(
     """
     from tqdm.auto import tqdm
 
+    from .probe import resolve_options
+
     say = log or (lambda text: print(text, file=sys.stderr))
-    if probe_kwargs.get("shard") is not None:
+    opts = resolve_options(**{k: v for k, v in probe_kwargs.items() if k not in _INPUTS})
+    if opts.shard is not None:
         raise ProbeInputError("--shard and --backend ray both split the samples; give one of them")
     probe_kwargs.pop("shard", None)
-    device = str(probe_kwargs.get("device", "cpu"))
+    device = opts.load.device
     if device.startswith("cuda") and not gpus_per_worker:
         raise ProbeInputError(f"--device {device} with --backend ray needs --gpus-per-worker > 0")
     if device.startswith("cuda:"):
@@ -281,7 +289,7 @@ def probe_on_ray(
     if workers is not None and (isinstance(workers, bool) or int(workers) != workers or workers < 1):
         raise ProbeInputError(f"--workers must be a positive integer, got {workers!r}")
     ray = require_ray()
-    limit = probe_kwargs.get("limit")
+    limit = opts.limit
     # Loaded once here: bad SPECs fail before Ray starts, and workers get the records.
     probe_kwargs["text_prompts"] = _load_sets(probe_kwargs.get("text_prompts") or (), limit)
     probe_kwargs["image_prompts"] = _load_sets(probe_kwargs.get("image_prompts") or (), limit)

@@ -17,16 +17,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..errors import StoreError
 from ..store import ResultStore
 from ..store.grams import iter_gram_files, load_gram, read_gram_meta
-from ..store.schema import LEVEL_METRIC, SAMPLES_COLUMNS
-from ._bounds import layer_values, metric_value
+from ..store.schema import SAMPLES_COLUMNS
+from .estimate import values_from_gram
 from .options import EstimatorOptions, package_versions, run_id_for
-from .probe import RunSummary, SampleFailure, _error_text
+from .summary import RunSummary
+from .writer import SampleWriter
 
 __all__ = ["reestimate"]
 
@@ -67,8 +67,6 @@ def reestimate(
     """
     from tqdm.auto import tqdm
 
-    from ..estimators import conditional_entropy_from_gram, matrix_entropy_from_gram
-
     root = Path(grams)
     files = list(iter_gram_files(root))
     if not files:
@@ -101,11 +99,15 @@ def reestimate(
                 "versions": package_versions(),
                 "session": {"reestimated_from": {"run_id": old.get("run_id"), "grams": str(root)}},
             }
+            summary = RunSummary(run_id=run_id, store=str(store.path))
             runs[run_id] = {
                 "model": meta["model"],
                 "adapter": meta["adapter"],
                 "config": config,
-                "summary": RunSummary(run_id=run_id, store=str(store.path)),
+                "summary": summary,
+                "writer": SampleWriter(
+                    store, summary, model_name=meta["model"], adapter_name=meta["adapter"]
+                ),
             }
         plan.append((path, run_id, est))
 
@@ -147,44 +149,15 @@ def reestimate(
             try:
                 # A damaged file (truncated, say) fails this sample only, as in probe.
                 record = load_gram(path)
-                gram = torch.from_numpy(record.gram).to(device)
-                if record.n_prompt is None:
-                    values = matrix_entropy_from_gram(gram, **est.entropy_kwargs())
-                else:
-                    values = conditional_entropy_from_gram(gram, record.n_prompt, **est.conditional_kwargs())
-                values = layer_values(values)
-                if not np.isfinite(values).all():
-                    bad = [
-                        int(i)
-                        for i in np.flatnonzero(~np.isfinite(values).reshape(len(values), -1).all(axis=-1))
-                    ]
-                    raise SampleFailure(f"the estimator gave non-finite values at layer(s) {bad}")
+                values = values_from_gram(torch.from_numpy(record.gram).to(device), record.n_prompt, est)
             except Exception as exc:
                 seconds = time.perf_counter() - t0
                 summary.estimate_seconds += seconds
-                row.update(status="failed", error=_error_text(exc), estimate_seconds=seconds)
-                store.write_sample(row, [])
-                summary.n_failed += 1
-                summary.failures.append((*key, row["error"]))
+                runs[run_id]["writer"].failed({**row, "estimate_seconds": seconds}, exc)
                 continue
             seconds = time.perf_counter() - t0
             summary.estimate_seconds += seconds
-            row.update(status="ok", error=None, estimate_seconds=seconds)
-            n_layers = len(values) - 1
-            metric = LEVEL_METRIC[meta["level"]]
-            metrics = [
-                {
-                    "model": meta["model"],
-                    "adapter": meta["adapter"],
-                    "layer": layer,
-                    "n_layers": n_layers,
-                    "metric": metric,
-                    **metric_value(v),
-                }
-                for layer, v in enumerate(values)
-            ]
-            store.write_sample(row, metrics)
-            summary.n_ok += 1
+            runs[run_id]["writer"].ok({**row, "estimate_seconds": seconds}, values)
     finally:
         governor.close()
         bar.close()

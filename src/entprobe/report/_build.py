@@ -1,4 +1,9 @@
-"""Assemble the report: compute the tables, draw the figures, write every file."""
+"""Assemble the report: compute the tables, draw the figures, write every file.
+
+Each figure comes from its recipe in :mod:`._recipes` (data selection and drawing, shared
+with the notebook API's ``plot_*``); the sections add captions, tables and notes on
+what is missing.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ import datetime as _dt
 import html
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 
@@ -24,7 +28,9 @@ from entprobe.analysis._common import (
     normalize_category,
 )
 from entprobe.report import _figures as F
+from entprobe.report import _recipes as R
 from entprobe.report._format import fmt_mean_ci, to_html_table, to_markdown
+from entprobe.report._page import Section, note, render_page
 
 __all__ = ["write_report", "build_report", "REPORT_FILE"]
 
@@ -63,15 +69,6 @@ _SAMPLE_COLUMNS = [
     "error",
 ]
 _RUN_COLUMNS = ["run_id", "model", "adapter", "config", "entprobe_version", "started_at", "finished_at"]
-
-
-@dataclass
-class _Section:
-    id: str
-    title: str
-    intro: str = ""
-    blocks: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
 
 
 class _Writer:
@@ -137,10 +134,6 @@ def _conform(df: pd.DataFrame | None, columns: Sequence[str]) -> pd.DataFrame:
     return df
 
 
-def _note(text: str) -> str:
-    return f'<p class="missing">⚠ {html.escape(text)}</p>'
-
-
 def _models_lacking(lm: pd.DataFrame, models: Sequence[str], mask: pd.Series) -> list[str]:
     have = set(lm.loc[mask, "model"])
     return [m for m in models if m not in have]
@@ -149,8 +142,8 @@ def _models_lacking(lm: pd.DataFrame, models: Sequence[str], mask: pd.Series) ->
 # ---------------------------------------------------------------- sections
 
 
-def _section_table1(lm, models, w, *, n_boot, seed) -> _Section:
-    sec = _Section(
+def _section_table1(lm, models, w, *, n_boot, seed) -> Section:
+    sec = Section(
         "table1",
         "Table 1 — embedding entropy (layer 0) per prompt type",
         "Mean matrix-based Rényi entropy (bits) of each prompt's token states entering the first "
@@ -195,7 +188,7 @@ def _section_table1(lm, models, w, *, n_boot, seed) -> _Section:
     other = sorted({c for c in t1["category"] if c not in A.TEXT_CATEGORIES + A.IMAGE_CATEGORIES})
     if other:
         sec.blocks.append(
-            _note(
+            note(
                 "Categories outside the paper's ten types are listed as extra columns: "
                 + ", ".join(other)
                 + "."
@@ -204,8 +197,8 @@ def _section_table1(lm, models, w, *, n_boot, seed) -> _Section:
     return sec
 
 
-def _section_fig4(lm, samples, models, colors, w) -> _Section:
-    sec = _Section(
+def _section_fig4(lm, samples, runs, models, w) -> Section:
+    sec = Section(
         "fig4",
         "Fig. 4 — text prompt length",
         "Left: embedding entropy (layer 0) of each text prompt against its length; lines join "
@@ -213,14 +206,14 @@ def _section_fig4(lm, samples, models, colors, w) -> _Section:
         "lengths). Right: mean entropy per layer for short, middle and long text prompts "
         "(the store's length_bucket); shaded bands are ±1.96 standard errors.",
     )
-    points = A.prompt_length_points(lm, samples)
+    left = R.length_entropy_recipe(lm, samples, runs=runs)
+    points, trend = left.extra["points"], left.data
     if points.empty:
         sec.missing.append("no text prompts with prompt-level entropy, so no length figures.")
         return sec
-    trend = A.length_trend(points)
     sec.blocks.append(
         w.figure(
-            F.plot_length_entropy(trend, points, colors),
+            left.figure,
             "fig4_length_entropy",
             "Fig. 4 (left): embedding entropy vs prompt length.",
         )
@@ -229,25 +222,20 @@ def _section_fig4(lm, samples, models, colors, w) -> _Section:
     no_text = [m for m in models if m not in set(points["model"])]
     if no_text:
         sec.missing.append(f"no text prompts for {', '.join(no_text)}.")
-    text = lm.loc[
-        (lm["level"] == "prompt")
-        & (lm["metric"] == "entropy")
-        & (lm["modality"] == "text")
-        & lm["length_bucket"].notna()
-    ]
-    if text.empty:
+    right = R.length_layers_recipe(lm, runs=runs)
+    traj = right.data
+    if right.empty:
         sec.missing.append("no text prompt has a length_bucket, so no layer-wise entropy by prompt length.")
         return sec
-    traj = A.layer_trajectories(text, by=("length_bucket",))
     sec.blocks.append(
         w.figure(
-            F.plot_length_layers(traj, colors),
+            right.figure,
             "fig4_length_layers",
             "Fig. 4 (right): layer-wise entropy by prompt length.",
         )
     )
     sec.blocks.append(w.table(traj, "fig4_length_trajectories", show=False, caption="Data:"))
-    for m in sorted(set(text["model"])):
+    for m in sorted(set(traj["model"])):  # the models with bucketed text prompts
         got = set(traj.loc[traj["model"] == m, "length_bucket"])
         lack = [b for b in A.LENGTH_BUCKETS if b not in got]
         if lack:
@@ -255,15 +243,16 @@ def _section_fig4(lm, samples, models, colors, w) -> _Section:
     return sec
 
 
-def _section_fig5(lm, models, colors, w) -> _Section:
-    sec = _Section(
+def _section_fig5(lm, runs, models, w) -> Section:
+    sec = Section(
         "fig5",
         "Fig. 5 — layer-wise entropy per prompt type",
         "Mean prompt entropy per layer for each prompt type, one panel per model; text prompts "
         "first, then image prompts. Within a panel, prompt types differ by line style and "
         "shade of the model's colour. Each panel has its own y range.",
     )
-    traj = A.layer_trajectories(lm, by=("modality", "category"))
+    recipes = R.prompt_types_recipes(lm, runs=runs, modalities=("text", "image"))
+    traj = recipes["text"].data  # shared by both: every modality's trajectories
     if traj.empty:
         sec.missing.append("no prompt-level entropy rows in the stores.")
         return sec
@@ -271,7 +260,7 @@ def _section_fig5(lm, models, colors, w) -> _Section:
         if (traj["modality"] == mod).any():
             sec.blocks.append(
                 w.figure(
-                    F.plot_prompt_types(traj, colors, modality=mod),
+                    recipes[mod].figure,
                     f"fig5_{mod}_prompt_types",
                     f"Fig. 5: layer-wise entropy per {mod} prompt type.",
                 )
@@ -284,8 +273,8 @@ def _section_fig5(lm, models, colors, w) -> _Section:
     return sec
 
 
-def _section_cross_modal(lm, models, colors, w, *, early_fraction) -> _Section:
-    sec = _Section(
+def _section_cross_modal(lm, runs, models, w, *, early_fraction) -> Section:
+    sec = Section(
         "cross-modal",
         "§5.3 — text vs image prompts within each model",
         "Mean prompt entropy per layer of text and image prompts, x = layer / number of layers so "
@@ -293,14 +282,14 @@ def _section_cross_modal(lm, models, colors, w, *, early_fraction) -> _Section:
         f"layers (layer ≤ {early_fraction:g} × number of layers, layer 0 included; shaded) of the "
         "per-layer difference (mean text entropy − mean image entropy), in bits.",
     )
-    traj = A.layer_trajectories(lm, by=("modality",))
+    recipe = R.cross_modal_recipe(lm, runs=runs, early_fraction=early_fraction)
+    traj, asym = recipe.data, recipe.extra["asymmetry"]
     if traj.empty:
         sec.missing.append("no prompt-level entropy rows in the stores.")
         return sec
-    asym = A.cross_modal_asymmetry(lm, early_fraction=early_fraction)
     sec.blocks.append(
         w.figure(
-            F.plot_cross_modal(traj, asym, colors, early_fraction=early_fraction),
+            recipe.figure,
             "s53_cross_modal",
             "§5.3: text vs image prompt entropy per model.",
         )
@@ -326,23 +315,22 @@ def _section_cross_modal(lm, models, colors, w, *, early_fraction) -> _Section:
     return sec
 
 
-def _section_response(lm, models, colors, w, *, n_boot, seed) -> _Section:
-    sec = _Section(
+def _section_response(lm, runs, models, w, *, n_boot, seed) -> Section:
+    sec = Section(
         "response",
         "§6 and Table 5 — response pattern: text vs image generation",
         "Conditional entropy proxy H(prompt ⊕ response) − H(prompt) per layer (bits), for text "
         "generation and image generation. Table 5: per sample, the proxy averaged over all layers "
         f"(0 … number of layers); mean over samples with a 95% bootstrap interval (B = {n_boot}).",
     )
-    traj = A.layer_trajectories(
-        lm, level=("text-gen", "image-gen"), metric="conditional_entropy", by=("level",)
-    )
+    recipe = R.response_recipe(lm, runs=runs)
+    traj = recipe.data
     if traj.empty:
         sec.missing.append("no text-gen or image-gen conditional-entropy rows in the stores.")
         return sec
     sec.blocks.append(
         w.figure(
-            F.plot_response(traj, colors),
+            recipe.figure,
             "s6_response",
             "§6: conditional entropy of text vs image generation per model.",
         )
@@ -372,8 +360,8 @@ def _section_response(lm, models, colors, w, *, n_boot, seed) -> _Section:
     return sec
 
 
-def _section_provenance(lm, samples, runs, w, *, sources, n_boot, seed, early_fraction) -> _Section:
-    sec = _Section(
+def _section_provenance(lm, samples, runs, w, *, sources, n_boot, seed, early_fraction) -> Section:
+    sec = Section(
         "provenance",
         "Provenance",
         "Where the numbers come from: the stores read, each run's model, adapter, estimator and "
@@ -397,7 +385,7 @@ def _section_provenance(lm, samples, runs, w, *, sources, n_boot, seed, early_fr
         for m, k in multi.items():
             if k > 1:
                 sec.blocks.append(
-                    _note(
+                    note(
                         f"{m} has {k} runs; their rows are pooled in every table "
                         "(check that their settings agree)."
                     )
@@ -458,73 +446,6 @@ def _section_provenance(lm, samples, runs, w, *, sources, n_boot, seed, early_fr
     return sec
 
 
-# ---------------------------------------------------------------- HTML
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0 auto;
-max-width:1200px;padding:1.5em;color:#222;line-height:1.45}
-h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
-figure{margin:1em 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
-figcaption,.caption,.files{color:#555;font-size:.9em}
-.table-wrap{overflow-x:auto;margin-bottom:1em}
-table{border-collapse:collapse;font-size:.85em} th,td{border:1px solid #ddd;padding:3px 6px;vertical-align:top}
-th{background:#f4f4f4;text-align:left} td.num{text-align:right;font-variant-numeric:tabular-nums}
-td pre{margin:0;font-size:.95em;white-space:pre-wrap}
-.missing{background:#fff6e0;border-left:4px solid #e0a000;padding:.3em .6em;margin:.3em 0}
-.swatch{display:inline-block;width:1em;height:1em;margin:0 .3em 0 .8em;vertical-align:-.15em;border-radius:2px}
-nav a{margin-right:1em} code{font-size:.9em}
-"""
-
-
-def _html(title: str, sections: list[_Section], colors: dict, generated: str, files: list[str]) -> str:
-    swatches = (
-        "".join(
-            f'<span class="swatch" style="background:{_hex(c)}"></span>{html.escape(m)}'
-            for m, c in colors.items()
-        )
-        or "(no models)"
-    )
-    missing = [(s, m) for s in sections for m in s.missing]
-    summary = (
-        "<p>Nothing missing: every section has data for every model.</p>"
-        if not missing
-        else "".join(
-            f'<p class="missing">⚠ <a href="#{s.id}">{html.escape(s.title.split(" — ")[0])}</a>: '
-            f"{html.escape(m)}</p>"
-            for s, m in missing
-        )
-    )
-    nav = "".join(f'<a href="#{s.id}">{html.escape(s.title.split(" — ")[0])}</a>' for s in sections)
-    body = []
-    for s in sections:
-        notes = "".join(_note(m) for m in s.missing)
-        body.append(
-            f'<section id="{s.id}"><h2>{html.escape(s.title)}</h2><p>{html.escape(s.intro)}</p>'
-            f"{notes}{''.join(s.blocks)}</section>"
-        )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title><style>{_CSS}</style></head>
-<body>
-<h1>{html.escape(title)}</h1>
-<p class="caption">Generated {html.escape(generated)} by entprobe. All entropies in bits. Figures are embedded;
-PNG/SVG copies are in <code>figures/</code>, every table as CSV and Markdown in <code>tables/</code>
-({len(files)} files).</p>
-<p>Models (one colour each, kept in every figure):{swatches}</p>
-<nav>{nav}</nav>
-<h2>What is missing</h2>{summary}
-{"".join(body)}
-</body></html>
-"""
-
-
-def _hex(color: object) -> str:
-    import matplotlib.colors as mcolors
-
-    return mcolors.to_hex(color)
-
-
 # ---------------------------------------------------------------- entry points
 
 
@@ -557,15 +478,16 @@ def build_report(
         lm["layer"] = lm["layer"].astype(int)
         lm["n_layers"] = lm["n_layers"].astype(int)
         lm["value"] = lm["value"].astype(float)
-    models = sorted(set(lm["model"].dropna()) | set(runs["model"].dropna()))
-    colors = F.model_colors(models)
+    # the figures' models and colours (the recipes assign them the same way from lm and runs)
+    models = R.figure_models(lm, runs)
+    colors = R.figure_colors(lm, runs)
     w = _Writer(out)
     sections = [
         _section_table1(lm, models, w, n_boot=n_boot, seed=seed),
-        _section_fig4(lm, samples, models, colors, w),
-        _section_fig5(lm, models, colors, w),
-        _section_cross_modal(lm, models, colors, w, early_fraction=early_fraction),
-        _section_response(lm, models, colors, w, n_boot=n_boot, seed=seed),
+        _section_fig4(lm, samples, runs, models, w),
+        _section_fig5(lm, runs, models, w),
+        _section_cross_modal(lm, runs, models, w, early_fraction=early_fraction),
+        _section_response(lm, runs, models, w, n_boot=n_boot, seed=seed),
         _section_provenance(
             lm, samples, runs, w, sources=sources, n_boot=n_boot, seed=seed, early_fraction=early_fraction
         ),
@@ -573,7 +495,7 @@ def build_report(
     if not models:
         sections[0].missing.insert(0, "The stores hold no results at all.")
     generated = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    page = _html(title, sections, colors, generated, w.files)
+    page = render_page(title, sections, colors, generated, w.files)
     path = out / REPORT_FILE
     path.write_text(page, encoding="utf-8")
     return path
