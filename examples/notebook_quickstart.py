@@ -58,7 +58,7 @@ print(entropies)
 # ## Responses: the conditional entropy proxy per layer, into a store file
 #
 # A store file can be resumed (the same call skips what is done) and read by the
-# CLI (`entprobe report`, `entprobe store`).
+# CLI (`entprobe status`, `entprobe report`).
 
 # %%
 store = work / "results.duckdb"
