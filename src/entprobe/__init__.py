@@ -16,10 +16,9 @@ start fast.
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
+from ._lazy import lazy_exports
 from .errors import (
     DatasetError,
     DegenerateGeometryWarning,
@@ -37,13 +36,13 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-_LAZY = {
-    "matrix_entropy": "entprobe.estimators",
-    "conditional_entropy": "entprobe.estimators",
-    "capture": "entprobe.capture",
-    "Role": "entprobe.capture",
+_WHERE = {
+    "matrix_entropy": ".estimators",
+    "conditional_entropy": ".estimators",
+    "capture": ".capture",
+    "Role": ".capture",
 }
-# the notebook API (entprobe.api): every public name, imported on first use
+# The notebook API: every public name of entprobe.api (its __all__ is this tuple).
 _API = (
     "ProbeResult",
     "cross_modal_asymmetry",
@@ -68,7 +67,7 @@ _API = (
     "sample_table",
     "write_report",
 )
-_LAZY.update(dict.fromkeys(_API, "entprobe.api"))
+_WHERE.update(dict.fromkeys(_API, ".api"))
 
 __all__ = [
     "DatasetError",
@@ -89,13 +88,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'entprobe' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -39,10 +39,15 @@ __all__ = [
     "coerce_integer",
     "coerce_number",
     "coerce_number_or",
+    "default_of",
+    "describe_default",
+    "flag_of",
+    "jsonable",
     "option",
     "reference_rows",
     "replace_checked",
     "run_id_dict",
+    "session_dict",
     "specs",
 ]
 
@@ -105,7 +110,16 @@ class Spec:
 def option(
     default: Any = dataclasses.MISSING, *, factory: Callable[[], Any] | None = None, **spec: Any
 ) -> Any:
-    """A dataclass field carrying its :class:`Spec` (``option(1.01, help=..., ...)``)."""
+    """A dataclass field carrying its :class:`Spec` (``option(1.01, help=..., ...)``).
+
+    Unless given, ``cli_type`` follows the default's type (bool, int, float, else text)
+    and so does ``coerce`` for numbers (:func:`coerce_number`, :func:`coerce_integer`:
+    one spelling per value, so ``5`` and ``5.0`` hash to one run id).
+    """
+    kind = next((t for t in (bool, int, float) if type(default) is t), str)
+    spec.setdefault("cli_type", kind)
+    if kind in (int, float):
+        spec.setdefault("coerce", coerce_integer if kind is int else coerce_number)
     meta = {"spec": Spec(**spec)}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)

@@ -42,30 +42,9 @@ if TYPE_CHECKING:
     from .models.requests import LoadOptions
     from .pipeline import RunSummary
 
-__all__ = [
-    "ProbeResult",
-    "cross_modal_asymmetry",
-    "embedding_entropy_table",
-    "failures",
-    "layer_trajectories",
-    "length_trend",
-    "load_model",
-    "model_probes",
-    "plot_cross_modal",
-    "plot_length_entropy",
-    "plot_length_layers",
-    "plot_prompt_types",
-    "plot_response",
-    "probe",
-    "prompt_entropies",
-    "prompt_sets",
-    "proxies",
-    "read_results",
-    "response_proxy_table",
-    "run_summary",
-    "sample_table",
-    "write_report",
-]
+from . import _API
+
+__all__ = list(_API)  # declared once, in entprobe/__init__.py
 
 Source = Union[str, os.PathLike, Sequence[Any], "ProbeResult", tuple]
 

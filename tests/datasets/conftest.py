@@ -11,26 +11,10 @@ import zlib
 from pathlib import Path
 
 import pytest
+from datasets_mmbench_columns import MMBENCH_COLUMNS
 from PIL import Image
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-MMBENCH_COLUMNS = [
-    "index",
-    "question",
-    "hint",
-    "A",
-    "B",
-    "C",
-    "D",
-    "answer",
-    "category",
-    "image",
-    "source",
-    "l2-category",
-    "comment",
-    "split",
-]
 
 
 class ImageFactory:

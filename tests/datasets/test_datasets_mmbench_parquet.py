@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from conftest import MMBENCH_COLUMNS
+from datasets_mmbench_columns import MMBENCH_COLUMNS
 
 from entprobe.cli import main
 from entprobe.datasets import load_prompts

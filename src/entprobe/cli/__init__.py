@@ -10,6 +10,8 @@ import importlib
 
 import click
 
+from entprobe.cli._common import threads_option
+
 # command name -> "module:attribute" of a click.Command, imported on first use.
 _COMMANDS: dict[str, str] = {
     "validate": "entprobe.cli.estimator_cmds:validate",
@@ -62,14 +64,11 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="entprobe")
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="CPU threads for torch's and BLAS's linear algebra. Default: the usable cores "
+@threads_option(
+    "CPU threads for torch's and BLAS's linear algebra. Default: the usable cores "
     "minus those other processes keep busy (sampled at start, and again during a probe; at "
     "least 1), so a busy machine does not make idle threads spin against other work (see "
-    "entprobe/_threads.py).",
+    "entprobe/_threads.py)."
 )
 @click.option(
     "--max-memory",

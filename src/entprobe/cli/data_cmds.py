@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import click
 
+from entprobe.cli._common import limit_option
 from entprobe.datasets import (
     DEFAULT_MAX_PIXELS,
     PromptSet,
@@ -53,20 +54,18 @@ def format_list() -> str:
     return "\n".join(lines)
 
 
-@datasets.command("inspect")
+@datasets.command("inspect", context_settings={"show_default": True})
 @click.argument("spec")
-@click.option("--limit", type=click.IntRange(min=1), help="Keep only the first N usable records.")
+@limit_option("Keep only the first N usable records.")
 @click.option(
     "--dedup/--no-dedup",
     default=True,
-    show_default=True,
     help="Collapse MMBench circular-evaluation copies to one prompt per question.",
 )
 @click.option(
     "--max-pixels",
     type=click.IntRange(min=1),
     default=DEFAULT_MAX_PIXELS,
-    show_default=True,
     help="Skip images with more pixels (decompression-bomb guard).",
 )
 @click.option(
@@ -85,7 +84,6 @@ def format_list() -> str:
     "--show-skipped",
     type=click.IntRange(min=0),
     default=20,
-    show_default=True,
     help="List at most N skipped rows (0: all of them).",
 )
 @click.option(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from entprobe.cli._common import limit_option, max_new_tokens_option, out_dir_option, seed_option
+
 _NOTICE = (
     "NOTE: these are tiny, randomly initialised models built offline. They exercise every\n"
     "code path (capture, generation, teacher-forced states, estimators, store, report);\n"
@@ -11,31 +13,11 @@ _NOTICE = (
 )
 
 
-@click.command()
-@click.option(
-    "--out",
-    "out_dir",
-    default="demo-output",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Folder for the models, store, images and report.",
-)
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Probe only the first N prompts of each bundled set.",
-)
-@click.option(
-    "--max-new-tokens",
-    type=click.IntRange(min=1),
-    default=16,
-    show_default=True,
-    help="Length of the generated text responses.",
-)
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of the tiny models and of generation."
-)
+@click.command(context_settings={"show_default": True})
+@out_dir_option("Folder for the models, store, images and report.", default="demo-output", path_type=None)
+@limit_option("Probe only the first N prompts of each bundled set.")
+@max_new_tokens_option("Length of the generated text responses.")
+@seed_option("Seed of the tiny models and of generation.")
 @click.option("--no-report", is_flag=True, help="Skip writing the HTML report.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
 def demo(

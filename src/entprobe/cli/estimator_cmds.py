@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from entprobe.cli._common import max_new_tokens_option, out_dir_option, threads_option
+
 __all__ = ["bench", "validate"]
 
 
@@ -26,39 +28,22 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[in
     return items
 
 
-@click.command("validate")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("validate-output"),
-    show_default=True,
-    help="Folder for the CSV, Markdown and PNG files.",
-)
-@click.option(
-    "--seeds", type=click.IntRange(min=2), default=10, show_default=True, help="Seeds per experiment."
-)
+@click.command("validate", context_settings={"show_default": True})
+@out_dir_option("Folder for the CSV, Markdown and PNG files.", default=Path("validate-output"))
+@click.option("--seeds", type=click.IntRange(min=2), default=10, help="Seeds per experiment.")
 @click.option(
     "--population",
     type=click.IntRange(min=10),
     default=200,
-    show_default=True,
     help="Synthetic prompt/response pairs per seed (normalisation and sensitivity experiments).",
 )
 @click.option(
     "--population-noise",
     type=click.Choice(["same", "rotated"]),
     default="same",
-    show_default=True,
     help="Independent part of a synthetic response: from the prompt's own distribution, or a rotated copy (new directions).",
 )
-@click.option(
-    "--base-seed",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Offset added to every seed.",
-)
+@click.option("--base-seed", type=click.IntRange(min=0), default=0, help="Offset added to every seed.")
 @click.option(
     "--only",
     "only",
@@ -68,12 +53,9 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[in
     ),
     help="Run only these experiments (repeatable).",
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
+@threads_option(
+    "torch threads while computing (the experiments are many small eigen-problems, for which more threads mostly wait).",
     default=1,
-    show_default=True,
-    help="torch threads while computing (the experiments are many small eigen-problems, for which more threads mostly wait).",
 )
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
 def validate(
@@ -116,88 +98,53 @@ def validate(
     )
 
 
-@click.command("bench")
+@click.command("bench", context_settings={"show_default": True})
 @click.option(
     "--device",
     type=click.Choice(["cpu", "cuda"]),
     default="cpu",
-    show_default=True,
     help="Where the estimators run (the naive reference always runs on the CPU).",
 )
-@click.option(
-    "--layers",
-    type=click.IntRange(min=1),
-    default=29,
-    show_default=True,
-    help="Layers per input (leading axis).",
-)
-@click.option(
-    "--n",
-    "ns",
-    default="100,300,500",
-    show_default=True,
-    callback=_int_list,
-    help="Prompt lengths, comma-separated.",
-)
-@click.option(
-    "--d", "d", type=click.IntRange(min=1), default=2048, show_default=True, help="State dimension."
-)
+@click.option("--layers", type=click.IntRange(min=1), default=29, help="Layers per input (leading axis).")
+@click.option("--n", "ns", default="100,300,500", callback=_int_list, help="Prompt lengths, comma-separated.")
+@click.option("--d", "d", type=click.IntRange(min=1), default=2048, help="State dimension.")
 @click.option(
     "--repeats",
     type=click.IntRange(min=1),
     default=3,
-    show_default=True,
     help="Timed runs per measurement (the fastest is reported), after one warm-up.",
 )
 @click.option(
     "--response-ratio",
     type=click.FloatRange(min=0, min_open=True),
     default=0.5,
-    show_default=True,
     help="Response length as a fraction of the prompt length.",
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="torch threads for the estimators [default: torch's own choice].",
-)
+@threads_option("torch threads for the estimators [default: torch's own choice].")
 @click.option(
     "--out",
     "out_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
     help="Also write the results to FILE.json or FILE.csv.",
 )
 @click.option(
     "--model-config",
-    default=None,
     metavar="NAME",
     help="Instead: time a full probe (prompt, text-gen, image-gen) of a randomly initialised model of "
     "this size: janus-pro-1b, janus-pro-7b, or tiny-janus / tiny-emu3 / tiny-llama / tiny-chameleon / tiny-bert.",
 )
-@click.option(
-    "--batch-sizes", default="1,4", show_default=True, help="With --model-config: batch sizes, side by side."
-)
+@click.option("--batch-sizes", default="1,4", help="With --model-config: batch sizes, side by side.")
 @click.option(
     "--prompts",
     "n_prompts",
     type=click.IntRange(1, 8),
     default=4,
-    show_default=True,
     help="With --model-config: short built-in text prompts probed at each batch size.",
 )
-@click.option(
-    "--max-new-tokens",
-    type=click.IntRange(min=1),
-    default=16,
-    show_default=True,
-    help="With --model-config: text-gen length.",
-)
+@max_new_tokens_option("With --model-config: text-gen length.")
 @click.option(
     "--image-tokens",
     type=click.IntRange(min=1),
-    default=None,
     help="With --model-config: image tokens generated (a square; default: the model's, 576 for Janus-Pro).",
 )
 @click.option(
@@ -205,7 +152,6 @@ def validate(
     "dtype_name",
     type=click.Choice(["float32", "bfloat16", "float16"]),
     default="float32",
-    show_default=True,
     help="With --model-config: model dtype.",
 )
 @click.option(
@@ -217,17 +163,10 @@ def validate(
     "of 30 layers x --memory-n tokens under --max-memory. "
     "Suggested: --long --n 576,1152,2048,4096,8100 --layers 1 --memory-n 4096.",
 )
-@click.option(
-    "--topk",
-    type=click.IntRange(min=1),
-    default=128,
-    show_default=True,
-    help="K of the approximation (--long).",
-)
+@click.option("--topk", type=click.IntRange(min=1), default=128, help="K of the approximation (--long).")
 @click.option(
     "--memory-n",
     type=click.IntRange(min=0),
-    default=None,
     help="With --long: tokens per layer of the memory row (30 layers) [default: max(--n)]; 0 skips it.",
 )
 @click.option(
@@ -239,7 +178,6 @@ def validate(
 )
 @click.option(
     "--load-command",
-    default=None,
     help="With --load: a shell command to time instead (e.g. 'entprobe demo --out /tmp/d').",
 )
 def bench(
@@ -290,6 +228,7 @@ def bench(
         return
     if out_file is not None and out_file.suffix.lower() not in (".json", ".csv"):
         raise click.BadParameter(f"must end in .json or .csv; got {out_file.name!r}", param_hint="--out")
+    inputs = {"ns": ns, "d": d, "layers": layers, "device": device}  # what the estimator timings run on
     if long_mode or load_mode:
         import shlex
 
@@ -305,13 +244,10 @@ def bench(
         with torch_threads(threads):
             if long_mode:
                 df = run_long_bench(
-                    ns=ns,
-                    d=d,
-                    layers=layers,
+                    **inputs,
                     topk=topk,
                     memory_layers=30,
                     memory_n=max(ns) if memory_n is None else memory_n,
-                    device=device,
                     progress=lambda row: click.echo(f"  {row}"),
                 )
             else:
@@ -331,10 +267,7 @@ def bench(
     try:
         with torch_threads(threads):
             result = run_benchmark(
-                device=device,
-                layers=layers,
-                ns=ns,
-                d=d,
+                **inputs,
                 repeats=repeats,
                 response_ratio=response_ratio,
                 progress=lambda row: click.echo(

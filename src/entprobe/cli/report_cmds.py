@@ -6,43 +6,24 @@ from pathlib import Path
 
 import click
 
+from entprobe.cli._common import (
+    early_fraction_option,
+    n_boot_option,
+    out_dir_option,
+    seed_option,
+    stores_option,
+)
 from entprobe.errors import EntprobeError
 
-_STORE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _CSV = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 @click.command("report")
-@click.option(
-    "--store",
-    "stores",
-    multiple=True,
-    required=True,
-    type=_STORE,
-    help="Results store (.duckdb); repeat for several. Models are told apart by name.",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder: report.html, figures/ (PNG, SVG), tables/ (CSV, Markdown).",
-)
-@click.option(
-    "--early-fraction",
-    default=0.25,
-    show_default=True,
-    type=click.FloatRange(0, 1, min_open=True),
-    help="Share of depth counted as early layers for the cross-modal asymmetry.",
-)
-@click.option(
-    "--n-boot",
-    default=2000,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Bootstrap resamples for the 95% confidence intervals.",
-)
-@click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed.")
+@stores_option("Results store (.duckdb); repeat for several. Models are told apart by name.", required=True)
+@out_dir_option("Output folder: report.html, figures/ (PNG, SVG), tables/ (CSV, Markdown).", required=True)
+@early_fraction_option("Share of depth counted as early layers for the cross-modal asymmetry.")
+@n_boot_option("Bootstrap resamples for the 95% confidence intervals.")
+@seed_option("Bootstrap seed.")
 @click.option("--title", default="entprobe report", show_default=True, help="Title of the HTML page.")
 def report(
     stores: tuple[Path, ...], out_dir: Path, early_fraction: float, n_boot: int, seed: int, title: str
@@ -100,13 +81,7 @@ def _display(table):  # noqa: ANN001, ANN202 - pandas DataFrame in and out
 
 
 @click.command("correlate")
-@click.option(
-    "--store",
-    "stores",
-    multiple=True,
-    type=_STORE,
-    help="Results store(s) to compute per-model probes from (optional with --probes).",
-)
+@stores_option("Results store(s) to compute per-model probes from (optional with --probes).")
 @click.option(
     "--scores",
     "scores_path",
@@ -124,24 +99,11 @@ def _display(table):  # noqa: ANN001, ANN202 - pandas DataFrame in and out
 )
 @click.option(
     "--group-by",
-    default=None,
     help="Column (of the scores or probes CSV) whose groups get their own "
     "correlations besides 'all', e.g. family.",
 )
-@click.option(
-    "--early-fraction",
-    default=0.25,
-    show_default=True,
-    type=click.FloatRange(0, 1, min_open=True),
-    help="Early-layer share of depth for the asymmetry computed from --store.",
-)
-@click.option(
-    "--n-boot",
-    default=2000,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Bootstrap resamples for the confidence interval of rho.",
-)
+@early_fraction_option("Early-layer share of depth for the asymmetry computed from --store.")
+@n_boot_option("Bootstrap resamples for the confidence interval of rho.")
 @click.option(
     "--n-perm",
     default=100_000,
@@ -149,15 +111,8 @@ def _display(table):  # noqa: ANN001, ANN202 - pandas DataFrame in and out
     type=click.IntRange(min=1),
     help="Random pairings for the permutation p-value when n > 9 (n <= 9: exact, all n! pairings).",
 )
-@click.option(
-    "--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap and permutations."
-)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Also write correlations.csv, correlations.md and the probes used (probes.csv) here.",
-)
+@seed_option("Seed of the bootstrap and permutations.")
+@out_dir_option("Also write correlations.csv, correlations.md and the probes used (probes.csv) here.")
 def correlate(
     stores: tuple[Path, ...],
     scores_path: Path,

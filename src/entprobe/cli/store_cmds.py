@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from entprobe.cli._common import out_dir_option, progress_option, store_option
 from entprobe.cli._options import given, group_options
 from entprobe.cli.probe_cmds import fail_if_nothing_done
 from entprobe.errors import EntprobeError
@@ -51,13 +52,10 @@ def merge(sources: tuple[str, ...], target: str, on_conflict: str) -> None:
 
 
 @click.command()
-@click.option("--store", required=True, type=click.Path(exists=True, dir_okay=False), help="Results store.")
+@store_option("Results store.", must_exist=True)
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Folder for runs.FMT, samples.FMT and layer_metrics.FMT.",
+@out_dir_option(
+    "Folder for runs.FMT, samples.FMT and layer_metrics.FMT.", dest="out", required=True, path_type=None
 )
 def export(store: str, fmt: str, out: str) -> None:
     """Export a results store to Parquet or CSV (one file per table)."""
@@ -79,16 +77,11 @@ def export(store: str, fmt: str, out: str) -> None:
     type=click.Path(exists=True, file_okay=False),
     help="The --save-grams folder of a probe run.",
 )
-@click.option(
-    "--store",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Store to write into (a new run per changed configuration; resumable).",
-)
+@store_option("Store to write into (a new run per changed configuration; resumable).")
 @group_options("estimator", default_note="the original run's")
 @click.option("--device", default="cpu", show_default=True, help="Where to estimate: cpu, cuda ...")
 @group_options("probe", only=["retry_failed"])
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@progress_option()
 def reestimate(grams: str, store: str, device: str, progress: bool, **kwargs: Any) -> None:
     """Recompute metrics from saved Gram matrices, without the model.
 
@@ -130,7 +123,7 @@ def reestimate(grams: str, store: str, device: str, progress: bool, **kwargs: An
 
 
 @click.command()
-@click.option("--store", required=True, type=click.Path(dir_okay=False), help="Results store.")
+@store_option("Results store.")
 def status(store: str) -> None:
     """Show the progress of the runs in a store, also while a probe writes to it.
 

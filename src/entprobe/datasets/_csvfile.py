@@ -16,7 +16,7 @@ from entprobe.errors import DatasetError
 from ._jsonl import OPTIONS as _TEXT_OPTIONS
 from ._jsonl import TextFields
 from ._records import PromptRecord, SkippedRow
-from ._rows import DelimitedRow, LoadContext, RowProblem, iter_delimited
+from ._rows import DelimitedRow, LoadContext, iter_delimited
 
 NAME = "csv"
 EXAMPLE = "csv:prompts.csv?text=prompt&category=group"
@@ -71,12 +71,7 @@ def _rows(
     source = str(path)
     for drow in rows:
         try:
-            if drow.problem is not None:
-                raise drow.problem
-            values = drow.fields or []
-            if len(values) != len(names):
-                raise RowProblem(f"row has {len(values)} fields; the header has {len(names)}")
-            row = dict(zip(names, values, strict=True))
+            row = drow.as_dict(names)
             yield fields.record(row, stem=path.stem, source=source, line=drow.line, ctx=ctx)
         except Exception as problem:  # noqa: BLE001 - recorded per row
             yield ctx.skip(source, drow.line, problem)

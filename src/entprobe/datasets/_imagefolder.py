@@ -148,12 +148,7 @@ def _listed(
     listed: set[Path] = set()
     for drow in rows:
         try:
-            if drow.problem is not None:
-                raise drow.problem
-            values = drow.fields or []
-            if len(values) != len(names):
-                raise RowProblem(f"row has {len(values)} fields; the header has {len(names)}")
-            row = dict(zip(names, values, strict=True))
+            row = drow.as_dict(names)
             name = text_value(row[cols.file], cols.file)
             if not name:
                 raise RowProblem(f"empty {cols.file!r} column", "missing-image")

@@ -120,6 +120,14 @@ def _check_pixels(width: int, height: int, max_pixels: int | None) -> None:
         )
 
 
+def _base64_on_open(text: str) -> bytes:
+    """:func:`decode_base64` for an image being opened: bad base64 is a :class:`DatasetError`."""
+    try:
+        return decode_base64(text)
+    except RowProblem as err:
+        raise DatasetError(str(err)) from None
+
+
 def _decode(data: bytes, max_pixels: int | None, mode: str | None) -> Image.Image:
     try:
         with warnings.catch_warnings():
@@ -184,11 +192,7 @@ class TsvCellImage:
                 f"{self.path} changed since it was loaded: no row with index {self.key} "
                 f"at byte offset {self.offset}; load the prompt set again"
             )
-        try:
-            data = decode_base64(fields[self.column])
-        except RowProblem as err:
-            raise DatasetError(str(err)) from None
-        return _decode(data, self.max_pixels, mode)
+        return _decode(_base64_on_open(fields[self.column]), self.max_pixels, mode)
 
     def describe(self) -> str:
         return f"{self.path}@{self.offset}"
@@ -202,11 +206,7 @@ class Base64Image:
     max_pixels: int | None = DEFAULT_MAX_PIXELS
 
     def open(self, mode: str | None = "RGB") -> Image.Image:
-        try:
-            raw = decode_base64(self.data)
-        except RowProblem as err:
-            raise DatasetError(str(err)) from None
-        return _decode(raw, self.max_pixels, mode)
+        return _decode(_base64_on_open(self.data), self.max_pixels, mode)
 
     def describe(self) -> str:
         return f"<base64, {len(self.data):,} chars>"

@@ -17,9 +17,10 @@ column is missing or empty, from the leaf ``category``); subcategory is the leaf
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from entprobe.errors import DatasetError
 
@@ -81,6 +82,8 @@ CIRCULAR_MOD = 1_000_000
 _REFERENCE_MAX_CHARS = 64  # VLMEvalKit's rule: a shorter image cell is an index
 _META_COLUMNS = {"answer": "answer", "source": "origin", "comment": "comment", "split": "split"}
 
+_C = TypeVar("_C")  # how a table names its columns: a position (TSV) or a name (parquet)
+
 
 def load(path: Path, ctx: LoadContext) -> Iterator[PromptRecord | SkippedRow | Collapsed]:
     from ._mmbench_parquet import is_parquet_target, load_parquet
@@ -103,6 +106,29 @@ def load(path: Path, ctx: LoadContext) -> Iterator[PromptRecord | SkippedRow | C
     return _load_rows(rows, columns, str(path), ctx)
 
 
+def l2_column(lower: Mapping[str, _C], names: Sequence[str], path: Path, what: str) -> _C | None:
+    """The ``l2-category`` (or ``l2_category``) column of an MMBench table, None when
+    only the leaf ``category`` is there.
+
+    Args:
+        lower: lower-cased column name -> the table's own column (index or name).
+        names: the header as found, named in the error.
+        what: what the file was expected to be, e.g. ``"an MMBench TSV"``.
+
+    Raises:
+        DatasetError: ``index``, ``question``, ``image`` or both category columns are missing.
+    """
+    missing = [n for n in ("index", "question", "image") if n not in lower]
+    l2 = lower.get("l2-category", lower.get("l2_category"))
+    if "category" not in lower and l2 is None:
+        missing.append("l2-category or category")
+    if missing:
+        raise DatasetError(
+            f"{path} is not {what}: missing column(s) {', '.join(missing)}; found {', '.join(names[:20])}"
+        )
+    return l2
+
+
 @dataclass
 class _Columns:
     names: list[str]
@@ -119,15 +145,7 @@ class _Columns:
     def from_header(cls, names: list[str], path: Path) -> _Columns:
         names = [n.strip() for n in names]
         lower = {n.lower(): i for i, n in reversed(list(enumerate(names)))}
-        missing = [n for n in ("index", "question", "image") if n not in lower]
-        l2 = lower.get("l2-category", lower.get("l2_category"))
-        if "category" not in lower and l2 is None:
-            missing.append("l2-category or category")
-        if missing:
-            raise DatasetError(
-                f"{path} is not an MMBench TSV: missing column(s) {', '.join(missing)}; "
-                f"found {', '.join(names[:20])}"
-            )
+        l2 = l2_column(lower, names, path, "an MMBench TSV")
         options = [(n, i) for i, n in enumerate(names) if len(n) == 1 and n.isupper()]
         extra = {key: lower[col] for col, key in _META_COLUMNS.items() if col in lower}
         return cls(

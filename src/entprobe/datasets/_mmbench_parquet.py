@@ -35,7 +35,7 @@ from ._images import (
     check_image_file,
     decode_base64,
 )
-from ._mmbench import _META_COLUMNS, _REFERENCE_MAX_CHARS, finish_rows, parse_int, pending_row
+from ._mmbench import _META_COLUMNS, _REFERENCE_MAX_CHARS, finish_rows, l2_column, parse_int, pending_row
 from ._parquet import PARQUET_SUFFIX, ParquetFile, find_parquet, read_parquet_cell, split_key
 from ._records import PromptRecord, SkippedRow
 from ._rows import Collapsed, LoadContext, RowProblem, is_missing, text_value
@@ -136,15 +136,7 @@ class _Columns:
         lower: dict[str, str] = {}
         for name in names:
             lower.setdefault(name.strip().lower(), name)
-        l2 = lower.get("l2-category", lower.get("l2_category"))
-        missing = [n for n in ("index", "question", "image") if n not in lower]
-        if "category" not in lower and l2 is None:
-            missing.append("l2-category or category")
-        if missing:
-            raise DatasetError(
-                f"{path} is not MMBench parquet: missing column(s) {', '.join(missing)}; "
-                f"found {', '.join(names[:20])}"
-            )
+        l2 = l2_column(lower, names, path, "MMBench parquet")
         return cls(
             index=lower["index"],
             question=lower["question"],

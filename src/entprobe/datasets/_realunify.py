@@ -153,6 +153,15 @@ def _record(file: Path, row: int, rid: str, item: object, ctx: LoadContext) -> P
         raise RowProblem("empty task_type", "unknown-category")
     step = "step" in file.stem.lower()
     common = {"task": kind, "variant": file.stem, "task_type": task_type}
+    # What a text (UEG) and an image (GEU) record share: id, place and categories.
+    where = {
+        "id": rid,
+        "dataset": ctx.dataset,
+        "category": task_type,
+        "subcategory": file.stem,
+        "source": str(file),
+        "row": row,
+    }
     if kind == "UEG":
         if task_type not in UEG_TASK_TYPES:
             raise RowProblem(
@@ -162,17 +171,7 @@ def _record(file: Path, row: int, rid: str, item: object, ctx: LoadContext) -> P
         keys = ("new_prompt", "prompt") if step else ("prompt", "new_prompt")
         text = _first_text(item, keys)
         meta = {**common, **{k: v for k, v in item.items() if k not in (keys[0], "task_type")}}
-        return PromptRecord(
-            id=rid,
-            dataset=ctx.dataset,
-            modality="text",
-            text=text,
-            category=task_type,
-            subcategory=file.stem,
-            source=str(file),
-            row=row,
-            meta=meta,
-        )
+        return PromptRecord(**where, modality="text", text=text, meta=meta)
     question = _first_text(item, ("question", "new_question", "prompt"))
     options = _options(item)
     text = question + ("\nOptions:\n" + format_options(options) if options else "")
@@ -185,18 +184,7 @@ def _record(file: Path, row: int, rid: str, item: object, ctx: LoadContext) -> P
         "extra_images": extra_images,
         **{k: v for k, v in item.items() if k not in ("question", "task_type", *_IMAGE_KEYS)},
     }
-    return PromptRecord(
-        id=rid,
-        dataset=ctx.dataset,
-        modality="image",
-        text=text,
-        category=task_type,
-        subcategory=file.stem,
-        source=str(file),
-        row=row,
-        meta=meta,
-        image_ref=image,
-    )
+    return PromptRecord(**where, modality="image", text=text, meta=meta, image_ref=image)
 
 
 def _first_text(item: dict, keys: tuple[str, ...]) -> str:

@@ -115,6 +115,19 @@ class DelimitedRow:
     fields: list[str] | None
     problem: RowProblem | None = None
 
+    def as_dict(self, names: list[str]) -> dict[str, str]:
+        """The row as ``{column: field}`` under the header ``names``.
+
+        Raises:
+            RowProblem: the row's own problem, or a field count other than the header's.
+        """
+        if self.problem is not None:
+            raise self.problem
+        values = self.fields or []
+        if len(values) != len(names):
+            raise RowProblem(f"row has {len(values)} fields; the header has {len(names)}")
+        return dict(zip(names, values, strict=True))
+
 
 class _LineFeed:
     """Feeds decoded lines to ``csv.reader`` while counting bytes and lines, so the

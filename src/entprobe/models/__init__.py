@@ -9,31 +9,18 @@ only inside the adapters, so that the command line starts fast and
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
-_LAZY = {
-    "Encoded": "entprobe.models.base",
-    "Generation": "entprobe.models.base",
-    "ModelAdapter": "entprobe.models.base",
-    "GenerationSettings": "entprobe.models.requests",
-    "LoadOptions": "entprobe.models.requests",
-    "Request": "entprobe.models.requests",
-    "detect_adapter": "entprobe.models.registry",
-    "get_adapter": "entprobe.models.registry",
-    "list_adapters": "entprobe.models.registry",
+_WHERE = {
+    "Encoded": ".base",
+    "Generation": ".base",
+    "ModelAdapter": ".base",
+    "GenerationSettings": ".requests",
+    "LoadOptions": ".requests",
+    "Request": ".requests",
+    "detect_adapter": ".registry",
+    "get_adapter": ".registry",
+    "list_adapters": ".registry",
 }
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'entprobe.models' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -5,8 +5,9 @@ JanusFlow's Llama, ...) splice image features into the token embeddings themselv
 and call ``llm.generate(inputs_embeds=...)`` for text. This module holds what they
 share: labelling a rendered template by character offsets (:func:`label_text`), the
 prompt container (:class:`EmbedPrompt`), one hooked forward (:func:`encode_embeds`)
-and HF generation followed by the teacher-forced pass (:func:`generate_from_embeds`).
-transformers is imported inside functions only.
+and HF generation followed by the teacher-forced pass (:func:`generate_from_embeds`),
+and :class:`EmbedsFamily`, the prompt level and text generation of such a family
+built on them. transformers is imported inside functions only.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import torch
 from ..capture import Role, capture
 from ._hf import check_prompt_length, maybe_capture, seeded, special_token_ids
 from .base import Encoded, Generation, GenerationSettings
+from .requests import Request
 
-__all__ = ["EmbedPrompt", "encode_embeds", "generate_from_embeds", "label_text"]
+__all__ = ["EmbedPrompt", "EmbedsFamily", "encode_embeds", "generate_from_embeds", "label_text"]
 
 
 def label_text(
@@ -149,3 +151,43 @@ def generate_from_embeds(
         text=tokenizer.decode(response.tolist(), skip_special_tokens=True),
         generation_states=generation_states,
     )
+
+
+class EmbedsFamily:
+    """Mixin: the prompt level and text generation of an adapter whose LLM is a stock
+    transformers causal LM fed input embeddings. The family provides
+    :attr:`causal_lm` (the ``*ForCausalLM``), :attr:`tokenizer`,
+    :meth:`text_prompt` and :meth:`image_prompt` (each an :class:`EmbedPrompt`); the
+    rest of the adapter contract (``encode_text``, ``encode_image``,
+    ``text_generation``) follows. Put it first among the bases."""
+
+    causal_lm: Any
+    tokenizer: Any
+
+    def text_prompt(self, text: str) -> EmbedPrompt:  # pragma: no cover - the family's
+        raise NotImplementedError
+
+    def image_prompt(self, image: Any, question: str) -> EmbedPrompt:  # pragma: no cover - the family's
+        raise NotImplementedError
+
+    def encode_text(self, text: str) -> Encoded:
+        self.require("text-prompt")  # type: ignore[attr-defined]
+        return self._encode(self.text_prompt(text))
+
+    def encode_image(self, image: Any, question: str = "") -> Encoded:
+        self.require("image-prompt")  # type: ignore[attr-defined]
+        return self._encode(self.image_prompt(image, question))
+
+    def _encode(self, prompt: EmbedPrompt) -> Encoded:
+        a: Any = self
+        return encode_embeds(a.model, a.layers_path, self.causal_lm.model, prompt, max_context=a.max_context)
+
+    def text_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
+        a: Any = self
+        a.require("text-gen")
+        image, text = request.image, request.text
+        prompt = self.image_prompt(image, text) if image is not None else self.text_prompt(text)
+        return generate_from_embeds(
+            a.model, a.layers_path, self.causal_lm, prompt, self.tokenizer, request.settings,
+            keep_generation_states=keep_generation_states, max_context=a.max_context,
+        )  # fmt: skip

@@ -13,18 +13,19 @@ only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from ..capture import Recorder, Role
 from ..errors import ModelLoadError, ProbeInputError
 from ._hf import _SENTINEL, from_pretrained, resolve_dtype, special_token_ids
-from .base import Encoded
+from ._upstream import require_versions
+from .base import Encoded, Generation
 from .hf_causal_lm import HFCausalLMAdapter
-from .requests import LoadOptions
+from .requests import GenerationSettings, LoadOptions, Request
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -272,8 +273,58 @@ def to_pil(image: torch.Tensor) -> Image.Image:
 
 class ImagePromptAdapter(HFCausalLMAdapter):
     """Base of the adapters whose processor interleaves image placeholders with text
-    (Janus, Emu3, Chameleon). Subclasses implement ``_prompt(text, image)``, returning
-    the model inputs and one role per position."""
+    (Janus, Emu3, Chameleon). Subclasses name their transformers class
+    (``model_class``) and the package floors their code was written against
+    (``requires``), and implement ``_prompt(text, image)``, returning the model inputs
+    and one role per position; :meth:`loaded_identity` adds to the model identity."""
+
+    #: ``transformers.<model_class>`` of the family, loaded with ``AutoProcessor``.
+    model_class: ClassVar[str] = ""
+    #: package -> lowest version the family's code was checked against.
+    requires: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def load_from(cls, source: str, options: LoadOptions) -> ImagePromptAdapter:
+        """Load ``transformers.<model_class>`` and its processor.
+
+        Raises:
+            ModelLoadError: a package below ``requires``, a checkpoint that cannot be
+                loaded or is of another family.
+        """
+        if cls.requires:
+            require_versions(cls.requires, who=f"adapter {cls.name!r}")
+        model, processor = load_multimodal(cls, str(source), cls.model_class, options)
+        adapter = cls(model=model, processor=processor, source=str(source))
+        adapter.extra_identity = adapter.loaded_identity()
+        return adapter
+
+    def loaded_identity(self) -> dict[str, Any]:
+        """What the family records in the model identity besides the defaults."""
+        return {}
+
+    # Token-by-token image generation: the family's ``_generate_images(texts, settings,
+    # keep_generation_states)`` runs a left-padded batch (its docstring says how).
+    def image_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
+        """The full grid of image tokens, with classifier-free guidance when
+        ``settings.guidance_scale > 1``; ``image_do_sample``, ``image_temperature``,
+        ``guidance_scale`` and ``seed`` apply, ``max_new_tokens`` does not (the grid
+        size is the model's).
+
+        Raises:
+            ProbeInputError: prompt and image tokens do not fit the model's context.
+        """
+        self.require("image-gen")
+        return self._generate_images([request.text], request.settings, keep_generation_states)[0]
+
+    def image_generations(self, requests: Sequence[Request]) -> list[Generation]:
+        """:meth:`image_generation` of each request, as one batch."""
+        self.require("image-gen")
+        return self._generate_images([r.text for r in requests], requests[0].settings, False)
+
+    def _generate_images(
+        self, texts: list[str], settings: GenerationSettings, keep_generation_states: bool
+    ) -> list[Generation]:  # pragma: no cover - the family's
+        raise NotImplementedError
 
     @property
     def tokenizer(self) -> Any:

@@ -30,7 +30,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -72,10 +72,10 @@ class StepwiseImageAdapter(ModelAdapter):
 
     #: What the default (teacher-forced) response is for this family, in words;
     #: recorded in the run configuration and shown in the report.
-    image_response: ClassVar[str] = "teacher-forced pass of the clean final response"
+    image_response = "teacher-forced pass of the clean final response"
     #: The generator's kind, e.g. "MaskGIT", "MAR", "rectified flow" (each family sets
     #: it; any string, even "", marks a step-wise generator: see ``ModelAdapter``).
-    image_generator: ClassVar[str | None] = ""
+    image_generator = ""
 
     _recorder: Recorder | None = None
     _wanted: tuple[int, ...] = ()

@@ -36,7 +36,7 @@ import itertools
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -68,18 +68,18 @@ class _Context:
 
 @dataclass
 class BagelAdapter(StepwiseImageAdapter):
-    name: ClassVar[str] = "bagel"
-    description: ClassVar[str] = (
+    name = "bagel"
+    description = (
         "BAGEL 7B-MoT and BAGEL-RecA (same adapter): Qwen2 mixture-of-transformers, packed "
         "sequences; flow-matching image generation"
     )
-    capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
-    layer_paths: ClassVar[tuple[str, ...]] = ("language_model.model.layers",)
-    layers_input: ClassVar[str] = "packed_query_sequence"
-    image_generator: ClassVar[str] = "flow matching (Euler), separate cond / text-CFG / image-CFG forwards"
-    image_response: ClassVar[str] = "one generation-mode forward of the clean final latent at t=0"
-    image_options: ClassVar[frozenset[str]] = frozenset({"image_steps", "image_size"})
-    upstream: ClassVar[Upstream] = Upstream(
+    capabilities = frozenset(CAPABILITIES)
+    layer_paths = ("language_model.model.layers",)
+    layers_input = "packed_query_sequence"
+    image_generator = "flow matching (Euler), separate cond / text-CFG / image-CFG forwards"
+    image_response = "one generation-mode forward of the clean final latent at t=0"
+    image_options = frozenset({"image_steps", "image_size"})
+    upstream = Upstream(
         family="bagel",
         repo="ByteDance-Seed/Bagel",
         checked=("056b5fd51a88 (2025-10-27)",),

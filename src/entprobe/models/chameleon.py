@@ -16,14 +16,14 @@ as in :mod:`~entprobe.models.hf_causal_lm`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import UnsupportedError
-from ._multimodal import ImagePromptAdapter, load_multimodal
+from ._multimodal import ImagePromptAdapter
 from .base import Generation, roles_from_ids
-from .requests import LoadOptions, Request
+from .requests import Request
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -42,30 +42,17 @@ _NO_IMAGE_GEN = (
 class ChameleonAdapter(ImagePromptAdapter):
     """Chameleon: text and image prompts, text generation."""
 
-    name: ClassVar[str] = "chameleon"
-    description: ClassVar[str] = (
+    name = "chameleon"
+    description = (
         "Chameleon (ChameleonForConditionalGeneration): text and image prompts, text generation; "
         "no image generation in transformers"
     )
-    model_types: ClassVar[tuple[str, ...]] = ("chameleon",)
-    capabilities: ClassVar[frozenset[str]] = frozenset({"text-prompt", "image-prompt", "text-gen"})
+    model_types = ("chameleon",)
+    capabilities = frozenset({"text-prompt", "image-prompt", "text-gen"})
 
-    layer_paths: ClassVar[tuple[str, ...]] = ("model.layers",)
+    layer_paths = ("model.layers",)
 
-    @classmethod
-    def load_from(cls, source: str, options: LoadOptions) -> ChameleonAdapter:
-        """Load ``ChameleonForConditionalGeneration`` and its ``ChameleonProcessor``.
-
-        Raises:
-            ModelLoadError: the checkpoint cannot be loaded or is not a Chameleon.
-        """
-        model, processor = load_multimodal(
-            cls,
-            str(source),
-            "ChameleonForConditionalGeneration",
-            options,
-        )
-        return cls(model=model, processor=processor, source=str(source))
+    model_class = "ChameleonForConditionalGeneration"
 
     def _special_ids(self) -> set[int]:
         p = self.processor

@@ -46,9 +46,8 @@ For image generation the last token is EOS, so every visual token is covered:
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -58,15 +57,12 @@ from ._hf import check_prompt_length, forward_batch_states, maybe_capture, seede
 from ._multimodal import (
     ImagePromptAdapter,
     ProcessedPrompt,
-    load_multimodal,
     process_prompt,
     step_states,
     template_parts,
     to_pil,
 )
-from ._upstream import require_versions
 from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
-from .requests import LoadOptions, Request
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -92,38 +88,23 @@ class Emu3Adapter(ImagePromptAdapter):
         negative_prompt: text of the unconditional branch of classifier-free guidance.
     """
 
-    name: ClassVar[str] = "emu3"
-    description: ClassVar[str] = (
+    name = "emu3"
+    description = (
         "BAAI Emu3 (Emu3ForConditionalGeneration): text and image prompts, text generation, "
         "image generation with classifier-free guidance"
     )
-    model_types: ClassVar[tuple[str, ...]] = ("emu3",)
-    capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
+    model_types = ("emu3",)
+    capabilities = frozenset(CAPABILITIES)
 
-    layer_paths: ClassVar[tuple[str, ...]] = ("model.text_model.layers",)
+    layer_paths = ("model.text_model.layers",)
     negative_prompt: str = field(default=NEGATIVE_PROMPT, kw_only=True)
 
-    @classmethod
-    def load_from(cls, source: str, options: LoadOptions) -> Emu3Adapter:
-        """Load ``Emu3ForConditionalGeneration`` and its ``Emu3Processor``.
+    model_class = "Emu3ForConditionalGeneration"
+    # Written and checked against transformers 5 (its Emu3ForConditionalGeneration and processor).
+    requires = {"transformers": "5.0"}
 
-        Raises:
-            ModelLoadError: the checkpoint cannot be loaded or is not an Emu3 model.
-        """
-        # Written and checked against transformers 5 (its Emu3ForConditionalGeneration and processor).
-        require_versions({"transformers": "5.0"}, who=f"adapter {cls.name!r}")
-        model, processor = load_multimodal(
-            cls,
-            str(source),
-            "Emu3ForConditionalGeneration",
-            options,
-        )
-        adapter = cls(model=model, processor=processor, source=str(source))
-        adapter.extra_identity = {
-            "image_grid": list(adapter.image_grid),
-            "negative_prompt": adapter.negative_prompt,
-        }
-        return adapter
+    def loaded_identity(self) -> dict[str, Any]:
+        return {"image_grid": list(self.image_grid), "negative_prompt": self.negative_prompt}
 
     # --- introspection ----------------------------------------------------------------
 
@@ -191,23 +172,6 @@ class Emu3Adapter(ImagePromptAdapter):
         proc = self.processor
         height, width = self.image_grid
         return f"{proc.image_start_token}{height}*{width}{proc.fake_token_around_image}"
-
-    def image_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
-        """Generate the full grid of visual tokens, with classifier-free guidance when
-        ``settings.guidance_scale > 1`` (token by token: ``response_steps`` must be
-        ``"final"``, checked by the caller).
-
-        ``settings.image_do_sample``, ``image_temperature``, ``guidance_scale`` and
-        ``seed`` apply; ``max_new_tokens`` does not (the grid is :attr:`image_grid`).
-
-        Raises:
-            ProbeInputError: prompt and image tokens do not fit the model's context.
-        """
-        return self._generate_images([request.text], request.settings, keep_generation_states)[0]
-
-    def image_generations(self, requests: Sequence[Request]) -> list[Generation]:
-        """:meth:`image_generation` of each request, as one batch (see :meth:`_generate_images`)."""
-        return self._generate_images([r.text for r in requests], requests[0].settings, False)
 
     def _generate_images(
         self, texts: list[str], settings: GenerationSettings, keep_generation_states: bool

@@ -34,20 +34,20 @@ import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ..capture import Role
 from ..errors import ModelLoadError
-from ._embeds import EmbedPrompt, encode_embeds, generate_from_embeds, label_text
+from ._embeds import EmbedPrompt, EmbedsFamily, label_text
 from ._hf import resolve_dtype, seeded
 from ._multimodal import to_pil
 from ._stepwise import StepwiseImageAdapter, StepwiseOutput
 from ._upstream import Upstream, import_upstream
-from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
-from .requests import LoadOptions, Request
+from .base import CAPABILITIES, GenerationSettings
+from .requests import LoadOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -101,20 +101,20 @@ def _numpy_seeded(seed: int):
 
 
 @dataclass
-class HarmonAdapter(StepwiseImageAdapter):
+class HarmonAdapter(EmbedsFamily, StepwiseImageAdapter):
     """Harmon / Harmon-RecA; see the module docstring."""
 
-    name: ClassVar[str] = "harmon"
-    description: ClassVar[str] = (
+    name = "harmon"
+    description = (
         "Harmon and Harmon-RecA (wusize/Harmon; RecA checkpoints use this adapter): text and image "
         "prompts, text generation, MAR image generation"
     )
-    capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
-    layer_paths: ClassVar[tuple[str, ...]] = ("llm.model.layers",)
-    upstream: ClassVar[Upstream] = UPSTREAM
-    image_generator: ClassVar[str] = "MAR"
-    image_response: ClassVar[str] = "teacher-forced pass with all MAR tokens revealed"
-    image_options: ClassVar[frozenset[str]] = frozenset({"image_steps", "image_size"})
+    capabilities = frozenset(CAPABILITIES)
+    layer_paths = ("llm.model.layers",)
+    upstream = UPSTREAM
+    image_generator = "MAR"
+    image_response = "teacher-forced pass with all MAR tokens revealed"
+    image_options = frozenset({"image_steps", "image_size"})
     image_size: int = 512
     num_iter: int = 64
     cfg_prompt: str = "Generate an image."
@@ -190,7 +190,7 @@ class HarmonAdapter(StepwiseImageAdapter):
             embeds[0, t == self.tokenizer.convert_tokens_to_ids("<image>")] = features.to(embeds.dtype)
         return EmbedPrompt(embeds, roles, t.cpu())
 
-    def _image_prompt(self, image: Image.Image, question: str) -> EmbedPrompt:
+    def image_prompt(self, image: Image.Image, question: str) -> EmbedPrompt:
         from PIL import Image as PILImage
 
         s = self.image_size
@@ -208,40 +208,13 @@ class HarmonAdapter(StepwiseImageAdapter):
         roles = [next(slots) if t == image_id else r for t, r in zip(ids, roles)]
         return self._embed(ids, roles, z_enc[0])
 
-    def encode_text(self, text: str) -> Encoded:
-        self.require("text-prompt")
-        return encode_embeds(
-            self.model,
-            self.layers_path,
-            self.model.llm.model,
-            self._embed(*self._prompt(text)),
-            max_context=self.max_context,
-        )
+    # --- prompts (the prompt level and text generation: EmbedsFamily) ------------------
+    @property
+    def causal_lm(self) -> Any:
+        return self.model.llm
 
-    def encode_image(self, image: Image.Image, question: str = "") -> Encoded:
-        self.require("image-prompt")
-        return encode_embeds(
-            self.model,
-            self.layers_path,
-            self.model.llm.model,
-            self._image_prompt(image, question),
-            max_context=self.max_context,
-        )
-
-    def text_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
-        text, image, settings = request.text, request.image, request.settings
-        self.require("text-gen")
-        prompt = self._image_prompt(image, text) if image is not None else self._embed(*self._prompt(text))
-        return generate_from_embeds(
-            self.model,
-            self.layers_path,
-            self.model.llm,
-            prompt,
-            self.tokenizer,
-            settings,
-            keep_generation_states=keep_generation_states,
-            max_context=self.max_context,
-        )
+    def text_prompt(self, text: str) -> EmbedPrompt:
+        return self._embed(*self._prompt(text))
 
     # --- MAR image generation ---------------------------------------------------------
     def n_image_steps(self, settings: GenerationSettings) -> int:

@@ -27,9 +27,9 @@ functions only, so the registry can read the class attributes without loading it
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -68,17 +68,17 @@ class HFCausalLMAdapter(ModelAdapter):
         use_chat_template: wrap prompts in the tokenizer's chat template.
     """
 
-    name: ClassVar[str] = "hf-causal-lm"
-    description: ClassVar[str] = (
+    name = "hf-causal-lm"
+    description = (
         "Any transformers AutoModelForCausalLM (Llama, Qwen, Mistral, GPT-2, ...): text prompts "
         "and greedy/sampled text generation; the fallback for causal-LM model types"
     )
-    model_types: ClassVar[tuple[str, ...]] = ()  # fallback: see registry.detect_adapter
-    capabilities: ClassVar[frozenset[str]] = frozenset({"text-prompt", "text-gen"})
-    batched: ClassVar[bool] = True
+    model_types = ()  # fallback: see registry.detect_adapter
+    capabilities = frozenset({"text-prompt", "text-gen"})
+    batched = True
 
-    layer_paths: ClassVar[tuple[str, ...]] = CAUSAL_LAYER_PATHS
-    load_extras: ClassVar[Mapping[str, str]] = {
+    layer_paths = CAUSAL_LAYER_PATHS
+    load_extras = {
         "use_chat_template": "wrap prompts as one user turn of the tokenizer's chat template "
         "(default: plain text, as base LMs expect)"
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from ._batch import collate
 from ._hf import (
@@ -44,12 +44,12 @@ class HFEncoderAdapter(ModelAdapter):
             (``encoder.layer`` for BERT/RoBERTa, ``transformer.layer`` for DistilBERT).
     """
 
-    name: ClassVar[str] = "hf-encoder"
-    description: ClassVar[str] = (
+    name = "hf-encoder"
+    description = (
         "BERT-like text encoders loaded with AutoModel (BERT, RoBERTa, DistilBERT, MiniLM, ...): "
         "prompt level only"
     )
-    model_types: ClassVar[tuple[str, ...]] = (
+    model_types = (
         "bert",
         "roberta",
         "xlm-roberta",
@@ -61,13 +61,13 @@ class HFEncoderAdapter(ModelAdapter):
         "deberta-v2",
         "modernbert",
     )
-    capabilities: ClassVar[frozenset[str]] = frozenset({"text-prompt"})
-    batched: ClassVar[bool] = True
+    capabilities = frozenset({"text-prompt"})
+    batched = True
 
     # Post-norm encoders (BERT and kin) end with their last layer's own norm and have
     # none beside the layers; pre-norm ones (ModernBERT) have one.
-    final_norm_required: ClassVar[bool] = False
-    layer_paths: ClassVar[tuple[str, ...]] = ENCODER_LAYER_PATHS
+    final_norm_required = False
+    layer_paths = ENCODER_LAYER_PATHS
 
     @classmethod
     def load_from(cls, source: str, options: LoadOptions) -> HFEncoderAdapter:

@@ -50,9 +50,8 @@ Chameleon) live in :mod:`entprobe.models._multimodal`.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -63,15 +62,12 @@ from ._hf import check_prompt_length, maybe_capture, seeded
 from ._multimodal import (
     ImagePromptAdapter,
     ProcessedPrompt,
-    load_multimodal,
     process_prompt,
     step_states,
     template_parts,
     to_pil,
 )
-from ._upstream import require_versions
 from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
-from .requests import LoadOptions, Request
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -99,40 +95,25 @@ class JanusAdapter(ImagePromptAdapter):
     of generation states.
     """
 
-    name: ClassVar[str] = "janus"
-    description: ClassVar[str] = (
+    name = "janus"
+    description = (
         "DeepSeek Janus / Janus-Pro (JanusForConditionalGeneration): text and image prompts, "
         "text generation, image generation with classifier-free guidance"
     )
-    model_types: ClassVar[tuple[str, ...]] = ("janus",)
-    capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
+    model_types = ("janus",)
+    capabilities = frozenset(CAPABILITIES)
 
-    layer_paths: ClassVar[tuple[str, ...]] = ("model.language_model.layers",)
+    layer_paths = ("model.language_model.layers",)
 
-    @classmethod
-    def load_from(cls, source: str, options: LoadOptions) -> JanusAdapter:
-        """Load ``JanusForConditionalGeneration`` and its ``JanusProcessor``.
+    model_class = "JanusForConditionalGeneration"
+    # Written and checked against transformers 5 (its JanusForConditionalGeneration and processor).
+    requires = {"transformers": "5.0"}
 
-        Raises:
-            ModelLoadError: the checkpoint cannot be loaded or is not a Janus model.
-        """
-        # Written and checked against transformers 5 (its JanusForConditionalGeneration and processor).
-        require_versions({"transformers": "5.0"}, who=f"adapter {cls.name!r}")
-        model, processor = load_multimodal(
-            cls,
-            str(source),
-            "JanusForConditionalGeneration",
-            options,
-        )
-        return cls(
-            model=model,
-            processor=processor,
-            source=str(source),
-            extra_identity={
-                "num_image_tokens": int(model.config.vision_config.num_image_tokens),
-                "default_system_prompt": bool(getattr(processor, "use_default_system_prompt", False)),
-            },
-        )
+    def loaded_identity(self) -> dict[str, Any]:
+        return {
+            "num_image_tokens": int(self.model.config.vision_config.num_image_tokens),
+            "default_system_prompt": bool(getattr(self.processor, "use_default_system_prompt", False)),
+        }
 
     # --- introspection ----------------------------------------------------------------
 
@@ -196,23 +177,6 @@ class JanusAdapter(ImagePromptAdapter):
         cfg = super()._generation_config(settings, max_new_tokens)
         cfg.suppress_tokens = [self.image_token_id]
         return cfg
-
-    def image_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
-        """Generate the full grid of image tokens, with classifier-free guidance when
-        ``settings.guidance_scale > 1`` (token by token: ``response_steps`` must be
-        ``"final"``, checked by the caller).
-
-        ``settings.image_do_sample``, ``image_temperature``, ``guidance_scale`` and
-        ``seed`` apply; ``max_new_tokens`` does not (the grid size is the model's).
-
-        Raises:
-            ProbeInputError: prompt and image tokens do not fit the model's context.
-        """
-        return self._generate_images([request.text], request.settings, keep_generation_states)[0]
-
-    def image_generations(self, requests: Sequence[Request]) -> list[Generation]:
-        """:meth:`image_generation` of each request, as one batch (see :meth:`_generate_images`)."""
-        return self._generate_images([r.text for r in requests], requests[0].settings, False)
 
     def _generate_images(
         self, texts: list[str], settings: GenerationSettings, keep_generation_states: bool

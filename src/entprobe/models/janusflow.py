@@ -31,19 +31,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..capture import Role
 from ..errors import ModelLoadError, ProbeInputError
-from ._embeds import EmbedPrompt, encode_embeds, generate_from_embeds, label_text
+from ._embeds import EmbedPrompt, EmbedsFamily, label_text
 from ._hf import _SENTINEL, resolve_dtype, seeded
 from ._multimodal import to_pil
 from ._stepwise import StepwiseImageAdapter, StepwiseOutput
 from ._upstream import Upstream, import_upstream
-from .base import CAPABILITIES, Encoded, Generation, GenerationSettings
-from .requests import LoadOptions, Request
+from .base import CAPABILITIES, GenerationSettings
+from .requests import LoadOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -75,20 +75,20 @@ def _load_vae(source: str, device: str, dtype: torch.dtype) -> Any:
 
 
 @dataclass
-class JanusFlowAdapter(StepwiseImageAdapter):
+class JanusFlowAdapter(EmbedsFamily, StepwiseImageAdapter):
     """JanusFlow; see the module docstring."""
 
-    name: ClassVar[str] = "janusflow"
-    description: ClassVar[str] = (
+    name = "janusflow"
+    description = (
         "DeepSeek JanusFlow (deepseek-ai/Janus, janus.janusflow): text and image "
         "prompts, text generation, rectified-flow image generation"
     )
-    capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
-    layer_paths: ClassVar[tuple[str, ...]] = ("language_model.model.layers",)
-    upstream: ClassVar[Upstream] = UPSTREAM
-    image_generator: ClassVar[str] = "rectified flow"
-    image_response: ClassVar[str] = "teacher-forced pass of the clean latent at the data end (t = 1000)"
-    image_options: ClassVar[frozenset[str]] = frozenset({"image_steps"})
+    capabilities = frozenset(CAPABILITIES)
+    layer_paths = ("language_model.model.layers",)
+    upstream = UPSTREAM
+    image_generator = "rectified flow"
+    image_response = "teacher-forced pass of the clean latent at the data end (t = 1000)"
+    image_options = frozenset({"image_steps"})
     vae: Any = None
     image_steps: int = 30
 
@@ -148,7 +148,7 @@ class JanusFlowAdapter(StepwiseImageAdapter):
         t = torch.tensor(ids, device=self.device)
         return EmbedPrompt(self.model.language_model.get_input_embeddings()(t)[None], roles, t.cpu())
 
-    def _image_prompt(self, image: Image.Image, question: str) -> EmbedPrompt:
+    def image_prompt(self, image: Image.Image, question: str) -> EmbedPrompt:
         proc = self.processor
         tag = f"{proc.image_tag}\n"
         ids, roles = self._labelled(tag + question.strip(), proc.system_prompt)
@@ -170,45 +170,13 @@ class JanusFlowAdapter(StepwiseImageAdapter):
             )
         return EmbedPrompt(embeds, roles, torch.tensor(ids))
 
-    def encode_text(self, text: str) -> Encoded:
-        self.require("text-prompt")
-        prompt = self._embed(*self._labelled(text, self.processor.system_prompt))
-        return encode_embeds(
-            self.model,
-            self.layers_path,
-            self.model.language_model.model,
-            prompt,
-            max_context=self.max_context,
-        )
+    # --- prompts (the prompt level and text generation: EmbedsFamily) ------------------
+    @property
+    def causal_lm(self) -> Any:
+        return self.model.language_model
 
-    def encode_image(self, image: Image.Image, question: str = "") -> Encoded:
-        self.require("image-prompt")
-        return encode_embeds(
-            self.model,
-            self.layers_path,
-            self.model.language_model.model,
-            self._image_prompt(image, question),
-            max_context=self.max_context,
-        )
-
-    def text_generation(self, request: Request, keep_generation_states: bool = False) -> Generation:
-        text, image, settings = request.text, request.image, request.settings
-        self.require("text-gen")
-        prompt = (
-            self._image_prompt(image, text)
-            if image is not None
-            else self._embed(*self._labelled(text, self.processor.system_prompt))
-        )
-        return generate_from_embeds(
-            self.model,
-            self.layers_path,
-            self.model.language_model,
-            prompt,
-            self.tokenizer,
-            settings,
-            keep_generation_states=keep_generation_states,
-            max_context=self.max_context,
-        )
+    def text_prompt(self, text: str) -> EmbedPrompt:
+        return self._embed(*self._labelled(text, self.processor.system_prompt))
 
     # --- rectified-flow image generation ----------------------------------------------
     def n_image_steps(self, settings: GenerationSettings) -> int:

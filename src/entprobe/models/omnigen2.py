@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -87,14 +87,14 @@ def _check_layout(source: str) -> None:
 class OmniGen2Adapter(HFCausalLMAdapter):
     """OmniGen2's Qwen2.5-VL: text and image prompts, text generation; no image-gen (see module)."""
 
-    name: ClassVar[str] = "omnigen2"
-    description: ClassVar[str] = (
+    name = "omnigen2"
+    description = (
         "OmniGen2 (its Qwen2.5-VL multimodal LLM, mllm/ + processor/ of the release folder, "
         f"transformers only): text and image prompts, text generation. No image-gen: {WHY_NO_IMAGE_GEN}"
     )
-    pipeline_classes: ClassVar[tuple[str, ...]] = ("OmniGen2Pipeline",)
-    capabilities: ClassVar[frozenset[str]] = frozenset({"text-prompt", "image-prompt", "text-gen"})
-    unsupported: ClassVar[dict[str, str]] = {"image-gen": WHY_NO_IMAGE_GEN}
+    pipeline_classes = ("OmniGen2Pipeline",)
+    capabilities = frozenset({"text-prompt", "image-prompt", "text-gen"})
+    unsupported = {"image-gen": WHY_NO_IMAGE_GEN}
 
     image_processor: Any = field(default=None, kw_only=True)
 

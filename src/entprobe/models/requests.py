@@ -72,54 +72,28 @@ class LoadOptions:
     ``showo2``); any other key is refused by ``load``.
     """
 
-    device: str = option(
-        "cpu",
-        help="Where the model runs: cpu, cuda, cuda:1 ...",
-        constraint="a torch device available here",
-        run_id="never",
-        coerce=lambda v, n: str(v),
-    )
+    # fmt: off
+    device: str = option("cpu", help="Where the model runs: cpu, cuda, cuda:1 ...", run_id="never",
+                         constraint="a torch device available here", coerce=lambda v, n: str(v))
     dtype: str = option(
-        "auto",
-        help="Weights' dtype; auto: the checkpoint's (float32 for families that do not say).",
-        choices=DTYPES,
-        run_id="nested",
+        "auto", choices=DTYPES, coerce=_dtype, run_id="nested",
         run_id_note="yes (the loaded weights' dtype, in the model identity)",
-        coerce=_dtype,
-    )
-    trust_remote_code: bool = option(
-        False,
-        help="Allow the model's own code (passed to transformers only when given).",
-        cli_type=bool,
-        run_id="never",
-        coerce=_flag,
-    )
+        help="Weights' dtype; auto: the checkpoint's (float32 for families that do not say).")
+    trust_remote_code: bool = option(False, run_id="never", coerce=_flag,
+                                     help="Allow the model's own code (passed to transformers only when given).")
     revision: str | None = option(
-        None,
-        help="Hub revision (branch, tag or commit); recorded in the model identity.",
-        default_text="the cache's default",
-        run_id="nested",
-        run_id_note="yes (in the model identity)",
-        coerce=_optional_text,
-    )
+        None, default_text="the cache's default", run_id="nested", run_id_note="yes (in the model identity)",
+        coerce=_optional_text, help="Hub revision (branch, tag or commit); recorded in the model identity.")
     upstream_src: str | None = option(
-        None,
-        help="Checkout of the family's upstream code (families outside transformers, see `entprobe models`).",
-        cli_type="path",
-        default_text="$ENTPROBE_<FAMILY>_SRC, else the installed package",
-        run_id="nested",
-        run_id_note="yes (the checkout's repository and commit, in the model identity)",
+        None, cli_type="path", default_text="$ENTPROBE_<FAMILY>_SRC, else the installed package",
+        run_id="nested", run_id_note="yes (the checkout's repository and commit, in the model identity)",
         coerce=_optional_text,
-    )
+        help="Checkout of the family's upstream code (families outside transformers, see `entprobe models`).")
     extras: Mapping[str, Any] = option(
-        factory=dict,
-        help="A family's own load options (the adapter's load_extras), e.g. use_chat_template.",
-        constraint="name -> value, names from `entprobe models`",
-        default_text="none",
-        flag=None,
-        run_id="never",
-        coerce=lambda v, n: dict(v or {}),
-    )
+        factory=dict, constraint="name -> value, names from `entprobe models`", default_text="none", flag=None,
+        run_id="never", coerce=lambda v, n: dict(v or {}),
+        help="A family's own load options (the adapter's load_extras), e.g. use_chat_template.")
+    # fmt: on
 
     def __post_init__(self) -> None:
         canonicalise(self)
@@ -166,68 +140,28 @@ class GenerationSettings:
     guidance, as the models' own pipelines do.
     """
 
-    max_new_tokens: int = option(
-        64, help="Longest text response, in tokens.", constraint=">= 1", cli_type=int, minimum=1
-    )
-    do_sample: bool = option(
-        False, help="Sample the text response.", cli_type=bool, flag="--do-sample", off_flag="--greedy"
-    )
-    temperature: float = option(
-        1.0, help="Text sampling temperature.", constraint="> 0", cli_type=float, minimum=0, min_open=True
-    )
-    top_p: float = option(
-        1.0,
-        help="Nucleus sampling mass (text).",
-        constraint="in (0, 1]",
-        cli_type=float,
-        minimum=0,
-        min_open=True,
-        maximum=1,
-    )
-    image_do_sample: bool = option(
-        True,
-        help="Sample the image tokens.",
-        cli_type=bool,
-        flag="--image-do-sample",
-        off_flag="--image-greedy",
-    )
-    image_temperature: float = option(
-        1.0,
-        help="Image-token sampling temperature.",
-        constraint="> 0",
-        cli_type=float,
-        minimum=0,
-        min_open=True,
-    )
-    guidance_scale: float = option(
-        5.0,
-        help="Classifier-free guidance of image generation.",
-        constraint=">= 0",
-        cli_type=float,
-        minimum=0,
-    )
-    seed: int = option(0, help="Generation seed.", cli_type=int)
+    # fmt: off
+    max_new_tokens: int = option(64, help="Longest text response, in tokens.", constraint=">= 1", minimum=1)
+    do_sample: bool = option(False, help="Sample the text response.", flag="--do-sample", off_flag="--greedy")
+    temperature: float = option(1.0, help="Text sampling temperature.", constraint="> 0", minimum=0, min_open=True)
+    top_p: float = option(1.0, help="Nucleus sampling mass (text).", constraint="in (0, 1]", minimum=0,
+                          min_open=True, maximum=1)
+    image_do_sample: bool = option(True, help="Sample the image tokens.", flag="--image-do-sample",
+                                   off_flag="--image-greedy")
+    image_temperature: float = option(1.0, help="Image-token sampling temperature.", constraint="> 0", minimum=0,
+                                      min_open=True)
+    guidance_scale: float = option(5.0, help="Classifier-free guidance of image generation.", constraint=">= 0",
+                                   minimum=0)
+    seed: int = option(0, help="Generation seed.")
+    # Step-wise image generators that take them (their adapter's image_options).
     image_steps: int | None = option(
-        None,
-        help="Step-wise image generators that take it: number of denoising steps.",
-        constraint=">= 1",
-        cli_type=int,
-        minimum=1,
-        default_text="the family's",
-        run_id="unless-default",
-        coerce=_positive_int_or_none,
-    )
+        None, constraint=">= 1", minimum=1, cli_type=int, default_text="the family's", run_id="unless-default",
+        coerce=_positive_int_or_none, help="Step-wise image generators that take it: number of denoising steps.")
     image_size: int | None = option(
-        None,
-        help="Step-wise image generators that take it: side of the generated image in pixels.",
-        constraint=">= 1",
-        cli_type=int,
-        minimum=1,
-        metavar="PX",
-        default_text="the family's",
-        run_id="unless-default",
-        coerce=_positive_int_or_none,
-    )
+        None, constraint=">= 1", minimum=1, cli_type=int, metavar="PX", default_text="the family's",
+        run_id="unless-default", coerce=_positive_int_or_none,
+        help="Step-wise image generators that take it: side of the generated image in pixels.")
+    # fmt: on
 
     def __post_init__(self) -> None:
         canonicalise(self)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
@@ -53,16 +53,14 @@ _MODULES = (
 
 @dataclass
 class ShowoAdapter(StepwiseImageAdapter):
-    name: ClassVar[str] = "showo"
-    description: ClassVar[str] = (
+    name = "showo"
+    description = (
         "Show-o 1.3B (showlab/show-o, show-o-512x512), upstream code; "
         "VQ image prompts, MaskGIT image generation"
     )
-    capabilities: ClassVar[frozenset[str]] = frozenset(
-        {"text-prompt", "image-prompt", "text-gen", "image-gen"}
-    )
-    layer_paths: ClassVar[tuple[str, ...]] = ("showo.model.layers",)
-    upstream: ClassVar[Upstream] = Upstream(
+    capabilities = frozenset({"text-prompt", "image-prompt", "text-gen", "image-gen"})
+    layer_paths = ("showo.model.layers",)
+    upstream = Upstream(
         family="showo",
         repo="showlab/Show-o",
         checked=("45a5a2de01d1 (2026-01-09)",),
@@ -70,9 +68,9 @@ class ShowoAdapter(StepwiseImageAdapter):
         modules=_MODULES,
         requires={"transformers": "4.41"},
     )
-    image_generator: ClassVar[str] = "MaskGIT"
-    image_response: ClassVar[str] = "teacher-forced pass of the final VQ ids (conditional row)"
-    image_options: ClassVar[frozenset[str]] = frozenset({"image_steps"})
+    image_generator = "MaskGIT"
+    image_response = "teacher-forced pass of the final VQ ids (conditional row)"
+    image_options = frozenset({"image_steps"})
 
     model: torch.nn.Module = None
     processor: Any = None  # the upstream's UniversalPrompting

@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,17 +61,17 @@ WHY_NO_VAE = (
 class Showo2Adapter(StepwiseImageAdapter):
     """Show-o2: text prompts, text generation, flow-matching image generation (see module)."""
 
-    name: ClassVar[str] = "showo2"
-    description: ClassVar[str] = (
+    name = "showo2"
+    description = (
         "Show-o2 1.5B/7B (showlab/Show-o, show-o2/): text prompts, text generation (own loop), "
         f"image prompts and image generation (rectified flow, [cond; uncond] rows). {WHY_NO_VAE}"
     )
-    capabilities: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
-    layer_paths: ClassVar[tuple[str, ...]] = ("showo.model.layers",)
-    image_options: ClassVar[frozenset[str]] = frozenset({"image_steps"})
-    image_generator: ClassVar[str] = "rectified flow (Show-o2 ODE sampler, Euler)"
-    image_response: ClassVar[str] = "teacher-forced pass of the clean final latent at t=1 (data end)"
-    upstream: ClassVar[Upstream] = Upstream(
+    capabilities = frozenset(CAPABILITIES)
+    layer_paths = ("showo.model.layers",)
+    image_options = frozenset({"image_steps"})
+    image_generator = "rectified flow (Show-o2 ODE sampler, Euler)"
+    image_response = "teacher-forced pass of the clean final latent at t=1 (data end)"
+    upstream = Upstream(
         family="showo2",
         repo="showlab/Show-o",
         checked=("45a5a2de01d1 (2026-01-09)",),

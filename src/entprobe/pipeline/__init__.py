@@ -22,38 +22,25 @@ command line reads to build its flags) loads without torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
-_LAZY = {
-    "MODALITY_LEVELS": "options",
-    "EstimatorOptions": "options",
-    "ProbeOptions": "options",
-    "parse_levels": "options",
-    "parse_shard": "options",
-    "parse_thresholds": "options",
-    "shard_index": "options",
-    "required_capabilities": "checks",
-    "ProbePlan": "plan",
-    "make_plan": "plan",
-    "RunSummary": "summary",
-    "load_and_probe": "probe",
-    "probe_from_cli": "probe",
-    "resolve_options": "probe",
-    "run_probe": "probe",
-    "reestimate": "reestimation",
+_WHERE = {
+    "MODALITY_LEVELS": ".options",
+    "EstimatorOptions": ".options",
+    "ProbeOptions": ".options",
+    "parse_levels": ".options",
+    "parse_shard": ".options",
+    "parse_thresholds": ".options",
+    "shard_index": ".options",
+    "required_capabilities": ".checks",
+    "ProbePlan": ".plan",
+    "make_plan": ".plan",
+    "RunSummary": ".summary",
+    "load_and_probe": ".probe",
+    "probe_from_cli": ".probe",
+    "resolve_options": ".probe",
+    "run_probe": ".probe",
+    "reestimate": ".reestimation",
 }
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"entprobe.pipeline.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'entprobe.pipeline' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

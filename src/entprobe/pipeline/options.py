@@ -24,12 +24,12 @@ from .._spec import (
     canonicalise,
     check_all,
     coerce_integer,
-    coerce_number,
     coerce_number_or,
     jsonable,
     option,
     replace_checked,
     run_id_dict,
+    session_dict,
 )
 from ..errors import ProbeInputError
 from ..models.requests import GenerationSettings, LoadOptions, ResponseSteps, parse_response_steps
@@ -118,100 +118,37 @@ class EstimatorOptions:
     the response levels only): see :meth:`entropy_kwargs`, :meth:`conditional_kwargs`.
     """
 
-    alpha: float = option(
-        1.01,
-        help="Renyi order alpha.",
-        constraint="> 0",
-        cli_type=float,
-        coerce=coerce_number,
-        check=_estimator_check("alpha"),
-    )
-    kernel: str = option(
-        "gaussian",
-        help="Kernel of the prompt-level entropy.",
-        constraint="gaussian | linear",
-        check=_estimator_check("kernel"),
-        metavar="gaussian|linear",
-    )
-    sigma: str | float = option(
-        "median",
-        help="Kernel bandwidth.",
-        constraint="median | a number > 0",
-        cli_type=_cli_sigma,
-        coerce=coerce_number_or("median"),
-        metavar="median|X",
-    )
-    sigma_scale: float = option(
-        1.0, help="Factor on the median bandwidth.", constraint="> 0", cli_type=float, coerce=coerce_number
-    )
-    pca_dim: int | None = option(
-        64,
-        help="PCA components kept, or none for no PCA.",
-        constraint="an integer >= 1 | none",
-        cli_type=_cli_pca_dim,
-        coerce=_optional_integer,
-        check=_estimator_check("pca_dim"),
-        metavar="N|none",
-    )
-    eps: float = option(
-        1e-6,
-        help="Ridge on the kernel diagonal.",
-        constraint=">= 0",
-        cli_type=float,
-        coerce=coerce_number,
-        check=_estimator_check("eps"),
-    )
-    base: float | str = option(
-        2.0,
-        help="Logarithm base (2: bits).",
-        constraint="e | a number > 0 other than 1",
-        cli_type=_cli_base,
-        coerce=coerce_number_or("e"),
-        check=_estimator_check("base"),
-        metavar="e|X",
-    )
-    normalization: str = option(
-        "trace",
-        help="Conditional-entropy normalization.",
-        constraint="trace | plain | subsample",
-        check=_estimator_check("normalization"),
-        metavar="trace|plain|subsample",
-    )
-    n_draws: int = option(
-        10,
-        help="Draws of the 'subsample' normalization.",
-        constraint=">= 1",
-        cli_type=int,
-        coerce=coerce_integer,
-        check=_estimator_check("n_draws"),
-    )
-    seed: int = option(
-        0,
-        help="Seed of the 'subsample' draws.",
-        constraint=">= 0",
-        flag="--estimator-seed",
-        cli_type=int,
-        coerce=coerce_integer,
-        check=_estimator_check("seed"),
-    )
+    # fmt: off
+    alpha: float = option(1.01, help="Renyi order alpha.", constraint="> 0", check=_estimator_check("alpha"))
+    kernel: str = option("gaussian", help="Kernel of the prompt-level entropy.", metavar="gaussian|linear",
+                         constraint="gaussian | linear", check=_estimator_check("kernel"))
+    sigma: str | float = option("median", help="Kernel bandwidth.", constraint="median | a number > 0",
+                                metavar="median|X", cli_type=_cli_sigma, coerce=coerce_number_or("median"))
+    sigma_scale: float = option(1.0, help="Factor on the median bandwidth.", constraint="> 0")
+    pca_dim: int | None = option(64, help="PCA components kept, or none for no PCA.", metavar="N|none",
+                                 constraint="an integer >= 1 | none", cli_type=_cli_pca_dim,
+                                 coerce=_optional_integer, check=_estimator_check("pca_dim"))
+    eps: float = option(1e-6, help="Ridge on the kernel diagonal.", constraint=">= 0", check=_estimator_check("eps"))
+    base: float | str = option(2.0, help="Logarithm base (2: bits).", constraint="e | a number > 0 other than 1",
+                               metavar="e|X", cli_type=_cli_base, coerce=coerce_number_or("e"),
+                               check=_estimator_check("base"))
+    normalization: str = option("trace", help="Conditional-entropy normalization.", metavar="trace|plain|subsample",
+                                constraint="trace | plain | subsample", check=_estimator_check("normalization"))
+    n_draws: int = option(10, help="Draws of the 'subsample' normalization.", constraint=">= 1",
+                          check=_estimator_check("n_draws"))
+    seed: int = option(0, help="Seed of the 'subsample' draws.", constraint=">= 0", flag="--estimator-seed",
+                       check=_estimator_check("seed"))
     prompt_sigma: str = option(
-        "joint",
-        help="Bandwidth of H(prompt) inside the proxy: the median distance of the joint prompt+response "
-        "set, shared with H(prompt+response) (joint), or of the prompt's own tokens (own; needs sigma median).",
-        choices=("joint", "own"),
-        flag="--prompt-bandwidth",
-        run_id="unless-default",
-    )
+        "joint", choices=("joint", "own"), flag="--prompt-bandwidth", run_id="unless-default",
+        help="Bandwidth of H(prompt) inside the proxy: the median distance of the joint prompt+response set, "
+        "shared with H(prompt+response) (joint), or of the prompt's own tokens (own; needs sigma median).")
     spectrum: str = option(
-        "exact",
-        help="exact: all eigenvalues in float64; float32: all eigenvalues in float32 (faster, measured "
-        "error up to 2.5e-6 bits at n = 8,100, no bound); topk:K: K Ritz pairs and certified lower/upper bounds per "
-        "layer (stored; the value is the interval's midpoint).",
-        constraint="exact | float32 | topk:K",
-        metavar="exact|float32|topk:K",
-        run_id="unless-default",
+        "exact", constraint="exact | float32 | topk:K", metavar="exact|float32|topk:K", run_id="unless-default",
         check=_estimator_check("spectrum"),
-    )
+        help="exact: all eigenvalues in float64; float32: all eigenvalues in float32 (faster, measured error up "
+        "to 2.5e-6 bits at n = 8,100, no bound); topk:K: K Ritz pairs and certified lower/upper bounds per "
+        "layer (stored; the value is the interval's midpoint).")
+    # fmt: on
 
     def __post_init__(self) -> None:
         # One spelling per value, so that equal options hash to the same run id
@@ -327,121 +264,49 @@ class ProbeOptions:
     estimator: EstimatorOptions = field(default_factory=EstimatorOptions)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     load: LoadOptions = field(default_factory=LoadOptions)
-    include_special: bool = option(
-        False,
-        help="Keep special and chat-template tokens in the prompt's states.",
-        cli_type=bool,
-        coerce=lambda v, n: bool(v),
-    )
+    # fmt: off
+    include_special: bool = option(False, help="Keep special and chat-template tokens in the prompt's states.",
+                                   coerce=lambda v, n: bool(v))
     last_layer: str = option(
-        "raw",
+        "raw", choices=LAST_LAYER_CHOICES, run_id="unless-default", coerce=_last_layer,
         help="The last layer's states: before the final norm (raw), or after it, as transformers' "
-        "output_hidden_states gives (normed).",
-        choices=LAST_LAYER_CHOICES,
-        run_id="unless-default",
-        coerce=_last_layer,
-    )
+        "output_hidden_states gives (normed).")
     image_response_steps: ResponseSteps = option(
-        "final",
-        help="Step-wise image generators: besides the default response (one teacher-forced pass of the "
-        "clean final response), also probe the conditional branch at these denoising steps (1-based), "
-        "stored per step.",
-        constraint="final | all | K[,K...]",
-        flag="--image-response-step",
-        metavar="final|all|K[,K...]",
-        run_id="nested",
-        run_id_note="yes (step-wise image generators: in the image_response block)",
+        "final", constraint="final | all | K[,K...]", flag="--image-response-step", metavar="final|all|K[,K...]",
+        run_id="nested", run_id_note="yes (step-wise image generators: in the image_response block)",
         coerce=lambda v, n: parse_response_steps(v),
-    )
-    limit: int | None = option(
-        None,
-        help="First N prompts of each prompt set.",
-        constraint=">= 1",
-        cli_type=int,
-        minimum=1,
-        default_text="all",
-        run_id="never",
-        coerce=_limit,
-    )
+        help="Step-wise image generators: besides the default response (one teacher-forced pass of the clean "
+        "final response), also probe the conditional branch at these denoising steps (1-based), stored per step.")
+    # The session: none of these enters the run id.
+    limit: int | None = option(None, help="First N prompts of each prompt set.", constraint=">= 1", minimum=1,
+                               cli_type=int, default_text="all", run_id="never", coerce=_limit)
     shard: tuple[int, int] | None = option(
-        None,
-        help="Process shard K of N (1-based), split by a stable hash of dataset and sample id.",
-        constraint="K/N with 1 <= K <= N",
-        metavar="K/N",
-        default_text="all samples",
-        run_id="never",
-        coerce=_shard,
-    )
-    retry_failed: bool = option(
-        False, help="Recompute samples recorded as failed.", cli_type=bool, run_id="never"
-    )
-    save_grams: Path | None = option(
-        None,
-        help="Save per-layer Gram matrices here, for `entprobe reestimate`.",
-        cli_type="path",
-        run_id="never",
-        coerce=_folder,
-    )
-    save_images: Path | None = option(
-        None,
-        help="Save generated images as PNG here (path in samples.image_path).",
-        cli_type="path",
-        run_id="never",
-        coerce=_folder,
-    )
+        None, constraint="K/N with 1 <= K <= N", metavar="K/N", default_text="all samples", run_id="never",
+        coerce=_shard, help="Process shard K of N (1-based), split by a stable hash of dataset and sample id.")
+    retry_failed: bool = option(False, help="Recompute samples recorded as failed.", run_id="never")
+    save_grams: Path | None = option(None, help="Save per-layer Gram matrices here, for `entprobe reestimate`.",
+                                     cli_type="path", run_id="never", coerce=_folder)
+    save_images: Path | None = option(None, help="Save generated images as PNG here (path in samples.image_path).",
+                                      cli_type="path", run_id="never", coerce=_folder)
     length_thresholds: tuple[int, int] | None = option(
-        None,
-        help="Token counts splitting short/middle/long text prompts.",
-        constraint="A,B with 0 <= A <= B",
-        metavar="A,B",
-        default_text="the set's terciles",
-        run_id="never",
-        coerce=_thresholds,
-    )
+        None, constraint="A,B with 0 <= A <= B", metavar="A,B", default_text="the set's terciles", run_id="never",
+        coerce=_thresholds, help="Token counts splitting short/middle/long text prompts.")
     allow_outside_paths: bool = option(
-        False,
-        help="Let image paths in a data file (images: CSV, RealUnify JSON) point outside its folder.",
-        cli_type=bool,
-        run_id="never",
-    )
+        False, run_id="never",
+        help="Let image paths in a data file (images: CSV, RealUnify JSON) point outside its folder.")
     batch_size: int = option(
-        1,
-        help="Samples of one modality and level run through the model together (same numbers as 1).",
-        constraint=">= 1",
-        cli_type=int,
-        minimum=1,
-        run_id="never",
-        coerce=_batch_size,
-    )
-    overlap: bool = option(
-        True,
-        help="Estimate the previous batch on a worker thread while the model runs the next.",
-        cli_type=bool,
-        off_flag="--no-overlap",
-        run_id="never",
-    )
-    model: str | None = option(
-        None,
-        help="The model's name in the store.",
-        flag=None,
-        default_text="the adapter's source",
-        run_id="never",
-        coerce=lambda v, n: None if v is None else str(v),
-    )
-    datasets: tuple[str, ...] | None = option(
-        None,
-        help="The prompt sets' SPECs as recorded.",
-        flag=None,
-        default_text="each set's spec",
-        coerce=_datasets,
-    )
-    extra: Mapping[str, Any] = option(
-        factory=dict,
-        help="Anything else to record in the run's configuration.",
-        flag=None,
-        run_id="never",
-        coerce=lambda v, n: dict(v or {}),
-    )
+        1, constraint=">= 1", minimum=1, run_id="never", coerce=_batch_size,
+        help="Samples of one modality and level run through the model together (same numbers as 1).")
+    overlap: bool = option(True, off_flag="--no-overlap", run_id="never",
+                           help="Estimate the previous batch on a worker thread while the model runs the next.")
+    # Set by load_and_probe (API only).
+    model: str | None = option(None, help="The model's name in the store.", flag=None, run_id="never",
+                               default_text="the adapter's source", coerce=lambda v, n: None if v is None else str(v))
+    datasets: tuple[str, ...] | None = option(None, help="The prompt sets' SPECs as recorded.", flag=None,
+                                              default_text="each set's spec", coerce=_datasets)
+    extra: Mapping[str, Any] = option(factory=dict, help="Anything else to record in the run's configuration.",
+                                      flag=None, run_id="never", coerce=lambda v, n: dict(v or {}))
+    # fmt: on
 
     def __post_init__(self) -> None:
         canonicalise(self)
@@ -452,22 +317,14 @@ class ProbeOptions:
         return self.load.revision
 
     def session(self) -> dict[str, Any]:
-        """The settings of this session (none of them enters the run id), for the run's
-        configuration: shard, folders, batch size, overlap, load options, ``extra``."""
-        out = {
-            "shard": None if self.shard is None else f"{self.shard[0]}/{self.shard[1]}",
-            "retry_failed": self.retry_failed,
-            "length_thresholds": self.length_thresholds,
-            "save_grams": None if self.save_grams is None else str(self.save_grams),
-            "save_images": None if self.save_images is None else str(self.save_images),
-            "batch_size": self.batch_size,
-            "overlap": self.overlap,
-            "limit": self.limit,
-            "dtype": self.load.dtype,
-            "trust_remote_code": self.load.trust_remote_code,
-            "allow_outside_paths": self.allow_outside_paths,
-        }
-        return {**out, **self.extra}
+        """This session's settings (the ``run_id="never"`` options, none of which enters
+        the run id), with the load options that do not, for the run's configuration."""
+        out = session_dict(self)
+        del out["model"]  # recorded as the run's model name
+        extra = out.pop("extra")
+        out["shard"] = None if self.shard is None else f"{self.shard[0]}/{self.shard[1]}"
+        out.update(dtype=self.load.dtype, trust_remote_code=self.load.trust_remote_code)
+        return {**jsonable(out), **extra}
 
 
 def run_id_for(gram_config: Mapping[str, Any], estimator: EstimatorOptions) -> str:

@@ -241,14 +241,14 @@ def load_and_probe(
         problem.
     """
     from ..models._checkpoint import check_safetensors_files
-    from ..models.base import ModelAdapter
     from ..models.registry import detect_adapter, get_adapter
 
     say = log or (lambda text: print(text, file=sys.stderr))
     if not text_prompts and not image_prompts:
         raise ProbeInputError("no prompts given; pass --text-prompts and/or --image-prompts")
     opts = resolve_options(**options)
-    loaded = model if isinstance(model, ModelAdapter) else None
+    # A path names a checkpoint to load; anything else is an adapter already loaded.
+    loaded = None if isinstance(model, (str, os.PathLike)) else model
     if loaded is not None:
         adapter_cls, model = type(loaded), str(loaded.source)
     else:

@@ -17,7 +17,7 @@ axis with a line per model to small multiples (a panel per model).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import matplotlib
@@ -232,6 +232,35 @@ def _gray_legend(labels: Sequence[str]) -> list[tuple[str, dict[str, object]]]:
     return [(lab, _variant(i, len(labels), "0.35")) for i, lab in enumerate(labels)]
 
 
+def _pair_style(i: int, color: object) -> dict[str, object]:
+    """Style of the first (``i == 0``) or second of two groupings within a model's panel."""
+    return {"color": _shade(color, 0 if i == 0 else 1, 2), "linestyle": _STYLES[i]}
+
+
+def _model_panels(
+    traj: pd.DataFrame,
+    models: Sequence[str],
+    colors: Mapping[str, object],
+    column: str,
+    values: Sequence[str],
+    style: Callable[[int, object], dict[str, object]],
+    *,
+    title: Callable[[str], str] | None = None,
+    span: tuple[float, float] | None = None,
+) -> list[_Panel]:
+    """One panel per model (titled ``title(model)``, default the model), with one
+    series per value of ``column`` that has rows, styled ``style(i, model colour)``."""
+    panels = []
+    for m in models:
+        p = _Panel(m if title is None else title(m), colors[m], span=span)
+        for i, value in enumerate(values):
+            d = traj.loc[(traj["model"] == m) & (traj[column] == value)]
+            if not d.empty:
+                p.series.append(_series(d, value, style(i, colors[m])))
+        panels.append(p)
+    return panels
+
+
 def plot_length_entropy(trend: pd.DataFrame, points: pd.DataFrame, colors: Mapping[str, object]) -> Figure:
     """Fig. 4 (left): embedding entropy against prompt length, per model.
 
@@ -304,14 +333,9 @@ def plot_length_layers(traj: pd.DataFrame, colors: Mapping[str, object]) -> Figu
             legend=_model_legend(models, colors),
             sharey=True,
         )
-    panels = []
-    for m in models:
-        p = _Panel(m, colors[m])
-        for i, b in enumerate(present):
-            d = traj.loc[(traj["model"] == m) & (traj["length_bucket"] == b)]
-            if not d.empty:
-                p.series.append(_series(d, b, _variant(i, len(present), colors[m])))
-        panels.append(p)
+    panels = _model_panels(
+        traj, models, colors, "length_bucket", present, lambda i, color: _variant(i, len(present), color)
+    )
     return _draw(
         panels, ncols=4, xlabel=DEPTH_LABEL, ylabel=ENTROPY_LABEL, title=title, legend=_gray_legend(present)
     )
@@ -331,14 +355,9 @@ def plot_prompt_types(traj: pd.DataFrame, colors: Mapping[str, object], *, modal
     d_mod = traj.loc[traj["modality"] == modality]
     models = sorted(d_mod["model"].unique())
     cats = category_order(d_mod["category"])
-    panels = []
-    for m in models:
-        p = _Panel(m, colors[m])
-        for i, cat in enumerate(cats):
-            d = d_mod.loc[(d_mod["model"] == m) & (d_mod["category"] == cat)]
-            if not d.empty:
-                p.series.append(_series(d, cat, _variant(i, len(cats), colors[m])))
-        panels.append(p)
+    panels = _model_panels(
+        d_mod, models, colors, "category", cats, lambda i, color: _variant(i, len(cats), color)
+    )
     return _draw(
         panels,
         ncols=4,
@@ -365,19 +384,16 @@ def plot_cross_modal(
     """
     models = sorted(traj["model"].unique())
     asym = asymmetry.groupby("model")["asymmetry"].mean() if not asymmetry.empty else pd.Series(dtype=float)
-    panels = []
-    for m in models:
-        title = m if m not in asym else f"{m}\nasymmetry {asym[m]:+.2f} bits"
-        p = _Panel(title, colors[m], span=(0.0, early_fraction))
-        for i, mod in enumerate(("text", "image")):
-            d = traj.loc[(traj["model"] == m) & (traj["modality"] == mod)]
-            if not d.empty:
-                p.series.append(
-                    _series(
-                        d, mod, {"color": _shade(colors[m], 0 if i == 0 else 1, 2), "linestyle": _STYLES[i]}
-                    )
-                )
-        panels.append(p)
+    panels = _model_panels(
+        traj,
+        models,
+        colors,
+        "modality",
+        ("text", "image"),
+        _pair_style,
+        title=lambda m: m if m not in asym else f"{m}\nasymmetry {asym[m]:+.2f} bits",
+        span=(0.0, early_fraction),
+    )
     legend = [
         ("text prompts", {"color": "0.3", "linestyle": "-"}),
         ("image prompts", {"color": "0.55", "linestyle": "--"}),
@@ -404,18 +420,7 @@ def plot_response(traj: pd.DataFrame, colors: Mapping[str, object]) -> Figure:
             with ``by=("level",)`` over the ``text-gen`` and ``image-gen`` levels.
     """
     models = sorted(traj["model"].unique())
-    panels = []
-    for m in models:
-        p = _Panel(m, colors[m])
-        for i, lv in enumerate(("text-gen", "image-gen")):
-            d = traj.loc[(traj["model"] == m) & (traj["level"] == lv)]
-            if not d.empty:
-                p.series.append(
-                    _series(
-                        d, lv, {"color": _shade(colors[m], 0 if i == 0 else 1, 2), "linestyle": _STYLES[i]}
-                    )
-                )
-        panels.append(p)
+    panels = _model_panels(traj, models, colors, "level", ("text-gen", "image-gen"), _pair_style)
     legend = [
         ("text generation", {"color": "0.3", "linestyle": "-"}),
         ("image generation", {"color": "0.55", "linestyle": "--"}),

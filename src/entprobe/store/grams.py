@@ -194,9 +194,18 @@ def read_gram_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
         metadata = _raw_header_metadata(path)
         if metadata is None:
             raise StoreError(f"cannot read Gram file {path}: {exc}") from exc
+    return json.loads(_checked_format(metadata, path)["entprobe"])
+
+
+def _checked_format(metadata: dict[str, str], path: Path) -> dict[str, str]:
+    """A Gram file's safetensors ``metadata``, once it is known to be entprobe's.
+
+    Raises:
+        StoreError: any other file.
+    """
     if metadata.get("format") != FORMAT:
         raise StoreError(f"{path} is not an entprobe Gram file (format {metadata.get('format')!r})")
-    return json.loads(metadata["entprobe"])
+    return metadata
 
 
 def _raw_header_metadata(path: Path) -> dict[str, str] | None:
@@ -230,9 +239,7 @@ def load_gram(path: str | os.PathLike[str]) -> GramRecord:
     path = Path(path)
     try:
         with safe_open(str(path), framework="numpy") as f:
-            metadata = f.metadata() or {}
-            if metadata.get("format") != FORMAT:
-                raise StoreError(f"{path} is not an entprobe Gram file (format {metadata.get('format')!r})")
+            metadata = _checked_format(f.metadata() or {}, path)
             gram = f.get_tensor("gram")
     except StoreError:
         raise

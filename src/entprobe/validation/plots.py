@@ -30,6 +30,25 @@ def _mean_std(frame, by, value):
     return g.mean(), g.std(ddof=1)
 
 
+def _side_by_side_bar(ax, names: list[str], j: int, width: float, mean, std, label: str) -> None:
+    """Bar ``j`` of a pair per case (``names`` on the x axis): mean ± std of ``label``."""
+    ax.bar(
+        np.arange(len(names)) + (j - 0.5) * width,
+        mean[names],
+        width,
+        yerr=std[names],
+        capsize=3,
+        label=label,
+    )
+
+
+def _save(plt, fig, path: Path, *, tight: bool = True) -> None:
+    if tight:
+        fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_cluster_entropy(result: ExperimentResult, path: Path) -> None:
     plt = _plt()
     examples = result.figure_data.get("pca2", {})
@@ -48,9 +67,7 @@ def plot_cluster_entropy(result: ExperimentResult, path: Path) -> None:
     ax.set_xticks(x, mean.index)
     ax.set_ylabel("matrix entropy (bits)")
     ax.set_title("Entropy vs number of clusters (mean ± std over seeds; top: 2-D PCA of seed 0)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_dependence_proxy(result: ExperimentResult, path: Path) -> None:
@@ -63,14 +80,7 @@ def plot_dependence_proxy(result: ExperimentResult, path: Path) -> None:
     for j, norm in enumerate(("trace", "plain")):
         sub = cases[cases.normalization == norm]
         mean, std = _mean_std(sub, "case", "proxy_bits")
-        ax1.bar(
-            np.arange(len(names)) + (j - 0.5) * width,
-            mean[names],
-            width,
-            yerr=std[names],
-            capsize=3,
-            label=norm,
-        )
+        _side_by_side_bar(ax1, names, j, width, mean, std, norm)
     ax1.set_xticks(np.arange(len(names)), names)
     ax1.set_ylabel("proxy H(X,Y) - H(X) (bits)")
     ax1.set_title("Three responses to the same X", fontsize=10)
@@ -82,9 +92,7 @@ def plot_dependence_proxy(result: ExperimentResult, path: Path) -> None:
     ax2.set_xlabel("c in Y = c X + sqrt(1 - c^2) eps")
     ax2.set_ylabel("proxy (bits), trace")
     ax2.set_title("Sweep of the dependence", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_shannon_agreement(result: ExperimentResult, path: Path) -> None:
@@ -95,14 +103,7 @@ def plot_shannon_agreement(result: ExperimentResult, path: Path) -> None:
     width = 0.38
     for j, (col, label) in enumerate((("true_scaled", "KDE H(Y|X)"), ("proxy_scaled", "proxy"))):
         mean, std = _mean_std(rec, "case", col)
-        ax1.bar(
-            np.arange(len(names)) + (j - 0.5) * width,
-            mean[names],
-            width,
-            yerr=std[names],
-            capsize=3,
-            label=label,
-        )
+        _side_by_side_bar(ax1, names, j, width, mean, std, label)
     paper = {"deterministic": (0.00, 0.01), "noisy": (0.18, 0.21), "independent": (1.00, 0.99)}
     for i, n in enumerate(names):
         if n in paper:
@@ -124,9 +125,7 @@ def plot_shannon_agreement(result: ExperimentResult, path: Path) -> None:
     ax2.set_ylabel("proxy (bits)")
     ax2.set_title("Raw values, every seed", fontsize=10)
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_normalization(result: ExperimentResult, path: Path) -> None:
@@ -141,8 +140,7 @@ def plot_normalization(result: ExperimentResult, path: Path) -> None:
         ax.set_ylabel(f"{b} (bits)")
         ax.set_title(f"{a} vs {b} (seed {seed0.seed.min()})", fontsize=10)
     fig.colorbar(sc, ax=axes, label="dependence c")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path, tight=False)  # the constrained layout already placed the colour bar
 
 
 def _parse_rho(cell: str) -> tuple[float, float]:
@@ -180,9 +178,7 @@ def plot_sensitivity(result: ExperimentResult, path: Path) -> None:
         ax.legend(fontsize=8)
     ax1.set_title("Bandwidth (Table 3)", fontsize=10)
     ax2.set_title("Renyi order (Table 4)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 PLOTTERS: dict[str, Callable[[ExperimentResult, Path], None]] = {

@@ -86,6 +86,20 @@ def _rng(config: ValidationConfig, seed: int, *tags: int) -> np.random.Generator
     return np.random.default_rng([config.base_seed + seed, *tags])
 
 
+def _three_responses(
+    rng: np.random.Generator, shape: tuple[int, int], noise: float, names: tuple[str, str, str]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Prompt states ``X`` of ``shape`` and three responses to it, named by ``names``:
+    ``Y = X``, ``Y = X + noise eps`` and an independent ``Y`` (drawn in that order)."""
+    x = rng.standard_normal(shape)
+    same, noisy, independent = names
+    return x, {
+        same: x.copy(),
+        noisy: x + noise * rng.standard_normal(shape),
+        independent: rng.standard_normal(shape),
+    }
+
+
 def _as_array(values: object) -> np.ndarray:
     if hasattr(values, "detach"):  # a torch tensor
         values = values.detach().cpu().numpy()
@@ -262,12 +276,7 @@ def run_dependence_proxy(
     xs, ys, meta = [], [], []
     for s in range(config.seeds):
         rng = _rng(config, s, _TAG["dependence_proxy"])
-        x = rng.standard_normal((n_tokens, d))
-        cases = {
-            "Y = X": x.copy(),
-            "Y = X + 0.1 eps": x + noise * rng.standard_normal((n_tokens, d)),
-            "Y independent": rng.standard_normal((n_tokens, d)),
-        }
+        x, cases = _three_responses(rng, (n_tokens, d), noise, ("Y = X", "Y = X + 0.1 eps", "Y independent"))
         for name, y in cases.items():
             xs.append(x)
             ys.append(y)
@@ -384,12 +393,7 @@ def run_shannon_agreement(
     xs, ys, meta, truth = [], [], [], []
     for s in range(config.seeds):
         rng = _rng(config, s, _TAG["shannon_agreement"])
-        x = rng.standard_normal((n, d))
-        cases = {
-            "deterministic": x.copy(),
-            "noisy": x + noise * rng.standard_normal((n, d)),
-            "independent": rng.standard_normal((n, d)),
-        }
+        x, cases = _three_responses(rng, (n, d), noise, TABLE1_CASES)
         for name, y in cases.items():
             xs.append(x)
             ys.append(y)
@@ -746,24 +750,16 @@ def run_sensitivity(
         return float(np.nanmean([r[key] for r in per_seed]))
 
     table_rows = []
-    for sc in SIGMA_SCALES:
-        ours = "1.000" if sc == 1.0 else _fmt([r[("sigma", sc)] for r in per_seed], 3, "pm")
-        table_rows.append(
-            {
-                "setting": f"sigma = {sc:g} m",
-                "Spearman rho vs default, mean ± std": ours,
-                "paper": PAPER_TABLE3[sc],
-            }
-        )
-    for a in ALPHAS:
-        ours = "1.000" if a == 1.01 else _fmt([r[("alpha", a)] for r in per_seed], 3, "pm")
-        table_rows.append(
-            {
-                "setting": f"alpha = {a:g}",
-                "Spearman rho vs default, mean ± std": ours,
-                "paper": PAPER_TABLE4[a],
-            }
-        )
+    # (setting, its values, the default, how a row names a value, the paper's column)
+    for kind, values, default, label, paper in (
+        ("sigma", SIGMA_SCALES, 1.0, "sigma = {:g} m", PAPER_TABLE3),
+        ("alpha", ALPHAS, 1.01, "alpha = {:g}", PAPER_TABLE4),
+    ):
+        for v in values:
+            ours = "1.000" if v == default else _fmt([r[(kind, v)] for r in per_seed], 3, "pm")
+            table_rows.append(
+                {"setting": label.format(v), "Spearman rho vs default, mean ± std": ours, "paper": paper[v]}
+            )
     r = {k: mean_rho(k) for k in settings}
     claims = [
         Claim(

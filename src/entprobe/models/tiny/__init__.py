@@ -15,7 +15,10 @@ from ._tokenizer import build_tokenizer
 
 __all__ = ["TINY_BUILDERS", "build_tiny", "build_tokenizer"]
 
-#: family -> "module:function"; each function is ``f(out_dir: Path, *, seed: int = 0) -> Path``.
+#: family -> "module:function"; each function is ``f(out_dir: Path, *, seed: int = 0) -> Path``:
+#: it draws the random weights under ``seed``, saves model and tokenizer/processor into
+#: ``out_dir`` (created if missing), loadable with the family adapter's ``load(out_dir)``,
+#: and returns ``out_dir``.
 TINY_BUILDERS: dict[str, str] = {
     "bert": "entprobe.models.tiny.text:save_tiny_bert",
     "llama": "entprobe.models.tiny.text:save_tiny_llama",

@@ -60,13 +60,12 @@ def build_tokenizer(
         show_progress=False,
     )
     tok.train_from_iterator(list(corpus), trainer=trainer)
-    kwargs = dict(
+    extra = {"extra_special_tokens": dict(extra_special_tokens)} if extra_special_tokens else {}
+    return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=bos_token,
         eos_token=eos_token,
         pad_token=pad_token,
         model_max_length=model_max_length,
+        **extra,
     )
-    if extra_special_tokens:
-        kwargs["extra_special_tokens"] = dict(extra_special_tokens)
-    return PreTrainedTokenizerFast(**kwargs)

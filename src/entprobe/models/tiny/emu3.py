@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._tokenizer import TINY_CONTEXT, build_tokenizer
+from ._common import keep_generation_config, save_tiny, seeded_model, tiny_text_sizes
+from ._tokenizer import build_tokenizer
 
 __all__ = ["save_tiny_emu3"]
 
@@ -31,17 +32,8 @@ CODEBOOK_SIZE = 32
 
 
 def save_tiny_emu3(out_dir: Path, *, seed: int = 0) -> Path:
-    """Build the tiny Emu3 model, tokenizer and processor and save them to ``out_dir``.
-
-    Args:
-        out_dir: folder to write (created if missing); loadable with
-            ``Emu3Adapter.load(out_dir)``.
-        seed: seed of the random initialisation.
-
-    Returns:
-        ``out_dir`` as a :class:`~pathlib.Path`.
-    """
-    import torch
+    """The tiny Emu3 model, tokenizer and processor, for ``Emu3Adapter.load(out_dir)``
+    (a builder of :data:`~entprobe.models.tiny.TINY_BUILDERS`)."""
     from transformers import Emu3Config, Emu3ForConditionalGeneration, Emu3ImageProcessor, Emu3Processor
 
     out_dir = Path(out_dir)
@@ -84,13 +76,7 @@ def save_tiny_emu3(out_dir: Path, *, seed: int = 0) -> Path:
             "num_attention_heads": 1,
         },
         text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 3,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 4,
-            "max_position_embeddings": TINY_CONTEXT,
+            **tiny_text_sizes(len(tokenizer)),
             "bos_token_id": ids["bos_token"],
             "eos_token_id": ids["eos_token"],
             "pad_token_id": ids["pad_token"],
@@ -99,15 +85,10 @@ def save_tiny_emu3(out_dir: Path, *, seed: int = 0) -> Path:
         vocabulary_map=vocab,
     )
 
-    torch.manual_seed(seed)
-    model = Emu3ForConditionalGeneration(config).eval()
-    gen = model.generation_config
-    gen.bos_token_id = ids["bos_token"]
-    gen.eos_token_id = ids["eos_token"]
-    gen.pad_token_id = ids["pad_token"]
+    model = seeded_model(Emu3ForConditionalGeneration, config, seed)
+    gen = keep_generation_config(model, bos=ids["bos_token"], eos=ids["eos_token"], pad=ids["pad_token"])
     # Read by Emu3Adapter: generate a 4 x 4 grid (32 px), not Emu3's 90 x 90 default.
     gen.image_area = IMAGE_SIZE * IMAGE_SIZE
-    gen._from_model_config = False  # else loading rebuilds it from the model config, dropping image_area
 
     image_processor = Emu3ImageProcessor(
         min_pixels=IMAGE_SIZE * IMAGE_SIZE,
@@ -119,6 +100,4 @@ def save_tiny_emu3(out_dir: Path, *, seed: int = 0) -> Path:
     processor = Emu3Processor(
         image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE
     )
-    model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
-    return out_dir
+    return save_tiny(out_dir, model, processor)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._tokenizer import TINY_CONTEXT, build_tokenizer
+from ._common import keep_generation_config, save_tiny, seeded_model, tiny_text_sizes
+from ._tokenizer import build_tokenizer
 
 __all__ = ["save_tiny_janus"]
 
@@ -33,17 +34,8 @@ NUM_IMAGE_TOKENS = (IMAGE_SIZE // PATCH_SIZE) ** 2
 
 
 def save_tiny_janus(out_dir: Path, *, seed: int = 0) -> Path:
-    """Build the tiny Janus model, tokenizer and processor and save them to ``out_dir``.
-
-    Args:
-        out_dir: folder to write (created if missing); loadable with
-            ``JanusAdapter.load(out_dir)``.
-        seed: seed of the random initialisation.
-
-    Returns:
-        ``out_dir`` as a :class:`~pathlib.Path`.
-    """
-    import torch
+    """The tiny Janus model, tokenizer and processor, for ``JanusAdapter.load(out_dir)``
+    (a builder of :data:`~entprobe.models.tiny.TINY_BUILDERS`)."""
     from transformers import JanusConfig, JanusForConditionalGeneration, JanusProcessor
     from transformers.models.janus.image_processing_pil_janus import JanusImageProcessorPil
 
@@ -73,13 +65,7 @@ def save_tiny_janus(out_dir: Path, *, seed: int = 0) -> Path:
     config = JanusConfig(
         text_config={
             "model_type": "llama",
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 3,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 4,
-            "max_position_embeddings": TINY_CONTEXT,
+            **tiny_text_sizes(len(tokenizer)),
             "bos_token_id": ids["<|bos|>"],
             "eos_token_id": ids["<|eos|>"],
             "pad_token_id": ids["<|pad|>"],
@@ -110,14 +96,9 @@ def save_tiny_janus(out_dir: Path, *, seed: int = 0) -> Path:
     config.eos_token_id = ids["<|eos|>"]
     config.pad_token_id = ids["<|pad|>"]
 
-    torch.manual_seed(seed)
-    model = JanusForConditionalGeneration(config).eval()
-    gen = model.generation_config
-    gen.bos_token_id = ids["<|bos|>"]
-    gen.eos_token_id = ids["<|eos|>"]
-    gen.pad_token_id = ids["<|pad|>"]
+    model = seeded_model(JanusForConditionalGeneration, config, seed)
+    gen = keep_generation_config(model, bos=ids["<|bos|>"], eos=ids["<|eos|>"], pad=ids["<|pad|>"])
     gen.generation_kwargs = {"boi_token_id": ids["<begin_of_image>"]}
-    gen._from_model_config = False  # else loading rebuilds it from the model config
 
     image_processor = JanusImageProcessorPil(
         size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
@@ -125,13 +106,14 @@ def save_tiny_janus(out_dir: Path, *, seed: int = 0) -> Path:
         image_mean=[0.5, 0.5, 0.5],
         image_std=[0.5, 0.5, 0.5],
     )
-    processor = JanusProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        chat_template=CHAT_TEMPLATE,
-        num_image_tokens=NUM_IMAGE_TOKENS,
-        use_default_system_prompt=False,
+    return save_tiny(
+        out_dir,
+        model,
+        JanusProcessor(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            chat_template=CHAT_TEMPLATE,
+            num_image_tokens=NUM_IMAGE_TOKENS,
+            use_default_system_prompt=False,
+        ),
     )
-    model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
-    return out_dir

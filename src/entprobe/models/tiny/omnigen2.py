@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._tokenizer import TINY_CONTEXT, build_tokenizer
+from ._common import keep_generation_config, seeded_model, tiny_text_sizes
+from ._tokenizer import build_tokenizer
 
 __all__ = ["IMAGE_SIZE", "NUM_IMAGE_TOKENS", "save_tiny_omnigen2"]
 
@@ -49,17 +50,8 @@ MODEL_INDEX = {
 
 
 def save_tiny_omnigen2(out_dir: Path, *, seed: int = 0) -> Path:
-    """Build the tiny OmniGen2 MLLM and processor and save them to ``out_dir``.
-
-    Args:
-        out_dir: folder to write (created if missing); loadable with
-            ``OmniGen2Adapter.load(out_dir)``.
-        seed: seed of the random initialisation.
-
-    Returns:
-        ``out_dir`` as a :class:`~pathlib.Path`.
-    """
-    import torch
+    """The tiny OmniGen2 MLLM and processor, for ``OmniGen2Adapter.load(out_dir)``
+    (a builder of :data:`~entprobe.models.tiny.TINY_BUILDERS`)."""
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor
 
     out_dir = Path(out_dir)
@@ -74,13 +66,7 @@ def save_tiny_omnigen2(out_dir: Path, *, seed: int = 0) -> Path:
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIALS}
     # Top-level text keys: transformers 4.49 reads them there, 5.x folds them into text_config.
     config = Qwen2_5_VLConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=TINY_CONTEXT,
+        **tiny_text_sizes(len(tokenizer), num_key_value_heads=2),
         rope_scaling={"type": "mrope", "mrope_section": [2, 1, 1]},  # sums to head_dim / 2
         bos_token_id=ids["<|endoftext|>"],
         eos_token_id=ids["<|im_end|>"],
@@ -102,13 +88,13 @@ def save_tiny_omnigen2(out_dir: Path, *, seed: int = 0) -> Path:
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
     )
-    torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).eval()
-    gen = model.generation_config
-    gen.bos_token_id = ids["<|endoftext|>"]
-    gen.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
-    gen.pad_token_id = ids["<|endoftext|>"]
-    gen._from_model_config = False  # else loading rebuilds it from the model config
+    model = seeded_model(Qwen2_5_VLForConditionalGeneration, config, seed)
+    keep_generation_config(
+        model,
+        bos=ids["<|endoftext|>"],
+        eos=[ids["<|im_end|>"], ids["<|endoftext|>"]],
+        pad=ids["<|endoftext|>"],
+    )
 
     pixels = IMAGE_SIZE * IMAGE_SIZE
     image_processor = Qwen2VLImageProcessor(

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
+from ._common import TINY_HIDDEN, save_tiny, seeded_model, tiny_text_sizes
 from ._tokenizer import _CORPUS, build_tokenizer
 
 __all__ = ["save_tiny_bert", "save_tiny_chameleon", "save_tiny_llama"]
-
-_HIDDEN = 32
 
 #: A minimal chat template for the tiny Llama, so ``use_chat_template=True`` can be tested.
 _TINY_CHAT_TEMPLATE = (
@@ -52,18 +49,14 @@ def save_tiny_bert(out_dir: Path, *, seed: int = 0) -> Path:
     tok = _bert_tokenizer()
     config = BertConfig(
         vocab_size=len(tok),
-        hidden_size=_HIDDEN,
+        hidden_size=TINY_HIDDEN,
         num_hidden_layers=2,
         num_attention_heads=4,
         intermediate_size=64,
         max_position_embeddings=128,
         pad_token_id=tok.pad_token_id,
     )
-    torch.manual_seed(seed)
-    model = BertModel(config).eval()
-    model.save_pretrained(out_dir)
-    tok.save_pretrained(out_dir)
-    return out_dir
+    return save_tiny(out_dir, seeded_model(BertModel, config, seed), tok)
 
 
 def save_tiny_llama(out_dir: Path, *, seed: int = 0) -> Path:
@@ -75,23 +68,13 @@ def save_tiny_llama(out_dir: Path, *, seed: int = 0) -> Path:
     tok.add_bos_token = True  # like Llama's tokenizers: BOS leads every sequence
     tok.chat_template = _TINY_CHAT_TEMPLATE
     config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=_HIDDEN,
-        intermediate_size=64,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
+        **tiny_text_sizes(len(tok), num_key_value_heads=2, max_position_embeddings=256),
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
         tie_word_embeddings=False,
     )
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).eval()
-    model.save_pretrained(out_dir)
-    tok.save_pretrained(out_dir)
-    return out_dir
+    return save_tiny(out_dir, seeded_model(LlamaForCausalLM, config, seed), tok)
 
 
 #: Chameleon's VQ codebook size in the tiny model, and its image geometry: 32 px
@@ -134,13 +117,7 @@ def save_tiny_chameleon(out_dir: Path, *, seed: int = 0) -> Path:
         image_processor=image_processor, tokenizer=tok, image_seq_length=_CHAMELEON_IMAGE_TOKENS
     )
     config = ChameleonConfig(
-        vocab_size=len(tok),
-        hidden_size=_HIDDEN,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
+        **tiny_text_sizes(len(tok), num_hidden_layers=2, num_key_value_heads=2, max_position_embeddings=512),
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
@@ -155,8 +132,4 @@ def save_tiny_chameleon(out_dir: Path, *, seed: int = 0) -> Path:
             "num_res_blocks": 1,
         },
     )
-    torch.manual_seed(seed)
-    model = ChameleonForConditionalGeneration(config).eval()
-    model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
-    return out_dir
+    return save_tiny(out_dir, seeded_model(ChameleonForConditionalGeneration, config, seed), processor)
