@@ -14,7 +14,8 @@ from entprobe.validation import (
     run_dependence_proxy,
     run_validation,
 )
-from entprobe.validation.synthetic import PROMPT_LENGTHS, RESPONSE_LENGTHS, run_cluster_entropy
+from entprobe.validation.population import PROMPT_LENGTHS, RESPONSE_LENGTHS
+from entprobe.validation.synthetic import run_cluster_entropy
 
 
 def test_cluster_sequence_has_requested_number_of_distinct_clusters():

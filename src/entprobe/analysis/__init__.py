@@ -32,21 +32,23 @@ from entprobe.analysis._correlate import (
     spearman,
 )
 from entprobe.analysis._load import load
+from entprobe.analysis._runs import (
+    coverage_table,
+    failed_samples,
+    interval_width_table,
+    run_summary,
+    sample_counts,
+)
 from entprobe.analysis._tables import (
     PROBE_COLUMNS,
     PROBE_LABELS,
-    coverage_table,
     cross_modal_asymmetry,
     embedding_entropy_table,
-    failed_samples,
-    interval_width_table,
     layer_trajectories,
     length_trend,
     model_probes,
     prompt_length_points,
     response_proxy_table,
-    run_summary,
-    sample_counts,
 )
 
 __all__ = [

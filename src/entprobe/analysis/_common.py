@@ -139,3 +139,30 @@ def bootstrap_mean_ci(
     tail = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(means, [tail, 1.0 - tail])
     return float(lo), float(hi)
+
+
+_MODALITY_ORDER = {"text": 0, "image": 1}
+_LEVEL_ORDER = {"prompt": 0, "image-gen": 1, "text-gen": 2}
+
+
+def sort_table(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Sort by model name, modality text-then-image, paper category order, layer."""
+    if df.empty:
+        return df.reset_index(drop=True)
+    keys = []
+    for col in columns:
+        if col == "modality":
+            keys.append(df[col].map(lambda m: (_MODALITY_ORDER.get(m, 9), str(m))))
+        elif col == "level":
+            keys.append(df[col].map(lambda m: (_LEVEL_ORDER.get(m, 9), str(m))))
+        elif col == "category":
+            order = {c: i for i, c in enumerate(category_order(df[col]))}
+            keys.append(df[col].map(lambda c: order.get(c, len(order))))
+        elif col == "length_bucket":
+            order = {b: i for i, b in enumerate(LENGTH_BUCKETS)}
+            keys.append(df[col].map(lambda b: (order.get(b, 9), str(b))))
+        else:
+            keys.append(df[col])
+    tmp = pd.DataFrame({f"k{i}": k.values for i, k in enumerate(keys)}, index=df.index)
+    order = tmp.sort_values(list(tmp.columns), kind="stable").index
+    return df.loc[order].reset_index(drop=True)
