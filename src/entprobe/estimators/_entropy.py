@@ -294,7 +294,7 @@ def matrix_entropy(
             step stays exact, so the interval is certified for the exact value.
             Exact where ``n <= 2K`` or ``alpha == 2``. ``"float32"``: all eigenvalues,
             computed in float32 (1.2-1.5x faster on the CPU at n = 576 to 4,096;
-            measured error 4e-8 to 2e-6 bits there, with no bound; see the README).
+            measured error 4e-8 to 2e-6 bits there, with no bound; see docs/performance.md).
         max_memory: bytes the estimator may hold at once; layers are processed in
             chunks that fit (None: half of the memory available). Numbers do not
             change.
