@@ -162,3 +162,23 @@ def test_find_layers_path_fallback_and_error():
     odd.config.num_hidden_layers = 5
     with pytest.raises(ModelLoadError, match="cannot find the decoder layers of Odd"):
         find_layers_path(odd)
+
+
+def test_sampling_runs_with_the_recorded_settings_and_no_hidden_top_k(llama):
+    """GenerationSettings has no top-k; transformers 5 fills an unset top_k with 50.
+    What generate() will apply must be what the run records: temperature and top-p only,
+    for the transformers adapters and for the families that generate from embeddings."""
+    from transformers import TopKLogitsWarper
+
+    from entprobe.models._batch import _effective, _warpers
+    from entprobe.models._embeds import _generation_config
+
+    settings = GenerationSettings(do_sample=True, temperature=0.7, top_p=0.9, max_new_tokens=4)
+    tok = llama.tokenizer
+    for cfg in (
+        llama._generation_config(settings, 4),
+        _generation_config(settings, 4, eos=tok.eos_token_id, pad=tok.pad_token_id),
+    ):
+        effective = _effective(cfg, llama.model)
+        assert effective.top_k in (0, None) and effective.temperature == 0.7 and effective.top_p == 0.9
+        assert not any(isinstance(w, TopKLogitsWarper) for w in _warpers(effective))

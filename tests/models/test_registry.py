@@ -115,3 +115,23 @@ def test_chameleon_generate_image_is_unsupported(tiny_dir):
 def test_a_missing_local_path_is_named_as_such(tmp_path):
     with pytest.raises(ModelLoadError, match="no such folder or file"):
         detect_adapter(str(tmp_path / "not-here"))
+
+
+def test_janusflow_is_detected_by_its_config_layout(tmp_path):
+    """JanusFlow's release config (MultiModalityConfig) shares its model_type with the
+    original-format Janus-Pro; the JanusFlow sub-configs tell them apart."""
+    flow = tmp_path / "flow"
+    flow.mkdir()
+    (flow / "config.json").write_text(json.dumps({
+        "model_type": "multi_modality", "vision_und_enc_config": {}, "vision_gen_enc_config": {},
+        "vision_gen_dec_config": {}, "language_config": {},
+    }))  # fmt: skip
+    assert detect_adapter(str(flow)) == "janusflow"
+    original = tmp_path / "janus-pro-original"
+    original.mkdir()
+    (original / "config.json").write_text(json.dumps({
+        "model_type": "multi_modality", "vision_config": {}, "gen_vision_config": {}, "gen_head_config": {},
+        "language_config": {},
+    }))  # fmt: skip
+    with pytest.raises(ModelLoadError, match=r"'multi_modality' model, but not in the layout of 'janusflow'"):
+        detect_adapter(str(original))

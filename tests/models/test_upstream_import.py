@@ -70,3 +70,16 @@ def test_require_versions():
         require_versions({"torch": "999.0"}, who="adapter 'y'")
     with pytest.raises(ModelLoadError, match="not installed"):
         require_versions({"no-such-package-xyz": "1"}, who="x")
+
+
+def test_a_missing_dependency_of_the_checkout_is_not_reported_as_missing_code(checkout, monkeypatch):
+    """The checkout is there; the module it imports is not (BAGEL's flash_attn, timm's
+    torchvision): the message names that module and says to install it."""
+    monkeypatch.delenv("ENTPROBE_TOYFAM_SRC", raising=False)
+    (checkout / "pkg" / "toyup_models" / "core.py").write_text("import entprobe_no_such_dependency\n")
+    with pytest.raises(ModelLoadError) as err:
+        import_upstream(SPEC, checkout)
+    text = str(err.value)
+    assert "the upstream code of someone/Toy is there" in text
+    assert "'entprobe_no_such_dependency' is not installed in this environment" in text
+    assert "git clone" not in text

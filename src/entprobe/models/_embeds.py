@@ -90,7 +90,8 @@ def _generation_config(
         "pad_token_id": pad if pad is not None else eos,
     }
     if settings.do_sample:
-        kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=None)
+        # top_k=0 (no top-k), not None: transformers 5 fills an unset top_k with 50.
+        kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=0)
     else:
         kwargs.update(temperature=None, top_p=None, top_k=None)
     return GenerationConfig(**kwargs)

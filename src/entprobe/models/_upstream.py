@@ -29,6 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import ModelLoadError
+from ._load_errors import load_problem
 
 __all__ = ["Upstream", "import_upstream", "require_versions", "upstream_env_var"]
 
@@ -140,6 +141,21 @@ def _forget_foreign(spec: Upstream, base: Path) -> None:
             del sys.modules[name]
 
 
+def _code_is_there(name: str, exc: ImportError) -> bool:
+    """Whether ``name``'s own package was found and the import failed on something else
+    (a dependency such as ``flash_attn``, or a name another library no longer has)."""
+    import importlib.util
+
+    top = name.split(".")[0]
+    try:
+        if importlib.util.find_spec(top) is None:
+            return False
+    except (ImportError, ValueError):
+        return False
+    missing = getattr(exc, "name", None) or ""
+    return missing.split(".")[0] != top or "cannot import name" in str(exc)
+
+
 def import_upstream(spec: Upstream, src: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Import the upstream modules of ``spec``.
 
@@ -178,6 +194,11 @@ def import_upstream(spec: Upstream, src: str | os.PathLike[str] | None = None) -
         try:
             modules[name] = importlib.import_module(name)
         except ImportError as exc:
+            if _code_is_there(name, exc):  # the checkout imports, but something it needs does not
+                raise ModelLoadError(
+                    f"adapter {spec.family!r}: the upstream code of {spec.repo} is there, but importing "
+                    f"{name!r} failed: {type(exc).__name__}: {exc}. What to do: {load_problem(exc)[1]}"
+                ) from exc
             where = (
                 f"from {root}" if root is not None else "(no --upstream-src or $" + spec.env_var + " given)"
             )

@@ -148,6 +148,9 @@ class ModelAdapter(ABC):
     description: ClassVar[str] = ""
     #: ``config.model_type`` values this adapter handles, for auto-detection.
     model_types: ClassVar[tuple[str, ...]] = ()
+    #: keys the config must also hold, where several releases share a model_type
+    #: (JanusFlow and the original-format Janus-Pro are both ``multi_modality``).
+    config_keys: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[frozenset[str]] = frozenset()
     #: capability -> why the family cannot have it (shown by ``entprobe models`` and in errors).
     unsupported: ClassVar[dict[str, str]] = {}

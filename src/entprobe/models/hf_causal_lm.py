@@ -211,7 +211,9 @@ class HFCausalLMAdapter(ModelAdapter):
             "pad_token_id": pad if cfg.pad_token_id is None else cfg.pad_token_id,
         }
         if settings.do_sample:
-            update.update(temperature=settings.temperature, top_p=settings.top_p, top_k=None)
+            # top_k=0, not None: GenerationSettings has no top-k, and transformers 5 fills
+            # an unset top_k with 50, so the run would record one sampler and use another.
+            update.update(temperature=settings.temperature, top_p=settings.top_p, top_k=0)
         else:
             # Checkpoints often ship sampling defaults; clear them for greedy decoding.
             update.update(temperature=None, top_p=None, top_k=None)

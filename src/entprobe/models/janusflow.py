@@ -83,6 +83,10 @@ class JanusFlowAdapter(EmbedsFamily, StepwiseImageAdapter):
         "DeepSeek JanusFlow (deepseek-ai/Janus, janus.janusflow): text and image "
         "prompts, text generation, rectified-flow image generation"
     )
+    # The release's config.json (MultiModalityConfig); the original-format Janus-Pro
+    # shares the model_type but has gen_vision_config instead of these.
+    model_types = ("multi_modality",)
+    config_keys = ("vision_gen_enc_config", "vision_gen_dec_config")
     capabilities = frozenset(CAPABILITIES)
     layer_paths = ("language_model.model.layers",)
     upstream = UPSTREAM

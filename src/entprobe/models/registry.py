@@ -192,6 +192,7 @@ def detect_adapter(source: str, *, trust_remote_code: bool = False, revision: st
             f"the config of {source!r} has no model_type (architectures: {archs or 'none'}); "
             f"pass --adapter explicitly (known: {_known()})"
         )
+    claimed: list[tuple[str, tuple[str, ...]]] = []  # model_type matched, config keys not
     for name in ADAPTERS:
         if name == FALLBACK_ADAPTER:
             continue
@@ -202,8 +203,16 @@ def detect_adapter(source: str, *, trust_remote_code: bool = False, revision: st
                 continue
             raise
         if model_type in cls.model_types:
-            return name
+            if all(key in cfg for key in cls.config_keys):
+                return name
+            claimed.append((name, cls.config_keys))
 
+    if claimed:
+        found = ", ".join(f"{n!r} (needs config keys {list(keys)})" for n, keys in claimed)
+        raise ModelLoadError(
+            f"the config of {source!r} is a {model_type!r} model, but not in the layout of {found}; "
+            f"it has keys {sorted(cfg)[:12]}. Pass --adapter NAME if you know the family (known: {_known()})"
+        )
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:

@@ -28,7 +28,7 @@ from typing import Any
 
 from .._spec import replace_checked, specs
 from .._threads import ThreadGovernor
-from ..errors import EntprobeError, ModelLoadError, ProbeInputError
+from ..errors import EntprobeError, ProbeInputError
 from ..models.requests import GenerationSettings, LoadOptions
 from ..store import ResultStore
 from .checks import check_device, check_generation, check_levels, default_levels, required_capabilities
@@ -240,7 +240,8 @@ def load_and_probe(
         StoreLockedError: before the model is loaded, with a message naming the
         problem.
     """
-    from ..models._checkpoint import check_safetensors_files
+    from ..models._checkpoint import check_config_keys, check_safetensors_files
+    from ..models._load_errors import explain_load_error
     from ..models.registry import detect_adapter, get_adapter
 
     say = log or (lambda text: print(text, file=sys.stderr))
@@ -271,16 +272,14 @@ def load_and_probe(
     with nullcontext(store) if isinstance(store, ResultStore) else ResultStore(store) as results:
         if loaded is None:
             check_safetensors_files(model)
+            check_config_keys(model)
             say(f"loading {model} with adapter {adapter_cls.name!r} on {opts.load.device} ...")
             try:
                 loaded = adapter_cls.load(model, opts.load)
             except EntprobeError:
                 raise
-            except Exception as exc:  # e.g. safetensors' or torch's own errors on a bad checkpoint
-                raise ModelLoadError(
-                    f"adapter {adapter_cls.name!r} cannot load {model!r}: {type(exc).__name__}: {exc}. "
-                    f"Check that the checkpoint is complete (download it again if in doubt); nothing was written"
-                ) from exc
+            except Exception as exc:  # safetensors', torch's, an upstream builder's own errors
+                raise explain_load_error(exc, adapter=adapter_cls.name, source=model) from exc
         sets = [ps for _, ps in prompt_sets]
         return run_probe(loaded, sets, levels=levels, store=results, options=opts, progress=progress)
 
