@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from entprobe.capture import Role
+from entprobe.errors import ProbeInputError
 from entprobe.models.base import GenerationSettings
 
 transformers = pytest.importorskip("transformers")
@@ -155,7 +156,9 @@ def test_image_response_states_equal_the_upstream_forward_per_expert(bagel):
 def test_image_prompt_roles_follow_the_vit_grid_and_the_question_follows(bagel):
     image = Image.fromarray((np.random.default_rng(0).random((224, 280, 3)) * 255).astype("uint8"))
     alone = bagel.encode_image(image)
-    assert alone.roles == [Role.SPECIAL] + [Role.IMAGE] * (16 * 20) + [Role.SPECIAL]
+    # InterleaveInferencer: VAE resize (1024, 512, 16) 280 x 224 -> 640 x 512, then the ViT
+    # transform (980, 224, 14) -> 644 x 518: 46 x 37 patches (not 20 x 16 from the ViT alone)
+    assert alone.roles == [Role.SPECIAL] + [Role.IMAGE] * (46 * 37) + [Role.SPECIAL]
     asked = bagel.encode_image(image, "How many?")
     n_q = len(bagel.processor.encode("How many?"))
     assert asked.roles[: len(alone.roles)] == alone.roles
@@ -163,8 +166,55 @@ def test_image_prompt_roles_follow_the_vit_grid_and_the_question_follows(bagel):
     # the image segment is causal-free and comes first: the question does not change it
     torch.testing.assert_close(asked.states[:, : len(alone.roles)], alone.states, rtol=0, atol=0)
     small = Image.fromarray((np.random.default_rng(1).random((50, 70, 3)) * 255).astype("uint8"))
-    # upstream's resize: short edge up to 224 -> 224 x 313.6 -> multiples of 14: 224 x 308
-    assert bagel.encode_image(small).roles.count(Role.IMAGE) == (224 // 14) * (308 // 14)
+    # 70 x 50 -> short edge to 512: 716.8 -> 717 -> 720 x 512 (stride 16) -> 714 x 518 (stride 14)
+    assert bagel.encode_image(small).roles.count(Role.IMAGE) == 51 * 37
+
+
+def _upstream_resize(size, max_size, min_size, stride, max_pixels=14 * 14 * 9 * 1024):
+    """data/transforms.py's MaxLongEdgeMinShortEdgeResize size rule, written out plainly."""
+    w, h = size
+
+    def fit(w, h, s):
+        return [max(stride, int(round(round(v * s) / stride) * stride)) for v in (w, h)]
+
+    s = max(min(max_size / max(w, h), 1.0), min_size / min(w, h))
+    w, h = fit(w, h, s)
+    if w * h > max_pixels:
+        w, h = fit(w, h, max_pixels / (w * h))
+    if max(w, h) > max_size:
+        w, h = fit(w, h, max_size / max(w, h))
+    return w, h
+
+
+@pytest.mark.parametrize("size", [(640, 480), (300, 200), (500, 500), (1920, 1080), (31, 700), (1, 1)])
+def test_image_prompts_follow_the_inferencer_and_eval_transforms(bagel, size):
+    """The pixels prepare_vit_images gets are the inferencer's two resizes (or, with
+    image_transform='eval', the eval scripts' one); transparency goes onto white."""
+    from entprobe.models.bagel import _IMAGE_TRANSFORMS, _image_rgb
+
+    image = Image.fromarray((np.random.default_rng(3).random((size[1], size[0], 3)) * 255).astype("uint8"))
+    first = image.resize(_upstream_resize(image.size, 1024, 512, 16), Image.BICUBIC)
+    second = first.resize(_upstream_resize(first.size, 980, 224, 14), Image.BICUBIC)
+    want = (torch.tensor(np.asarray(second), dtype=torch.float32).permute(2, 0, 1) / 255 - 0.5) / 0.5
+    torch.testing.assert_close(_IMAGE_TRANSFORMS["inferencer"](image), want, rtol=0, atol=0)
+    ev = image.resize(_upstream_resize(image.size, 980, 378, 14, max_pixels=2_007_040), Image.BICUBIC)
+    want = (torch.tensor(np.asarray(ev), dtype=torch.float32).permute(2, 0, 1) / 255 - 0.5) / 0.5
+    torch.testing.assert_close(_IMAGE_TRANSFORMS["eval"](image), want, rtol=0, atol=0)
+    rgba = image.convert("RGBA")
+    rgba.putalpha(0)  # fully transparent: white, as data_utils.pil_img2rgb gives
+    assert set(np.asarray(_image_rgb(rgba)).reshape(-1).tolist()) == {255}
+
+
+def test_the_eval_transform_is_a_named_option_recorded_in_the_run(ckpt):
+    from entprobe.models.bagel import BagelAdapter
+
+    ev = BagelAdapter.load(str(ckpt), upstream_src=str(SRC), image_transform="eval")
+    image = Image.fromarray((np.random.default_rng(0).random((224, 280, 3)) * 255).astype("uint8"))
+    # 280 x 224 -> short edge to 378: 472.5 -> 472 -> 476 x 378: 34 x 27 patches
+    assert ev.encode_image(image).roles.count(Role.IMAGE) == 34 * 27
+    assert ev.identity()["image_transform"] == "eval"
+    with pytest.raises(ProbeInputError, match="image_transform must be one of"):
+        BagelAdapter.load(str(ckpt), upstream_src=str(SRC), image_transform="vit")
 
 
 def _schedule(n_timesteps: int, shift: float) -> list[float]:

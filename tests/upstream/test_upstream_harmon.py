@@ -289,3 +289,27 @@ def test_a_killed_run_resumes_without_losing_anything(clean_store, tiny, checkou
     from upstream_probe_checks import killed_then_resumed
 
     killed_then_resumed("harmon", tiny["checkpoint"], checkout, tmp_path / "killed.duckdb", 3, clean_store)
+
+
+def test_image_size_reaches_image_prompts_is_recorded_and_warns(adapter):
+    """image2text.py takes the size as an argument: --image-size applies to image prompts
+    (and text generation from them) as to generation, is part of the run configuration,
+    and warns when the checkpoint's configuration (16 px here) says another size."""
+    from PIL import Image
+
+    from entprobe.errors import EntprobeWarning
+    from entprobe.models.requests import Request
+
+    m = adapter.model
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (12, 20, 3), dtype=np.uint8))
+    settings = GenerationSettings(image_size=32)
+    enc = adapter.run([Request("prompt", "What is shown?", image, settings)])[0]
+    ids, embeds = _image2text_embeds(m, image, "What is shown?", 32)  # upstream at --image_size 32
+    assert enc.input_ids.tolist() == ids.tolist()
+    _same_as_hidden(enc.states, _hidden(m, inputs_embeds=embeds), m.llm.model.norm)
+    assert Counter(enc.roles)[Role.IMAGE] == 4 * GRID  # twice the side of the configured 16 px
+    gen = adapter.run([Request("text-gen", "Describe it.", image, settings)])[0]
+    assert Counter(gen.prompt.roles)[Role.IMAGE] == 4 * GRID
+    with pytest.warns(EntprobeWarning, match="configuration says image_size=16"):
+        assert adapter.prompt_config(settings) == {"image_size": 32}
+    assert adapter.prompt_config(GenerationSettings()) is None  # unset: run ids as before

@@ -247,3 +247,26 @@ def test_a_killed_run_resumes_without_losing_anything(clean_store, tiny, checkou
     from upstream_probe_checks import killed_then_resumed
 
     killed_then_resumed("janusflow", tiny, checkout, tmp_path / "killed.duckdb", STEPS, clean_store)
+
+
+def test_bfloat16_follows_the_authors_load_path(tiny, checkout):
+    """The README loads, then casts the whole model (`.to(torch.bfloat16)`), rotary
+    inv_freq included: the default. `cast_after_load=False` keeps the buffers float32."""
+    import janus.janusflow.models as up  # imported by the adapter from the checkout
+
+    from entprobe.models.janusflow import JanusFlowAdapter
+
+    ours = JanusFlowAdapter.load(str(tiny), upstream_src=str(checkout), dtype="bfloat16")
+    theirs = up.MultiModalityCausalLM.from_pretrained(str(tiny)).to(torch.bfloat16).eval()
+    buffers = dict(theirs.named_buffers())
+    for name, buf in ours.model.named_buffers():
+        assert buf.dtype == buffers[name].dtype and torch.equal(buf, buffers[name]), name
+    key = "language_model.model.layers.1.mlp.down_proj.weight"
+    assert torch.equal(ours.model.get_parameter(key), theirs.get_parameter(key))
+    assert ours.identity()["dtype_path"] == "cast after load"
+    kept = JanusFlowAdapter.load(
+        str(tiny), upstream_src=str(checkout), dtype="bfloat16", cast_after_load=False
+    )
+    inv = [b for n, b in kept.model.named_buffers() if n.endswith("inv_freq")]
+    assert inv and all(b.dtype == torch.float32 for b in inv)
+    assert kept.identity()["dtype_path"] == "torch_dtype at load"

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from entprobe.capture import Role
+from entprobe.errors import ProbeInputError
 from entprobe.models.base import GenerationSettings
 
 transformers = pytest.importorskip("transformers")
@@ -336,3 +337,31 @@ def test_without_the_vae_image_prompts_are_refused_before_any_sample(checkpoint,
     assert (
         gen.image is None and gen.model_calls == {"generation": 49, "teacher-forced": 1} and gen.n_steps == 49
     )
+
+
+def test_the_upstream_posterior_draw_is_an_option_seeded_and_recorded(checkpoint, src):
+    """vae_posterior='sample' draws from the VAE posterior as inference_mmu.py does
+    (deterministic=False), seeded by vae_seed; the default mean stays out of the run id."""
+    from entprobe.models.showo2 import Showo2Adapter
+
+    drawn = Showo2Adapter.load(str(checkpoint), upstream_src=str(src), vae_posterior="sample", vae_seed=3)
+    again = Showo2Adapter.load(str(checkpoint), upstream_src=str(src), vae_posterior="sample", vae_seed=3)
+    mean = Showo2Adapter.load(str(checkpoint), upstream_src=str(src))
+    a, b = drawn.encode_image(_image(), TEXT), again.encode_image(_image(), TEXT)
+    torch.testing.assert_close(a.states, b.states, rtol=0, atol=0)  # seeded: reproducible
+    at = [k for k, r in enumerate(a.roles) if r == Role.IMAGE]
+    assert not torch.allclose(a.states[0, at], mean.encode_image(_image(), TEXT).states[0, at])
+    # the draw is upstream's own: the same seed around WanVAE.sample(deterministic=False)
+    x = torch.tensor(np.asarray(_center(_image()))).permute(2, 0, 1)[None, :, None] / 127.5 - 1
+    torch.manual_seed(3)
+    with torch.no_grad():
+        lat = drawn.vae.sample(x.float(), deterministic=False).squeeze(2)
+        m = drawn.model
+        und = m.und_trans(m.image_embedder_und(lat) + m.position_embedding(m.image_position_ids))[
+            "last_hidden_state"
+        ]
+        fused = m.fusion_proj(torch.cat([und, m.image_embedder_gen(lat)], dim=-1))[0]
+    _close(a.states[0, at], fused)
+    assert drawn.identity()["vae_posterior"] == "sample (seed 3)" and "vae_posterior" not in mean.identity()
+    with pytest.raises(ProbeInputError, match="vae_posterior must be 'mean' or 'sample'"):
+        Showo2Adapter.load(str(checkpoint), upstream_src=str(src), vae_posterior="mode")

@@ -168,7 +168,11 @@ class EmbedsFamily:
     def text_prompt(self, text: str) -> EmbedPrompt:  # pragma: no cover - the family's
         raise NotImplementedError
 
-    def image_prompt(self, image: Any, question: str) -> EmbedPrompt:  # pragma: no cover - the family's
+    def image_prompt(
+        self, image: Any, question: str, settings: Any = None
+    ) -> EmbedPrompt:  # pragma: no cover
+        """The family's image prompt; ``settings`` for families whose prompt depends on
+        them (:meth:`ModelAdapter.prompt_config`)."""
         raise NotImplementedError
 
     def encode_text(self, text: str) -> Encoded:
@@ -187,7 +191,9 @@ class EmbedsFamily:
         a: Any = self
         a.require("text-gen")
         image, text = request.image, request.text
-        prompt = self.image_prompt(image, text) if image is not None else self.text_prompt(text)
+        prompt = (
+            self.image_prompt(image, text, request.settings) if image is not None else self.text_prompt(text)
+        )
         return generate_from_embeds(
             a.model, a.layers_path, self.causal_lm, prompt, self.tokenizer, request.settings,
             keep_generation_states=keep_generation_states, max_context=a.max_context,

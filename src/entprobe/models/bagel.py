@@ -1,7 +1,8 @@
 """``bagel``: BAGEL and BAGEL-RecA (ByteDance-Seed/Bagel) over the user's upstream code.
 
 Checkpoint folder as released (``ByteDance-Seed/BAGEL-7B-MoT``; RecA checkpoints have
-the same layout): ``llm_config.json``, ``vit_config.json``, ``ema.safetensors``,
+the same layout, its ``model_bf16.safetensors`` in place of ``ema.safetensors``):
+``llm_config.json``, ``vit_config.json``, ``ema.safetensors``,
 ``ae.safetensors`` and the Qwen2 tokenizer files, configured as upstream's ``app.py``
 does. BAGEL's attention runs in bfloat16 (its code casts), so every call runs under
 ``torch.autocast(bfloat16)``, as upstream's inferencer does; ``--dtype auto`` loads
@@ -53,7 +54,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["BagelAdapter"]
 
-_FILES = ("llm_config.json", "vit_config.json", "ema.safetensors", "ae.safetensors", "vocab.json")
+_FILES = ("llm_config.json", "vit_config.json", "ae.safetensors", "vocab.json")
+#: The LLM + ViT weights: BAGEL-7B-MoT's ``ema.safetensors``, or BAGEL-RecA's
+#: ``model_bf16.safetensors`` put in a BAGEL-7B-MoT folder (the RecA README's layout).
+_WEIGHTS = ("ema.safetensors", "model_bf16.safetensors")
 
 
 @dataclass
@@ -79,6 +83,15 @@ class BagelAdapter(StepwiseImageAdapter):
     image_generator = "flow matching (Euler), separate cond / text-CFG / image-CFG forwards"
     image_response = "one generation-mode forward of the clean final latent at t=0"
     image_options = frozenset({"image_steps", "image_size"})
+    # Images arrive in their stored mode: upstream composites transparency onto white.
+    image_mode = None
+    load_extras = {
+        "weights": "the weights file in the folder (default: ema.safetensors, or BAGEL-RecA's "
+        "model_bf16.safetensors when that is the one there)",
+        "image_transform": "image prompts: 'inferencer' (default; InterleaveInferencer's VAE resize "
+        "(1024, 512, 16), then the ViT transform (980, 224, 14)) or 'eval' (the eval/vlm scripts' "
+        "transform (980, 378, 14), max 2,007,040 pixels)",
+    }
     upstream = Upstream(
         family="bagel",
         repo="ByteDance-Seed/Bagel",
@@ -104,13 +117,22 @@ class BagelAdapter(StepwiseImageAdapter):
     timestep_shift: float = 3.0
     cfg_interval: tuple[float, float] = (0.4, 1.0)
     cfg_img_scale: float = 1.5
+    image_transform: str = "inferencer"
 
     @classmethod
     def load_from(cls, source: str, options: LoadOptions) -> BagelAdapter:
         folder = Path(source)
         missing = [f for f in _FILES if not (folder / f).is_file()]
+        named = options.extras.get("weights")
+        weights = [named] if named else [w for w in _WEIGHTS if (folder / w).is_file()]
+        if not weights or not (folder / weights[0]).is_file():
+            missing.append(named or " or ".join(_WEIGHTS))
         if missing:
             raise ModelLoadError(f"{source!r} is not a BAGEL checkpoint folder: it lacks {missing}")
+        if len(weights) > 1:
+            raise ModelLoadError(
+                f"{source!r} holds both {weights}: say which weights to load with load(..., weights=NAME)"
+            )
         if options.dtype == "float16":
             raise ModelLoadError(
                 "BAGEL runs its attention in bfloat16; use --dtype bfloat16 (auto) or float32"
@@ -150,16 +172,19 @@ class BagelAdapter(StepwiseImageAdapter):
         torch_dtype = torch.float32 if options.dtype == "float32" else torch.bfloat16
         state = {
             k: v.to(torch_dtype) if v.is_floating_point() else v
-            for k, v in load_file(str(folder / "ema.safetensors"), device=str(options.device)).items()
+            for k, v in load_file(str(folder / weights[0]), device=str(options.device)).items()
         }
         absent, _ = model.load_state_dict(state, strict=False, assign=True)
         if absent:
-            raise ModelLoadError(
-                f"{folder / 'ema.safetensors'} lacks {len(absent)} weights, e.g. {absent[:3]}"
-            )
+            raise ModelLoadError(f"{folder / weights[0]} lacks {len(absent)} weights, e.g. {absent[:3]}")
         tokenizer, token_ids, _ = m["data.data_utils"].add_special_tokens(
             m["modeling.qwen2"].Qwen2Tokenizer.from_pretrained(str(folder))
         )
+        transform = str(options.extras.get("image_transform", "inferencer"))
+        if transform not in _IMAGE_TRANSFORMS:
+            raise ProbeInputError(
+                f"image_transform must be one of {sorted(_IMAGE_TRANSFORMS)}; got {transform!r}"
+            )
         up = {"NaiveCache": navit.NaiveCache, "Inferencer": m["inferencer"].InterleaveInferencer}
         return cls(
             model=model.to(options.device).eval(),
@@ -168,9 +193,13 @@ class BagelAdapter(StepwiseImageAdapter):
             up=up,
             vae=vae.to(options.device).eval(),
             token_ids=token_ids,
+            image_transform=transform,
             extra_identity={
                 "upstream": found["identity"],
                 "experts": "und: prompt and markers; gen: latents",
+                "image_transform": transform,
+                # only when not BAGEL-7B-MoT's own file, so its run ids hold
+                **({} if weights[0] == "ema.safetensors" else {"weights": weights[0]}),
             },
         )
 
@@ -224,8 +253,8 @@ class BagelAdapter(StepwiseImageAdapter):
         inputs, kv, rope = self.model.prepare_vit_images(
             curr_kvlens=[ctx.kv_len],
             curr_rope=[ctx.rope],
-            images=[image.convert("RGB")],
-            transforms=_vit_pixels,
+            images=[_image_rgb(image)],
+            transforms=_IMAGE_TRANSFORMS[self.image_transform],
             new_token_ids=self.token_ids,
         )
         self.model.forward_cache_update_vit(ctx.cache, **self._on(inputs))
@@ -386,18 +415,24 @@ class BagelAdapter(StepwiseImageAdapter):
         return gen
 
 
-def _vit_pixels(
-    image: Image.Image,
-    max_size: int = 980,
-    min_size: int = 224,
-    stride: int = 14,
-    max_pixels: int = 14 * 14 * 9 * 1024,
-) -> torch.Tensor:
-    """Upstream's ViT image transform (``ImageTransform(980, 224, 14)``, rewritten
-    without torchvision): long edge at most ``max_size``, short edge at least
-    ``min_size``, both multiples of ``stride``, bicubic, scaled to [-1, 1];
-    ``(3, H, W)``."""
-    import numpy as np
+def _image_rgb(image: Image.Image) -> Image.Image:
+    """RGB as upstream's ``pil_img2rgb``: a transparent image over white, others converted."""
+    from PIL import Image as PILImage
+
+    if image.mode == "RGBA" or image.info.get("transparency") is not None:
+        rgba = image.convert("RGBA")
+        out = PILImage.new("RGB", rgba.size, (255, 255, 255))
+        out.paste(rgba, mask=rgba.getchannel("A"))
+        return out
+    return image.convert("RGB")
+
+
+def _resized(
+    image: Image.Image, max_size: int, min_size: int, stride: int, max_pixels: int = 14 * 14 * 9 * 1024
+) -> Image.Image:
+    """Upstream's ``MaxLongEdgeMinShortEdgeResize`` without torchvision (on a PIL image
+    torchvision's bicubic resize is PIL's): long edge at most ``max_size``, short edge
+    at least ``min_size``, both multiples of ``stride``."""
     from PIL import Image as PILImage
 
     def fit(w: float, h: float, scale: float) -> tuple[int, int]:
@@ -409,5 +444,21 @@ def _vit_pixels(
         w, h = fit(w, h, max_pixels / (w * h))
     if max(w, h) > max_size:
         w, h = fit(w, h, max_size / max(w, h))
-    pixels = np.asarray(image.resize((w, h), PILImage.BICUBIC), dtype=np.float32) / 255.0
-    return (torch.from_numpy(pixels).permute(2, 0, 1) - 0.5) / 0.5
+    return image.resize((w, h), PILImage.BICUBIC)
+
+
+def _pixels(image: Image.Image) -> torch.Tensor:
+    """``ToTensor`` then ``Normalize(0.5, 0.5)``: ``(3, H, W)`` in [-1, 1]."""
+    import numpy as np
+
+    return (torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1) - 0.5) / 0.5
+
+
+#: The image-prompt transforms (``load_extras["image_transform"]``), each what an upstream
+#: entry point applies before ``prepare_vit_images``.
+_IMAGE_TRANSFORMS = {
+    # InterleaveInferencer: the VAE transform's resize first, then the ViT transform.
+    "inferencer": lambda im: _pixels(_resized(_resized(im, 1024, 512, 16), 980, 224, 14)),
+    # eval/vlm (Bagel.chat): the training transform of data/configs/example.yaml.
+    "eval": lambda im: _pixels(_resized(im, 980, 378, 14, max_pixels=2_007_040)),
+}

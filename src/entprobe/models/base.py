@@ -194,6 +194,9 @@ class ModelAdapter(ABC):
     #: (no denoising steps to probe). ``image_response``: the default response in words.
     #: ``image_options``: the optional :class:`GenerationSettings` the family honours
     #: (``"image_steps"``, ``"image_size"``); others are refused before any work.
+    #: the Pillow mode image prompts are handed over in (None: as stored, for families
+    #: whose upstream converts itself, e.g. BAGEL composites transparency onto white).
+    image_mode: ClassVar[str | None] = "RGB"
     image_generator: ClassVar[str | None] = None
     image_response: ClassVar[str] = ""
     image_options: ClassVar[frozenset[str]] = frozenset()
@@ -360,6 +363,12 @@ class ModelAdapter(ABC):
         n_steps = self.n_image_steps(settings)
         return () if n_steps is None else resolve_response_steps(steps, n_steps)
 
+    def prompt_config(self, settings: GenerationSettings) -> dict[str, Any] | None:
+        """The settings that shape this family's prompt states (e.g. Harmon's image-prompt
+        size from ``settings.image_size``), recorded in the run configuration (and so in
+        the run id); None when the settings do not reach the prompt (the default)."""
+        return None
+
     def image_response_config(
         self, steps: ResponseSteps, settings: GenerationSettings
     ) -> dict[str, Any] | None:
@@ -410,6 +419,14 @@ class ModelAdapter(ABC):
         self.require("image-gen")
         raise NotImplementedError  # pragma: no cover
 
+    def prompt_pass(self, request: Request) -> Encoded:
+        """One forward pass over ``request``'s prompt: :meth:`encode_text`, or
+        :meth:`encode_image` with the text as the question. Families whose prompt
+        depends on the settings (:meth:`prompt_config`) override it."""
+        if request.image is None:
+            return self.encode_text(request.text)
+        return self.encode_image(request.image, request.text)
+
     # Batched hooks: one result per request, in order, each exactly what the one-request
     # hook returns for it (padding removed, per-sample random generators), so a sample's
     # numbers do not depend on which batch it lands in. These defaults loop; adapters
@@ -422,6 +439,14 @@ class ModelAdapter(ABC):
     def encode_images(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[Encoded]:
         """:meth:`encode_image` of each ``(image, question)`` pair."""
         return [self.encode_image(image, question) for image, question in zip(images, questions, strict=True)]
+
+    def prompt_passes(self, requests: Sequence[Request]) -> list[Encoded]:
+        """:meth:`prompt_pass` of each request, through :meth:`encode_texts` /
+        :meth:`encode_images` (which batching adapters override)."""
+        texts = [r.text for r in requests]
+        if requests[0].image is None:
+            return self.encode_texts(texts)
+        return self.encode_images([r.image for r in requests], texts)
 
     def text_generations(self, requests: Sequence[Request]) -> list[Generation]:
         """:meth:`text_generation` of each request (one settings for all)."""
@@ -507,19 +532,9 @@ class ModelAdapter(ABC):
             raise ProbeInputError("one run() call takes requests of one kind, image-ness and settings")
         if first.kind == "image-gen":
             self.response_steps(first.response_steps, first.settings)
+        out: list[Any]
         if first.kind == "prompt":
-            texts = [r.text for r in requests]
-            if len(requests) == 1:
-                one = (
-                    self.encode_text(first.text)
-                    if first.image is None
-                    else self.encode_image(first.image, first.text)
-                )
-                out: list[Any] = [one]
-            elif first.image is None:
-                out = self.encode_texts(texts)
-            else:
-                out = self.encode_images([r.image for r in requests], texts)
+            out = [self.prompt_pass(first)] if len(requests) == 1 else self.prompt_passes(requests)
         elif first.kind == "text-gen":
             out = [self.text_generation(first)] if len(requests) == 1 else self.text_generations(requests)
         else:

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import warnings
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,14 +42,14 @@ import numpy as np
 import torch
 
 from ..capture import Role
-from ..errors import ModelLoadError
+from ..errors import EntprobeWarning, ModelLoadError
 from ._embeds import EmbedPrompt, EmbedsFamily, label_text
 from ._hf import resolve_dtype, seeded
 from ._multimodal import to_pil
 from ._stepwise import StepwiseImageAdapter, StepwiseOutput
 from ._upstream import Upstream, import_upstream
-from .base import CAPABILITIES, GenerationSettings
-from .requests import LoadOptions
+from .base import CAPABILITIES, Encoded, GenerationSettings
+from .requests import LoadOptions, Request
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -117,6 +119,8 @@ class HarmonAdapter(EmbedsFamily, StepwiseImageAdapter):
     image_options = frozenset({"image_steps", "image_size"})
     image_size: int = 512
     num_iter: int = 64
+    #: the config's own ``image_size`` (None: it has none, and 512 is the scripts' default)
+    configured_image_size: int | None = None
     cfg_prompt: str = "Generate an image."
 
     @classmethod
@@ -158,6 +162,7 @@ class HarmonAdapter(EmbedsFamily, StepwiseImageAdapter):
             source=str(source),
             extra_identity=extra,
             image_size=extra["image_size"],
+            configured_image_size=None if cfg.get("image_size") is None else int(cfg.get("image_size")),
             num_iter=extra["num_iter"],
         )
 
@@ -190,10 +195,34 @@ class HarmonAdapter(EmbedsFamily, StepwiseImageAdapter):
             embeds[0, t == self.tokenizer.convert_tokens_to_ids("<image>")] = features.to(embeds.dtype)
         return EmbedPrompt(embeds, roles, t.cpu())
 
-    def image_prompt(self, image: Image.Image, question: str) -> EmbedPrompt:
+    def prompt_config(self, settings: GenerationSettings) -> dict[str, Any] | None:
+        """``--image-size`` sets the image-prompt size too (image2text.py's ``--image_size``),
+        recorded in the run; a size other than the checkpoint configuration's warns."""
+        if settings.image_size is None:
+            return None
+        if self.configured_image_size is not None and settings.image_size != self.configured_image_size:
+            warnings.warn(
+                f"--image-size {settings.image_size}: the checkpoint's configuration says "
+                f"image_size={self.configured_image_size}; image prompts and generation use "
+                f"{settings.image_size} px",
+                EntprobeWarning,
+                stacklevel=2,
+            )
+        return {"image_size": int(settings.image_size)}
+
+    def prompt_pass(self, request: Request) -> Encoded:
+        if request.image is None:
+            return self.encode_text(request.text)
+        self.require("image-prompt")
+        return self._encode(self.image_prompt(request.image, request.text, request.settings))
+
+    def prompt_passes(self, requests: Sequence[Request]) -> list[Encoded]:
+        return [self.prompt_pass(r) for r in requests]
+
+    def image_prompt(self, image: Image.Image, question: str, settings: Any = None) -> EmbedPrompt:
         from PIL import Image as PILImage
 
-        s = self.image_size
+        s = (settings.image_size if settings is not None else None) or self.image_size
         side = max(image.size)
         square = PILImage.new("RGB", (side, side), (127, 127, 127))  # expand2square, as image2text.py
         square.paste(image.convert("RGB"), ((side - image.size[0]) // 2, (side - image.size[1]) // 2))

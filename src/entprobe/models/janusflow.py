@@ -93,6 +93,10 @@ class JanusFlowAdapter(EmbedsFamily, StepwiseImageAdapter):
     image_generator = "rectified flow"
     image_response = "teacher-forced pass of the clean latent at the data end (t = 1000)"
     image_options = frozenset({"image_steps"})
+    load_extras = {
+        "cast_after_load": "True (default): load, then cast the whole model to --dtype, as the authors' "
+        "README does (rotary buffers too); False: pass --dtype to from_pretrained (buffers stay float32)"
+    }
     vae: Any = None
     image_steps: int = 30
 
@@ -100,16 +104,24 @@ class JanusFlowAdapter(EmbedsFamily, StepwiseImageAdapter):
     def load_from(cls, source: str, options: LoadOptions) -> JanusFlowAdapter:
         up = import_upstream(UPSTREAM, options.upstream_src)
         mods = up["modules"]["janus.janusflow.models"]
+        want = resolve_dtype(options.dtype)
+        # The authors' README and demo load, then cast the whole model (`.to(bfloat16)`),
+        # rotary `inv_freq` included: the default. `cast_after_load=False` passes the
+        # dtype to from_pretrained instead, which keeps non-persistent buffers in float32
+        # (up to 2e-3 bits apart from layer 1 on in bfloat16).
+        after = bool(options.extras.get("cast_after_load", True)) and want != "auto"
         try:
             processor = mods.VLChatProcessor.from_pretrained(str(source))
             model = mods.MultiModalityCausalLM.from_pretrained(
-                str(source), torch_dtype=resolve_dtype(options.dtype)
+                str(source), torch_dtype="auto" if after else want
             )
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load JanusFlow from {source!r}: {exc}") from exc
-        model.to(options.device).eval()
+        model.to(device=options.device, **({"dtype": want} if after else {})).eval()
         vae = _load_vae(str(source), options.device, model.dtype)
         extra = {"upstream": up["identity"], "vae": None if vae is None else str(vae.config._name_or_path)}
+        if want != "auto":  # how the reduced precision came about shapes the states
+            extra["dtype_path"] = "cast after load" if after else "torch_dtype at load"
         return cls(model=model, processor=processor, source=str(source), extra_identity=extra, vae=vae)
 
     @property
@@ -152,7 +164,7 @@ class JanusFlowAdapter(EmbedsFamily, StepwiseImageAdapter):
         t = torch.tensor(ids, device=self.device)
         return EmbedPrompt(self.model.language_model.get_input_embeddings()(t)[None], roles, t.cpu())
 
-    def image_prompt(self, image: Image.Image, question: str) -> EmbedPrompt:
+    def image_prompt(self, image: Image.Image, question: str, settings: Any = None) -> EmbedPrompt:
         proc = self.processor
         tag = f"{proc.image_tag}\n"
         ids, roles = self._labelled(tag + question.strip(), proc.system_prompt)

@@ -160,7 +160,8 @@ class GenerationSettings:
     image_size: int | None = option(
         None, constraint=">= 1", minimum=1, cli_type=int, metavar="PX", default_text="the family's",
         run_id="unless-default", coerce=_positive_int_or_none,
-        help="Step-wise image generators that take it: side of the generated image in pixels.")
+        help="Step-wise image generators that take it: side of the generated image in pixels (Harmon: of "
+        "image prompts too, as its image2text script's --image_size).")
     # fmt: on
 
     def __post_init__(self) -> None:

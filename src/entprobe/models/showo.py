@@ -15,8 +15,10 @@ tokenizer; Phi's weights are not read: ``load_from_showo=True``), and the VQ mod
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -79,6 +81,7 @@ class ShowoAdapter(StepwiseImageAdapter):
 
     @classmethod
     def load_from(cls, source: str, options: LoadOptions) -> ShowoAdapter:
+        _refuse_clip_vit(Path(source) / "config.json")  # before any weight is read
         found = import_upstream(cls.upstream, options.upstream_src)
         m = found["modules"]
         from transformers import AutoTokenizer
@@ -98,6 +101,8 @@ class ShowoAdapter(StepwiseImageAdapter):
                 f"set $ENTPROBE_SHOWO_VQ for a local one): {exc}"
             ) from exc
         _check_rotary(model)
+        if getattr(model.config, "w_clip_vit", False):  # a hub id: known once its config is read
+            _refuse_clip_vit(None)
         if len(tok) != model.config.llm_vocab_size:
             raise ModelLoadError(
                 f"the tokenizer of {model.config.llm_model_path!r} has {len(tok)} tokens; "
@@ -314,6 +319,25 @@ class ShowoAdapter(StepwiseImageAdapter):
         text = {self._sp("<|t2i|>"), self._sp("<|pad|>"), self.tok.bos_token_id, self.tok.eos_token_id}
         roles = [Role.SPECIAL if t in text else Role.TEXT for t in row[: -(self.n_vq + 2)]]
         return roles + [Role.SPECIAL] + [Role.GENERATED_IMAGE] * self.n_vq + [Role.SPECIAL], ids[0]
+
+
+def _refuse_clip_vit(config: Path | None) -> None:
+    """Refuse the CLIP-ViT variants (``showlab/show-o-w-clip-vit*``, ``w_clip_vit: true``)
+    by name: their image prompts are CLIP-ViT features through an MLP projector, which
+    this adapter does not build (it feeds MAGVIT-v2 VQ tokens, the variants without)."""
+    if config is not None:
+        try:
+            clip = bool(json.loads(config.read_text(encoding="utf-8")).get("w_clip_vit", False))
+        except (OSError, ValueError):
+            return  # no local config (a hub id), or unreadable: checked after loading
+        if not clip:
+            return
+    raise ModelLoadError(
+        "this Show-o checkpoint is a CLIP-ViT variant (config w_clip_vit: true, e.g. "
+        "showlab/show-o-w-clip-vit): its image prompts go through CLIP-ViT features and a "
+        "projector, which the showo adapter does not build. Use showlab/show-o or "
+        "showlab/show-o-512x512 (VQ image tokens). Nothing was loaded or written"
+    )
 
 
 def _check_rotary(model: torch.nn.Module) -> None:

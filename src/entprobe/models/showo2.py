@@ -36,7 +36,7 @@ import torch
 from PIL import Image
 
 from ..capture import Role, capture
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, ProbeInputError
 from ._decode import reforward_generate
 from ._hf import resolve_dtype, seeded
 from ._multimodal import to_pil
@@ -69,6 +69,12 @@ class Showo2Adapter(StepwiseImageAdapter):
     capabilities = frozenset(CAPABILITIES)
     layer_paths = ("showo.model.layers",)
     image_options = frozenset({"image_steps"})
+    load_extras = {
+        "vae": "the Wan2.1 VAE file (default: $ENTPROBE_SHOWO2_VAE, else Wan2.1_VAE.pth in the model folder)",
+        "vae_posterior": "image prompts: 'mean' (default; the same image gives the same states) or 'sample' "
+        "(a draw, as upstream's inference_mmu.py does; seeded by vae_seed, recorded in the run)",
+        "vae_seed": "the seed of the 'sample' posterior draw, the same for every image (default 0)",
+    }
     image_generator = "rectified flow (Show-o2 ODE sampler, Euler)"
     image_response = "teacher-forced pass of the clean final latent at t=1 (data end)"
     upstream = Upstream(
@@ -83,6 +89,8 @@ class Showo2Adapter(StepwiseImageAdapter):
     ids: dict[str, int] = field(default_factory=dict, kw_only=True)
     upstream_modules: dict[str, Any] = field(default_factory=dict, kw_only=True)
     vae: Any = field(default=None, kw_only=True)  # Show-o2's WanVAE, or None
+    #: the image-prompt latent: the VAE posterior's mean, or a seeded draw (``vae_posterior``)
+    posterior_seed: int | None = field(default=None, kw_only=True)
 
     @classmethod
     def load_from(cls, source: str, options: LoadOptions) -> Showo2Adapter:
@@ -107,6 +115,12 @@ class Showo2Adapter(StepwiseImageAdapter):
             vae_model = mods["models"].WanVAE(vae_pth=str(vae_file), dtype=model.dtype, device=options.device)
         elif options.extras.get("vae") or os.environ.get("ENTPROBE_SHOWO2_VAE"):
             raise ModelLoadError(f"adapter 'showo2': no Wan2.1 VAE file at {str(vae_file)!r}")
+        posterior = str(options.extras.get("vae_posterior", "mean"))
+        if posterior not in ("mean", "sample"):
+            raise ProbeInputError(
+                f"adapter 'showo2': vae_posterior must be 'mean' or 'sample'; got {posterior!r}"
+            )
+        seed = int(options.extras.get("vae_seed", 0)) if posterior == "sample" else None
         tok, ids = mods["models.misc"].get_text_tokenizer(
             model.config.llm_model_path,
             add_showo_tokens=True,
@@ -120,10 +134,13 @@ class Showo2Adapter(StepwiseImageAdapter):
             ids=ids,
             upstream_modules=mods,
             vae=vae_model,
+            posterior_seed=seed,
             extra_identity={
                 "upstream": found["identity"],
                 "llm": model.config.llm_model_path,
                 "vae": str(vae_file) if vae_model is not None else None,
+                # recorded only when not the default mean, so earlier run ids hold
+                **({} if seed is None else {"vae_posterior": f"sample (seed {seed})"}),
             },
         )
         if vae_model is None:  # no image prompts, known before any sample runs
@@ -160,8 +177,15 @@ class Showo2Adapter(StepwiseImageAdapter):
         left, top = int(round((img.width - side) / 2)), int(round((img.height - side) / 2))
         img = img.crop((left, top, left + side, top + side))
         x = torch.tensor(np.asarray(img), dtype=torch.float32).permute(2, 0, 1) / 127.5 - 1
-        # The posterior mean (Show-o2's script samples it): the same image gives the same states.
-        latents = self.vae.sample(x[None, :, None].to(self.device), deterministic=True).squeeze(2).to(m.dtype)
+        # The posterior mean by default (Show-o2's script draws a sample): the same image gives
+        # the same states. `vae_posterior="sample"` draws, seeded alike for every image.
+        x = x[None, :, None].to(self.device)
+        if self.posterior_seed is None:
+            latents = self.vae.sample(x, deterministic=True)
+        else:
+            with seeded(self.posterior_seed, self.device):
+                latents = self.vae.sample(x, deterministic=False)
+        latents = latents.squeeze(2).to(m.dtype)
         und, gen = m.image_embedder_und(latents), m.image_embedder_gen(latents)
         if m.position_embedding.weight.shape[0] == m.image_position_ids.shape[-1]:
             und = und + m.position_embedding(m.image_position_ids)

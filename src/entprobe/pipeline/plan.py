@@ -178,6 +178,9 @@ def _gram_config(
     config["datasets"] = list(datasets)
     if set(levels) & {"text-gen", "image-gen"}:
         config["generation"] = options.generation.to_dict()
+    prompt = adapter.prompt_config(options.generation)
+    if prompt is not None:  # settings that reach the prompt states (Harmon's image-prompt size)
+        config["prompt"] = prompt
     response = adapter.image_response_config(options.image_response_steps, options.generation)
     if "image-gen" in levels and response is not None:
         # Step-wise generators only, so the run ids of the others are as before.

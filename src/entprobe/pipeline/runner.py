@@ -120,7 +120,9 @@ class Runner:
         )
         gen_of = {id(texts[i].record): out for i, out in gens.items()}
         to_encode = [x for x in ready if "prompt" in x.levels and id(x.record) not in gen_of]
-        encoded = self._run_model(to_encode, "prompt", lambda x: Request("prompt", x.record.text, x.image))
+        encoded = self._run_model(
+            to_encode, "prompt", lambda x: Request("prompt", x.record.text, x.image, settings)
+        )
         enc_of = {id(to_encode[i].record): out for i, out in encoded.items()}
         for x in ready:
             if "prompt" in x.levels:
@@ -161,7 +163,7 @@ class Runner:
         try:
             if rec.modality == "image":
                 try:
-                    return _Ready(rec, item.levels, rec.load_image())
+                    return _Ready(rec, item.levels, rec.load_image(mode=self.adapter.image_mode))
                 except Exception as exc:
                     raise SampleFailure(f"unreadable image: {exc}") from exc
             self._check_text(rec)
