@@ -441,8 +441,10 @@ class ModelAdapter(ABC):
         return [self.encode_image(image, question) for image, question in zip(images, questions, strict=True)]
 
     def prompt_passes(self, requests: Sequence[Request]) -> list[Encoded]:
-        """:meth:`prompt_pass` of each request, through :meth:`encode_texts` /
-        :meth:`encode_images` (which batching adapters override)."""
+        """:meth:`prompt_pass` of each request: one at a time, or, for adapters that
+        batch, through their :meth:`encode_texts` / :meth:`encode_images`."""
+        if not self.batched:
+            return [self.prompt_pass(r) for r in requests]
         texts = [r.text for r in requests]
         if requests[0].image is None:
             return self.encode_texts(texts)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import importlib
 import math
 import warnings
-from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,9 +214,6 @@ class HarmonAdapter(EmbedsFamily, StepwiseImageAdapter):
             return self.encode_text(request.text)
         self.require("image-prompt")
         return self._encode(self.image_prompt(request.image, request.text, request.settings))
-
-    def prompt_passes(self, requests: Sequence[Request]) -> list[Encoded]:
-        return [self.prompt_pass(r) for r in requests]
 
     def image_prompt(self, image: Image.Image, question: str, settings: Any = None) -> EmbedPrompt:
         from PIL import Image as PILImage

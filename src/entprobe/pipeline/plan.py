@@ -125,7 +125,6 @@ def make_plan(
     run_id = run_id_for(gram_config, options.estimator)
     model_name = options.model or adapter.source or gram_config["model"]["source"]
     buckets, lengths = _length_buckets(adapter, prompt_sets, options.length_thresholds)
-    plan_args = dict(levels=levels, records=records, options=options, gram_config=gram_config)
     planned = sum(
         sum(lv in MODALITY_LEVELS[rec.modality] for lv in levels)
         for rec in records
@@ -144,8 +143,8 @@ def make_plan(
         "last_layer": options.last_layer,
     }
     return ProbePlan(
-        **plan_args, gram_id=gram_id, run_id=run_id, model_name=model_name, config=config,
-        buckets=buckets, lengths=lengths,
+        levels=levels, records=records, options=options, gram_config=gram_config, gram_id=gram_id,
+        run_id=run_id, model_name=model_name, config=config, buckets=buckets, lengths=lengths,
     )  # fmt: skip
 
 

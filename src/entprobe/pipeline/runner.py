@@ -14,9 +14,11 @@ failed. Each (sample, level) whose states exist goes to the estimation queue
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,6 +26,7 @@ import torch
 from ..capture import Role
 from ..errors import StoreError
 from ..models.requests import Request
+from ..store.grams import safe_name
 from ._overlap import EstimationQueue, Job
 from .estimate import LevelEstimate, LevelStates, estimate_level
 from .plan import ProbePlan, WorkItem
@@ -296,11 +299,6 @@ class Runner:
         return out
 
     def _save_image(self, rec: Any, image: Any) -> str:
-        import os
-        from pathlib import Path
-
-        from ..store.grams import safe_name
-
         folder = Path(self.plan.options.save_images) / safe_name(self.plan.gram_id) / safe_name(rec.dataset)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{safe_name(rec.id)}.png"
